@@ -1,0 +1,41 @@
+// hospes: the command line of the hypervisor.
+#include <csignal>
+
+#include <CLI/CLI.hpp>
+
+#include "cli/run_command.hpp"
+#include "common/log.hpp"
+#include "vmm/stop_signal.hpp"
+
+int main(int argc, char** argv) {
+    // Before any thread exists: the stop signals and the vCPU kick are
+    // handled only where the monitor waits for them.
+    hospes::StopSignal::block_in_this_thread();
+    sigset_t kick;
+    sigemptyset(&kick);
+    sigaddset(&kick, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &kick, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);
+
+    CLI::App app{"hospes: a paravirtualizing hypervisor on Linux KVM"};
+    app.require_subcommand(1);
+    bool verbose = false;
+    app.add_flag("-v,--verbose", verbose, "log debug messages");
+    hospes::cli::RunOptions run_options;
+    hospes::cli::add_run_command(app, run_options);
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        hospes::log::init(false);
+        hospes::log::error("{}", e.what());
+        return hospes::kExitBadInput;
+    }
+    hospes::log::init(verbose);
+    if (app.got_subcommand("run")) return hospes::cli::run_command(run_options);
+    return hospes::kExitBadInput;
+}

@@ -1,0 +1,64 @@
+#include "cli/run_command.hpp"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "common/log.hpp"
+#include "common/size.hpp"
+#include "vmm/host_console.hpp"
+
+namespace hospes::cli {
+
+void add_run_command(CLI::App& app, RunOptions& options) {
+    auto* run = app.add_subcommand("run", "Boot a guest; its console is this terminal (Ctrl-A x quits)");
+    run->add_option("--kernel", options.kernel, "bzImage or vmlinux ELF (default: the default guest)");
+    run->add_option("--initrd", options.initrd, "initramfs or initrd image");
+    run->add_option("--cmdline", options.cmdline, "kernel command line")->capture_default_str();
+    run->add_option("--memory", options.memory, "guest RAM, e.g. 512M or 4G (a bare number is MiB)")
+        ->capture_default_str();
+    run->add_option("--vcpus", options.vcpus, "number of virtual CPUs")->capture_default_str();
+}
+
+std::string default_guest_dir() {
+    if (const char* dir = std::getenv("HOSPES_GUEST_DIR"); dir != nullptr && *dir != '\0') return dir;
+    return HOSPES_DEFAULT_GUEST_DIR;
+}
+
+Result<MachineConfig> machine_config(const RunOptions& options, const std::string& default_guest_dir) {
+    MachineConfig config;
+    auto memory = parse_size(options.memory);
+    if (!memory) return std::unexpected(Error{ErrorKind::BadInput, "--memory: " + memory.error().message});
+    config.memory_size = *memory;
+    config.vcpus = options.vcpus;
+    config.cmdline = options.cmdline;
+    config.kernel_path = options.kernel;
+    config.initrd_path = options.initrd;
+    if (config.kernel_path.empty()) {
+        std::filesystem::path dir(default_guest_dir);
+        config.kernel_path = dir / "vmlinuz";
+        if (config.initrd_path.empty()) config.initrd_path = dir / "initramfs.cpio.gz";
+        if (!std::filesystem::exists(config.kernel_path))
+            return bad_input("no --kernel given and the default guest is not built in {} (run `make guest`)",
+                             default_guest_dir);
+    }
+    return config;
+}
+
+int run_command(const RunOptions& options) {
+    auto config = machine_config(options, default_guest_dir());
+    if (!config) {
+        log::error("{}", config.error().message);
+        return exit_status_for(config.error());
+    }
+    HostConsole console(STDIN_FILENO, STDOUT_FILENO);
+    auto machine = Machine::create(*config, console);
+    if (!machine) {
+        log::error("{}", machine.error().message);
+        return exit_status_for(machine.error());
+    }
+    return (*machine)->run();
+}
+
+}  // namespace hospes::cli

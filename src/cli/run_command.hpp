@@ -1,0 +1,36 @@
+// `hospes run`: boot one guest in this process, console on stdin/stdout.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <string>
+
+#include "common/error.hpp"
+#include "vmm/machine.hpp"
+
+namespace hospes::cli {
+
+// The kernel command line when --cmdline is not given.
+inline constexpr const char* kDefaultCmdline = "console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux";
+
+struct RunOptions {
+    std::string kernel;
+    std::string initrd;
+    std::string cmdline = kDefaultCmdline;
+    std::string memory = "512M";
+    uint32_t vcpus = 1;
+};
+
+void add_run_command(CLI::App& app, RunOptions& options);
+
+// Turns the options into a machine description, filling in the default
+// guest when no kernel was named. `default_guest_dir` is where it lives.
+Result<MachineConfig> machine_config(const RunOptions& options, const std::string& default_guest_dir);
+
+// Where the default guest is: $HOSPES_GUEST_DIR, else the build tree's.
+std::string default_guest_dir();
+
+int run_command(const RunOptions& options);
+
+}  // namespace hospes::cli

@@ -1,0 +1,16 @@
+// Logging to stderr through spdlog, one line per event, prefixed "hospes:".
+#pragma once
+
+#include <spdlog/spdlog.h>
+
+namespace hospes::log {
+
+// Installs the stderr logger; `verbose` enables debug messages.
+void init(bool verbose);
+
+using spdlog::debug;
+using spdlog::error;
+using spdlog::info;
+using spdlog::warn;
+
+}  // namespace hospes::log

@@ -1,0 +1,42 @@
+#include "vmm/guest_memory.hpp"
+
+namespace hospes {
+
+Result<GuestMemory> GuestMemory::create(std::span<const std::pair<uint64_t, uint64_t>> ranges) {
+    GuestMemory memory;
+    for (auto [address, size] : ranges) {
+        auto host = Mapping::anonymous(size);
+        if (!host) return std::unexpected(host.error());
+        memory.regions_.push_back({address, std::move(*host)});
+    }
+    return memory;
+}
+
+uint64_t GuestMemory::total_size() const {
+    uint64_t total = 0;
+    for (const auto& region : regions_) total += region.host.size();
+    return total;
+}
+
+std::span<uint8_t> GuestMemory::slice(uint64_t address, uint64_t size) const {
+    for (const auto& region : regions_) {
+        uint64_t start = region.guest_address;
+        uint64_t length = region.host.size();
+        // Written so that no sum can overflow with guest-chosen values.
+        if (address < start || address - start >= length) continue;
+        uint64_t offset = address - start;
+        if (size > length - offset) return {};
+        return {region.host.data() + offset, size};
+    }
+    return {};
+}
+
+Result<void> GuestMemory::write(uint64_t address, std::span<const uint8_t> bytes) const {
+    auto target = slice(address, bytes.size());
+    if (target.size() != bytes.size() || (bytes.empty() && slice(address, 1).empty()))
+        return bad_input("{} bytes at guest address {:#x} do not fit in guest memory", bytes.size(), address);
+    if (!bytes.empty()) std::memcpy(target.data(), bytes.data(), bytes.size());
+    return {};
+}
+
+}  // namespace hospes

@@ -1,0 +1,171 @@
+#include "vmm/machine.hpp"
+
+#include <pthread.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <fstream>
+#include <thread>
+
+#include "arch/x86_64/boot.hpp"
+#include "arch/x86_64/cpuid.hpp"
+#include "arch/x86_64/e820.hpp"
+#include "arch/x86_64/kernel_image.hpp"
+#include "arch/x86_64/layout.hpp"
+#include "arch/x86_64/mptable.hpp"
+#include "arch/x86_64/vcpu_setup.hpp"
+#include "common/log.hpp"
+#include "common/size.hpp"
+#include "devices/legacy/i8042.hpp"
+#include "devices/legacy/rtc.hpp"
+#include "devices/legacy/serial.hpp"
+#include "vmm/vcpu_loop.hpp"
+
+namespace hospes {
+
+namespace {
+
+Result<std::vector<uint8_t>> read_file(const std::string& path, const char* what) {
+    struct stat info{};
+    if (::stat(path.c_str(), &info) != 0) return bad_input("cannot read {} '{}': {}", what, path, std::strerror(errno));
+    if (!S_ISREG(info.st_mode)) return bad_input("{} '{}' is not a regular file", what, path);
+    std::ifstream file(path, std::ios::binary);
+    if (!file) return bad_input("cannot read {} '{}': {}", what, path, std::strerror(errno));
+    std::vector<uint8_t> bytes(static_cast<size_t>(info.st_size));
+    if (!file.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size())))
+        return bad_input("cannot read {} '{}': read failed", what, path);
+    return bytes;
+}
+
+}  // namespace
+
+uint64_t host_memory_size() {
+    std::ifstream meminfo("/proc/meminfo");
+    std::string key;
+    uint64_t kib = 0;
+    while (meminfo >> key >> kib) {
+        if (key == "MemTotal:") return kib * KiB;
+        meminfo.ignore(64, '\n');
+    }
+    return 0;
+}
+
+Result<void> check_machine_limits(const MachineConfig& config, int kvm_max_vcpus, uint64_t host_memory) {
+    uint32_t max_vcpus = std::min<uint32_t>(static_cast<uint32_t>(std::max(kvm_max_vcpus, 1)), x86::kMaxMpTableVcpus);
+    if (config.vcpus == 0) return bad_input("--vcpus must be at least 1");
+    if (config.vcpus > max_vcpus) return bad_input("--vcpus {} is more than the {} this host allows", config.vcpus, max_vcpus);
+    if (config.memory_size < kMinimumMemory)
+        return bad_input("memory too small: {} KiB; at least {} MiB", config.memory_size / KiB, kMinimumMemory / MiB);
+    if (config.memory_size % (4 * KiB) != 0) return bad_input("memory size must be a multiple of 4 KiB");
+    if (host_memory != 0 && config.memory_size > host_memory)
+        return bad_input("memory too large: {} MiB requested, the host has {} MiB", config.memory_size / MiB,
+                         host_memory / MiB);
+    return {};
+}
+
+Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& config, HostConsole& console) {
+    // The user's mistakes first, before any host limitation can hide them.
+    if (auto r = check_machine_limits(config, x86::kMaxMpTableVcpus, host_memory_size()); !r)
+        return std::unexpected(r.error());
+    auto kernel_file = read_file(config.kernel_path, "kernel");
+    if (!kernel_file) return std::unexpected(kernel_file.error());
+    std::vector<uint8_t> initrd;
+    if (!config.initrd_path.empty()) {
+        auto initrd_file = read_file(config.initrd_path, "initrd");
+        if (!initrd_file) return std::unexpected(initrd_file.error());
+        initrd = std::move(*initrd_file);
+    }
+    auto kernel = x86::parse_kernel_image(*kernel_file);
+    if (!kernel) return std::unexpected(Error{kernel.error().kind, config.kernel_path + ": " + kernel.error().message});
+
+    auto system = kvm::System::open();
+    if (!system) return std::unexpected(system.error());
+    if (auto r = check_machine_limits(config, system->max_vcpus(), host_memory_size()); !r)
+        return std::unexpected(r.error());
+
+    auto vm = system->create_vm();
+    if (!vm) return std::unexpected(vm.error());
+    if (auto r = vm->set_identity_map_address(x86::kIdentityMapAddress); !r) return std::unexpected(r.error());
+    if (auto r = vm->set_tss_address(x86::kTssAddress); !r) return std::unexpected(r.error());
+    if (auto r = vm->create_irqchip(); !r) return std::unexpected(r.error());
+    if (auto r = vm->create_pit(); !r) return std::unexpected(r.error());
+
+    std::vector<std::pair<uint64_t, uint64_t>> ranges;
+    for (const auto& range : x86::ram_ranges(config.memory_size)) ranges.emplace_back(range.guest_address, range.size);
+    auto memory = GuestMemory::create(ranges);
+    if (!memory) return std::unexpected(memory.error());
+    uint32_t slot = 0;
+    for (const auto& region : memory->regions())
+        if (auto r = vm->set_memory_region(slot++, region.guest_address, region.host.size(), region.host.data()); !r)
+            return std::unexpected(r.error());
+
+    x86::BootConfig boot{config.memory_size, config.vcpus, config.cmdline, initrd};
+    auto entry = x86::load_guest(*memory, *kernel, boot);
+    if (!entry) return std::unexpected(entry.error());
+
+    // PVM hosts refuse KVM_GET_SUPPORTED_CPUID; their guests then see KVM's
+    // own default CPUID, which is all a PVM guest can use anyway.
+    auto supported_cpuid = system->supported_cpuid();
+    if (!supported_cpuid) {
+        log::warn("{}: the guest keeps KVM's default CPUID", supported_cpuid.error().message);
+        supported_cpuid = std::vector<kvm_cpuid_entry2>{};
+    }
+
+    std::unique_ptr<Machine> machine(new Machine(std::move(*system), std::move(*vm), std::move(*memory), console));
+    for (uint32_t index = 0; index < config.vcpus; ++index) {
+        auto vcpu = machine->vm_.create_vcpu(index);
+        if (!vcpu) return std::unexpected(vcpu.error());
+        auto cpuid = supported_cpuid->empty() ? std::vector<kvm_cpuid_entry2>{}
+                                              : x86::vcpu_cpuid(*supported_cpuid, index, config.vcpus);
+        if (auto r = x86::setup_vcpu(*vcpu, cpuid); !r)
+            return std::unexpected(r.error());
+        if (index == 0)
+            if (auto r = x86::set_boot_registers(*vcpu, *entry); !r) return std::unexpected(r.error());
+        machine->vcpus_.push_back(std::move(*vcpu));
+    }
+    if (auto r = machine->add_legacy_devices(); !r) return std::unexpected(r.error());
+    return machine;
+}
+
+Machine::~Machine() = default;
+
+Result<void> Machine::add_legacy_devices() {
+    auto irq_line = [this](uint32_t irq) {
+        return [this, irq](bool level) {
+            if (auto r = vm_.set_irq_line(irq, level); !r) log::warn("{}", r.error().message);
+        };
+    };
+    serial_ = std::make_shared<devices::Serial>([this](uint8_t byte) { console_.write(byte); },
+                                                irq_line(devices::Serial::kCom1Irq));
+    if (auto r = pio_.add(devices::Serial::kCom1Base, devices::Serial::kRegisterCount, serial_); !r) return r;
+    auto i8042 = std::make_shared<devices::I8042>([this] { stop_.request(kExitGuestStopped); },
+                                                  irq_line(devices::I8042::kKeyboardIrq));
+    if (auto r = pio_.add(devices::I8042::kBase, devices::I8042::kSize, i8042); !r) return r;
+    return pio_.add(devices::Rtc::kBase, devices::Rtc::kSize, std::make_shared<devices::Rtc>());
+}
+
+int Machine::run() {
+    install_vcpu_kick_handler();
+    console_.start([this](std::span<const uint8_t> bytes) { return serial_->receive(bytes); },
+                   [this] { stop_.request(kExitGuestStopped); });
+
+    std::vector<std::thread> threads;
+    threads.reserve(vcpus_.size());
+    for (auto& vcpu : vcpus_) {
+        threads.emplace_back([this, &vcpu] {
+            sigset_t kick;
+            sigemptyset(&kick);
+            sigaddset(&kick, SIGUSR1);
+            pthread_sigmask(SIG_UNBLOCK, &kick, nullptr);
+            run_vcpu(vcpu, VcpuBuses{pio_, mmio_}, stop_);
+        });
+    }
+    int status = stop_.wait();
+    for (size_t i = 0; i < threads.size(); ++i) kick_vcpu(vcpus_[i], threads[i].native_handle());
+    for (auto& thread : threads) thread.join();
+    serial_->stop_input();
+    console_.stop();
+    return status;
+}
+
+}  // namespace hospes

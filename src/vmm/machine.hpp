@@ -1,0 +1,67 @@
+// One guest: its KVM VM, memory, vCPUs and devices, built from a
+// MachineConfig, and the threads that run it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/error.hpp"
+#include "kvm/system.hpp"
+#include "kvm/vcpu.hpp"
+#include "kvm/vm.hpp"
+#include "vmm/guest_memory.hpp"
+#include "vmm/host_console.hpp"
+#include "vmm/io_bus.hpp"
+#include "vmm/stop_signal.hpp"
+
+namespace hospes {
+
+namespace devices {
+class Serial;
+}
+
+struct MachineConfig {
+    std::string kernel_path;
+    std::string initrd_path;  // empty: none
+    std::string cmdline;
+    uint64_t memory_size = 0;
+    uint32_t vcpus = 1;
+};
+
+inline constexpr uint64_t kMinimumMemory = 4 * 1024 * 1024;
+
+class Machine {
+public:
+    static Result<std::unique_ptr<Machine>> create(const MachineConfig& config, HostConsole& console);
+    ~Machine();
+
+    // Runs the guest until it reboots, powers off or crashes, or the host
+    // signals the monitor; returns the monitor's exit status.
+    int run();
+
+private:
+    Machine(kvm::System system, kvm::Vm vm, GuestMemory memory, HostConsole& console)
+        : system_(std::move(system)), vm_(std::move(vm)), memory_(std::move(memory)), console_(console) {}
+    Result<void> add_legacy_devices();
+
+    kvm::System system_;
+    kvm::Vm vm_;
+    GuestMemory memory_;
+    HostConsole& console_;
+    std::vector<kvm::Vcpu> vcpus_;
+    IoBus pio_;
+    IoBus mmio_;
+    std::shared_ptr<devices::Serial> serial_;
+    StopSignal stop_;
+};
+
+// Checks the memory size and vCPU count against the host before anything
+// is reserved; the errors name the limit.
+Result<void> check_machine_limits(const MachineConfig& config, int kvm_max_vcpus, uint64_t host_memory);
+
+// Total RAM of the host in bytes (MemTotal).
+uint64_t host_memory_size();
+
+}  // namespace hospes
