@@ -9,7 +9,7 @@ packages=(
   # libraries
   libcli11-dev libfmt-dev libspdlog-dev libgtest-dev libgmock-dev libbenchmark-dev
   # default guest and nested lab
-  busybox-static cpio xz-utils gzip zstd qemu-system-x86 file
+  busybox-static cpio lz4 xz-utils gzip zstd qemu-system-x86 file
 )
 
 missing=()

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <memory>
 
+#include "kvm/abi.hpp"
 #include "kvm/vm.hpp"
 
 namespace hospes::kvm {
@@ -68,13 +69,16 @@ int System::max_vcpus() const {
 
 Result<std::vector<kvm_cpuid_entry2>> System::supported_cpuid() const {
     // KVM fills a caller-sized array; grow it until it fits (E2BIG).
-    for (size_t capacity = 128; capacity <= 4096; capacity *= 2) {
-        size_t bytes = sizeof(kvm_cpuid2) + capacity * sizeof(kvm_cpuid_entry2);
+    for (size_t capacity = 64; capacity <= 1024; capacity *= 2) {
+        size_t bytes = sizeof(abi::CpuidHeader) + capacity * sizeof(kvm_cpuid_entry2);
         auto storage = std::make_unique<uint64_t[]>((bytes + 7) / 8);
-        auto* cpuid = reinterpret_cast<kvm_cpuid2*>(storage.get());  // Safe: sized and aligned above.
-        cpuid->nent = static_cast<uint32_t>(capacity);
-        if (::ioctl(fd_.get(), KVM_GET_SUPPORTED_CPUID, cpuid) == 0)
-            return std::vector<kvm_cpuid_entry2>(cpuid->entries, cpuid->entries + cpuid->nent);
+        auto* header = reinterpret_cast<abi::CpuidHeader*>(storage.get());  // Safe: sized and aligned above.
+        header->nent = static_cast<uint32_t>(capacity);
+        // Safe: the buffer holds `nent` entries after the header, as KVM expects.
+        if (::ioctl(fd_.get(), abi::kGetSupportedCpuid, header) == 0) {
+            auto* entries = reinterpret_cast<const kvm_cpuid_entry2*>(header + 1);
+            return std::vector<kvm_cpuid_entry2>(entries, entries + header->nent);
+        }
         if (errno != E2BIG) return errno_error("KVM_GET_SUPPORTED_CPUID");
     }
     return host_error("KVM_GET_SUPPORTED_CPUID: too many entries");

@@ -2,7 +2,10 @@
 
 #include <sys/ioctl.h>
 
+#include <algorithm>
 #include <memory>
+
+#include "kvm/abi.hpp"
 
 namespace hospes::kvm {
 
@@ -56,25 +59,23 @@ Result<void> Vcpu::set_fpu(const kvm_fpu& fpu) {
 }
 
 Result<void> Vcpu::set_cpuid(std::span<const kvm_cpuid_entry2> entries) {
-    size_t bytes = sizeof(kvm_cpuid2) + entries.size() * sizeof(kvm_cpuid_entry2);
+    size_t bytes = sizeof(abi::CpuidHeader) + entries.size() * sizeof(kvm_cpuid_entry2);
     auto storage = std::make_unique<uint64_t[]>((bytes + 7) / 8);
-    auto* cpuid = reinterpret_cast<kvm_cpuid2*>(storage.get());  // Safe: sized and aligned above.
-    cpuid->nent = static_cast<uint32_t>(entries.size());
-    std::copy(entries.begin(), entries.end(), cpuid->entries);
-    return vcpu_ioctl(fd_.get(), KVM_SET_CPUID2, cpuid, "KVM_SET_CPUID2", id_);
+    auto* header = reinterpret_cast<abi::CpuidHeader*>(storage.get());  // Safe: sized and aligned above.
+    header->nent = static_cast<uint32_t>(entries.size());
+    std::copy(entries.begin(), entries.end(), reinterpret_cast<kvm_cpuid_entry2*>(header + 1));
+    return vcpu_ioctl(fd_.get(), abi::kSetCpuid2, header, "KVM_SET_CPUID2", id_);
 }
 
 Result<size_t> Vcpu::set_msrs(std::span<const std::pair<uint32_t, uint64_t>> msrs) {
-    size_t bytes = sizeof(kvm_msrs) + msrs.size() * sizeof(kvm_msr_entry);
+    size_t bytes = sizeof(abi::MsrsHeader) + msrs.size() * sizeof(kvm_msr_entry);
     auto storage = std::make_unique<uint64_t[]>((bytes + 7) / 8);
-    auto* list = reinterpret_cast<kvm_msrs*>(storage.get());  // Safe: sized and aligned above.
-    list->nmsrs = static_cast<uint32_t>(msrs.size());
-    for (size_t i = 0; i < msrs.size(); ++i) {
-        list->entries[i].index = msrs[i].first;
-        list->entries[i].data = msrs[i].second;
-    }
+    auto* header = reinterpret_cast<abi::MsrsHeader*>(storage.get());  // Safe: sized and aligned above.
+    header->nmsrs = static_cast<uint32_t>(msrs.size());
+    auto* entries = reinterpret_cast<kvm_msr_entry*>(header + 1);
+    for (size_t i = 0; i < msrs.size(); ++i) entries[i] = kvm_msr_entry{msrs[i].first, 0, msrs[i].second};
     // Safe: the list holds nmsrs initialised entries; KVM returns how many it set.
-    int set = ::ioctl(fd_.get(), KVM_SET_MSRS, list);
+    int set = ::ioctl(fd_.get(), abi::kSetMsrs, header);
     if (set < 0) return errno_error("KVM_SET_MSRS on vCPU {}", id_);
     return static_cast<size_t>(set);
 }

@@ -1,7 +1,9 @@
 #include "vmm/machine.hpp"
 
 #include <pthread.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <fstream>
@@ -16,6 +18,8 @@
 #include "arch/x86_64/vcpu_setup.hpp"
 #include "common/log.hpp"
 #include "common/size.hpp"
+#include "arch/x86_64/acpi.hpp"
+#include "devices/legacy/acpi_pm.hpp"
 #include "devices/legacy/i8042.hpp"
 #include "devices/legacy/rtc.hpp"
 #include "devices/legacy/serial.hpp"
@@ -141,7 +145,9 @@ Result<void> Machine::add_legacy_devices() {
     auto i8042 = std::make_shared<devices::I8042>([this] { stop_.request(kExitGuestStopped); },
                                                   irq_line(devices::I8042::kKeyboardIrq));
     if (auto r = pio_.add(devices::I8042::kBase, devices::I8042::kSize, i8042); !r) return r;
-    return pio_.add(devices::Rtc::kBase, devices::Rtc::kSize, std::make_shared<devices::Rtc>());
+    if (auto r = pio_.add(devices::Rtc::kBase, devices::Rtc::kSize, std::make_shared<devices::Rtc>()); !r) return r;
+    auto stopped = [this] { stop_.request(kExitGuestStopped); };
+    return pio_.add(x86::kAcpiPmBase, x86::kAcpiPmSize, std::make_shared<devices::AcpiPm>(stopped, stopped));
 }
 
 int Machine::run() {
@@ -165,7 +171,31 @@ int Machine::run() {
     for (auto& thread : threads) thread.join();
     serial_->stop_input();
     console_.stop();
+    log_memory_use();
     return status;
+}
+
+void Machine::log_memory_use() const {
+    // The monitor's own cost: resident set minus the guest pages in it.
+    uint64_t guest_resident = 0;
+    const long page = ::sysconf(_SC_PAGESIZE);
+    for (const auto& region : memory_.regions()) {
+        std::vector<unsigned char> pages(region.host.size() / static_cast<uint64_t>(page));
+        if (::mincore(region.host.data(), region.host.size(), pages.data()) != 0) return;
+        for (unsigned char p : pages) guest_resident += (p & 1) ? static_cast<uint64_t>(page) : 0;
+    }
+    std::ifstream status("/proc/self/status");
+    std::string key;
+    uint64_t rss_kib = 0;
+    while (status >> key) {
+        if (key == "VmRSS:") {
+            status >> rss_kib;
+            break;
+        }
+        status.ignore(256, '\n');
+    }
+    log::debug("memory: rss {} KiB, guest resident {} KiB, monitor overhead {} KiB", rss_kib, guest_resident / KiB,
+               rss_kib - std::min(rss_kib, guest_resident / KiB));
 }
 
 }  // namespace hospes

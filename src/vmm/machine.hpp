@@ -45,6 +45,7 @@ private:
     Machine(kvm::System system, kvm::Vm vm, GuestMemory memory, HostConsole& console)
         : system_(std::move(system)), vm_(std::move(vm)), memory_(std::move(memory)), console_(console) {}
     Result<void> add_legacy_devices();
+    void log_memory_use() const;
 
     kvm::System system_;
     kvm::Vm vm_;

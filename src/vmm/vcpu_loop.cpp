@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include <csignal>
+#include <ctime>
 
 #include "common/log.hpp"
 
@@ -51,6 +52,14 @@ void kick_vcpu(kvm::Vcpu& vcpu, pthread_t thread) {
 
 void run_vcpu(kvm::Vcpu& vcpu, VcpuBuses buses, StopSignal& stop) {
     kvm_run* run = vcpu.run_area();
+    if (vcpu.id() == 0) {
+        // For bench/: how long the monitor took from exec to running the guest.
+        timespec now{}, cpu{};
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
+        log::debug("first KVM_RUN: monotonic {} ns, process CPU {} us", now.tv_sec * 1000000000ll + now.tv_nsec,
+                   cpu.tv_sec * 1000000ll + cpu.tv_nsec / 1000);
+    }
     while (!stop.requested()) {
         auto ran = vcpu.run();
         if (!ran) {

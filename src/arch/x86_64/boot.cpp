@@ -4,6 +4,7 @@
 #include <array>
 #include <cstring>
 
+#include "arch/x86_64/acpi.hpp"
 #include "arch/x86_64/e820.hpp"
 #include "arch/x86_64/layout.hpp"
 #include "arch/x86_64/mptable.hpp"
@@ -75,7 +76,7 @@ Result<Placed> place_initrd(const GuestMemory& memory, const KernelImage& kernel
 }
 
 Result<uint64_t> write_zero_page(const GuestMemory& memory, const KernelImage& kernel, const BootConfig& config,
-                                 Placed initrd) {
+                                 Placed initrd, uint64_t rsdp) {
     BootParams params{};
     if (kernel.setup_header) {
         params.hdr = *kernel.setup_header;
@@ -98,6 +99,7 @@ Result<uint64_t> write_zero_page(const GuestMemory& memory, const KernelImage& k
     params.hdr.cmd_line_ptr = static_cast<uint32_t>(kCmdlineAddress);
     params.hdr.ramdisk_image = static_cast<uint32_t>(initrd.address);
     params.hdr.ramdisk_size = static_cast<uint32_t>(initrd.size);
+    params.acpi_rsdp_addr = rsdp;
     auto map = e820_map(config.memory_size);
     std::copy(map.begin(), map.end(), params.e820_table);
     params.e820_entries = static_cast<uint8_t>(map.size());
@@ -105,13 +107,15 @@ Result<uint64_t> write_zero_page(const GuestMemory& memory, const KernelImage& k
     return kBootParamsAddress;
 }
 
-Result<uint64_t> write_pvh_start_info(const GuestMemory& memory, const BootConfig& config, Placed initrd) {
+Result<uint64_t> write_pvh_start_info(const GuestMemory& memory, const BootConfig& config, Placed initrd,
+                                      uint64_t rsdp) {
     constexpr uint64_t kModuleAddress = kPvhStartInfoAddress + 0x40;
     constexpr uint64_t kMemmapAddress = kPvhStartInfoAddress + 0x100;
     PvhStartInfo info{};
     info.magic = kPvhStartMagic;
     info.version = 1;
     info.cmdline_paddr = kCmdlineAddress;
+    info.rsdp_paddr = rsdp;
     if (initrd.size != 0) {
         PvhModule module{initrd.address, initrd.size, 0, 0};
         if (auto r = memory.write_object(kModuleAddress, module); !r) return std::unexpected(r.error());
@@ -147,11 +151,16 @@ Result<BootEntry> load_guest(const GuestMemory& memory, const KernelImage& kerne
     auto mp_table = build_mp_table(kEbdaAddress, config.vcpus);
     if (!mp_table) return std::unexpected(mp_table.error());
     if (auto r = memory.write(kEbdaAddress, *mp_table); !r) return std::unexpected(r.error());
+    auto acpi = build_acpi_tables(kAcpiAddress, config.vcpus);
+    if (!acpi) return std::unexpected(acpi.error());
+    if (kAcpiAddress + acpi->bytes.size() > kHighMemoryStart) return bad_input("ACPI tables do not fit below 1 MiB");
+    if (auto r = memory.write(kAcpiAddress, acpi->bytes); !r) return std::unexpected(r.error());
     if (auto r = write_gdt(memory); !r) return std::unexpected(r.error());
 
     BootEntry entry{kernel.mode, kernel.entry, 0};
-    Result<uint64_t> info = kernel.mode == EntryMode::Pvh32 ? write_pvh_start_info(memory, config, *initrd)
-                                                            : write_zero_page(memory, kernel, config, *initrd);
+    Result<uint64_t> info = kernel.mode == EntryMode::Pvh32
+                                ? write_pvh_start_info(memory, config, *initrd, acpi->rsdp_address)
+                                : write_zero_page(memory, kernel, config, *initrd, acpi->rsdp_address);
     if (!info) return std::unexpected(info.error());
     entry.boot_info = *info;
     if (kernel.mode == EntryMode::Linux64) {

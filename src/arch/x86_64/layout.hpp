@@ -14,6 +14,7 @@ inline constexpr uint64_t kPdAddress = 0xb000;            // four page directori
 inline constexpr uint64_t kCmdlineAddress = 0x20000;
 inline constexpr uint64_t kCmdlineMaxSize = 0x10000;
 inline constexpr uint64_t kEbdaAddress = 0x9fc00;         // MP table; reserved up to 1 MiB
+inline constexpr uint64_t kAcpiAddress = 0xe0000;         // RSDP and tables, where the kernel scans
 inline constexpr uint64_t kHighMemoryStart = 0x100000;   // kernels load at 1 MiB
 inline constexpr uint64_t kMmioHoleStart = 0xc0000000;   // 3 GiB: 32-bit devices, IOAPIC, LAPIC
 inline constexpr uint64_t kMmioHoleEnd = 0x100000000;    // 4 GiB

@@ -7,7 +7,7 @@ namespace {
 constexpr uint64_t kDataPort = 0;     // 0x60
 constexpr uint64_t kCommandPort = 4;  // 0x64
 
-constexpr uint8_t kStatusOutputFull = 0x01, kStatusSystemFlag = 0x04, kStatusCommand = 0x08;
+constexpr uint8_t kStatusOutputFull = 0x01, kStatusSystemFlag = 0x04, kStatusCommand = 0x08, kStatusUnlocked = 0x10;
 constexpr uint8_t kControlKeyboardInterrupt = 0x01;
 
 constexpr uint8_t kReadControl = 0x20, kWriteControl = 0x60, kDisableAux = 0xa7, kEnableAux = 0xa8,
@@ -33,7 +33,7 @@ void I8042::read(uint64_t offset, std::span<uint8_t> bytes) {
         }
         update_interrupt();
     } else if (offset == kCommandPort) {
-        value = static_cast<uint8_t>(kStatusSystemFlag | (last_write_was_command_ ? kStatusCommand : 0) |
+        value = static_cast<uint8_t>(kStatusSystemFlag | kStatusUnlocked | (last_write_was_command_ ? kStatusCommand : 0) |
                                      (output_.empty() ? 0 : kStatusOutputFull));
     }
     bytes[0] = value;
