@@ -95,6 +95,18 @@ TEST(Monitor, RtcShowsTheHostDate) {
     EXPECT_TRUE(contains(r.output, expected)) << r.output << " expected " << expected;
 }
 
+TEST(Monitor, KvmParavirtualFeaturesAreExposed) {
+    auto r = guest("cpuid");
+    EXPECT_EQ(r.status, 0) << r.output;
+    auto at = r.output.find("signature=KVMKVMKVM features=");
+    ASSERT_NE(at, std::string::npos) << r.output;
+    unsigned long features = std::stoul(r.output.substr(at + 29), nullptr, 16);
+    EXPECT_TRUE(features & (1u << 3)) << "kvm-clock (CLOCKSOURCE2)";
+    EXPECT_TRUE(features & (1u << 6)) << "PV EOI";
+    EXPECT_TRUE(features & (1u << 7)) << "PV unhalt, which PV spinlocks need";
+    EXPECT_TRUE(contains(r.output, "apic=0 hypervisor\n")) << r.output;
+}
+
 TEST(Monitor, TripleFaultExitsThreeWithRegisterDump) {
     auto r = guest("triple");
     EXPECT_EQ(r.status, 3) << r.output;

@@ -10,6 +10,7 @@
  *   memory  write and read back a pattern at the top of low RAM
  *   rtc     print the CMOS clock's date
  *   echo    echo one line received on COM1
+ *   cpuid   print the hypervisor signature and KVM's PV feature bits
  *   triple  fault with no IDT
  */
 #include <stdint.h>
@@ -135,6 +136,25 @@ void guest_main(const uint8_t *boot_params) {
             putc_(c);
             if (c == '\n') break;
         }
+    } else if (streq(cmdline, "cpuid")) {
+        uint32_t eax, ebx, ecx, edx;
+        __asm__ volatile("cpuid" : "=a"(eax), "=b"(ebx), "=c"(ecx), "=d"(edx) : "a"(0x40000000), "c"(0));
+        char signature[13];
+        for (int i = 0; i < 4; i++) {
+            signature[i] = (char)(ebx >> (8 * i));
+            signature[4 + i] = (char)(ecx >> (8 * i));
+            signature[8 + i] = (char)(edx >> (8 * i));
+        }
+        signature[12] = 0;
+        __asm__ volatile("cpuid" : "=a"(eax), "=b"(ebx), "=c"(ecx), "=d"(edx) : "a"(0x40000001), "c"(0));
+        puts_("signature=");
+        puts_(signature);
+        puts_(" features=");
+        put_hex(eax);
+        __asm__ volatile("cpuid" : "=a"(eax), "=b"(ebx), "=c"(ecx), "=d"(edx) : "a"(1), "c"(0));
+        puts_(" apic=");
+        put_dec(ebx >> 24);
+        puts_(ecx & (1u << 31) ? " hypervisor\n" : "\n");
     } else if (streq(cmdline, "triple")) {
         static const struct { uint16_t limit; uint64_t base; } __attribute__((packed)) empty = {0, 0};
         __asm__ volatile("lidt %0; ud2" : : "m"(empty));

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# lab-run.sh [--lab-dir DIR] [--timeout S] [--log FILE] TEST_SCRIPT
+#
+# Boots the nested lab (built by tests/lab/build-lab.sh) under QEMU TCG with
+# emulated AMD-V, runs TEST_SCRIPT inside it as /lab/test.sh (busybox sh,
+# hospes at /usr/bin/hospes, the default guest in /guest) and reports the
+# script's result.
+#
+# Options:
+#   --lab-dir DIR  the lab (default: $LAB_DIR, else build/lab of this repo)
+#   --timeout S    wall-clock limit for the whole lab run (default 600)
+#   --log FILE     keep the lab console here (default:
+#                  LABDIR/logs/<test name>.log); it is also streamed to stdout
+# Environment: LAB_MEMORY (default 8G) is the lab host's memory.
+#
+# Exit status: the test script's own status as the lab init reports it
+# ("lab: test exit status N"); 124 when the time limit was hit (QEMU is
+# killed); 125 when the lab host did not come up, kvm_amd did not give it a
+# /dev/kvm, or it stopped before reporting a test status.
+#
+# The console log is written verbatim (the serial port's bytes, \r\n and all),
+# since tests parse it.
+set -euo pipefail
+
+die() { echo "lab-run: error: $*" >&2; exit 125; }
+
+usage() {
+    echo "usage: $0 [--lab-dir DIR] [--timeout S] [--log FILE] TEST_SCRIPT" >&2
+    exit 2
+}
+
+REPO=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../.." && pwd)
+LIB=$REPO/tests/lab/lib.sh
+LABDIR=${LAB_DIR:-$REPO/build/lab}
+TIMEOUT=600
+LOG=
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --lab-dir) [[ $# -ge 2 ]] || usage; LABDIR=$2; shift 2 ;;
+        --timeout) [[ $# -ge 2 && "$2" =~ ^[0-9]+$ ]] || usage; TIMEOUT=$2; shift 2 ;;
+        --log) [[ $# -ge 2 ]] || usage; LOG=$2; shift 2 ;;
+        -h|--help) usage ;;
+        --) shift; break ;;
+        -*) usage ;;
+        *) break ;;
+    esac
+done
+[[ $# -eq 1 ]] || usage
+TEST_SCRIPT=$1
+[[ -f "$TEST_SCRIPT" ]] || die "test script $TEST_SCRIPT not found"
+TEST_NAME=$(basename "$TEST_SCRIPT" .sh)
+
+[[ -s "$LABDIR/bzImage" ]] || die "$LABDIR/bzImage missing (run tests/lab/build-lab.sh)"
+if [[ -s "$LABDIR/lab.cpio" ]]; then
+    LAB_CPIO=$LABDIR/lab.cpio
+elif [[ -s "$LABDIR/lab.cpio.gz" ]]; then
+    LAB_CPIO=$LABDIR/lab.cpio.gz
+else
+    die "no lab.cpio in $LABDIR (run tests/lab/build-lab.sh)"
+fi
+command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 not found (apt-get install qemu-system-x86)"
+
+if [[ -z "$LOG" ]]; then
+    mkdir -p "$LABDIR/logs"
+    LOG=$LABDIR/logs/$TEST_NAME.log
+fi
+mkdir -p "$(dirname "$LOG")"
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/lab-run.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+
+# The initrd: the lab archive, then a second archive with the test script
+# (and the helpers in lib.sh). Linux unpacks concatenated archives, plain or
+# compressed, into the same rootfs, as long as each starts at a 4-byte
+# aligned offset (build-lab.sh pads lab.cpio.gz; cpio output is padded to
+# 512 bytes).
+mkdir -p "$TMP/extra/lab"
+cp "$TEST_SCRIPT" "$TMP/extra/lab/test.sh"
+cp "$LIB" "$TMP/extra/lab/lib.sh"
+chmod 755 "$TMP/extra/lab/test.sh"
+(cd "$TMP/extra" && find lab | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) >"$TMP/extra.cpio"
+cat "$LAB_CPIO" "$TMP/extra.cpio" >"$TMP/initrd"
+
+echo "lab-run: $TEST_NAME (lab $LABDIR, timeout ${TIMEOUT}s, log $LOG)" >&2
+start=$(date +%s.%N)
+# The serial console goes to QEMU's stdout and through tee into the log and
+# our stdout. stdin is /dev/null so the run is the same under CI (no stdin)
+# as in a terminal; the monitor is off so nothing else shares the output.
+set +e
+timeout --kill-after=10 "$TIMEOUT" \
+    qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp 2 -m "${LAB_MEMORY:-8G}" \
+    -display none -monitor none -serial stdio -no-reboot \
+    -kernel "$LABDIR/bzImage" -initrd "$TMP/initrd" \
+    -append "console=ttyS0 quiet panic=-1" </dev/null | tee "$LOG"
+qemu_status=${PIPESTATUS[0]}
+set -e
+elapsed=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')
+
+# The lab init's own lines, read from a copy without carriage returns (not
+# through `... | grep -q`, which under pipefail fails when grep stops reading
+# early); grep -o because a kernel message may share the line.
+tr -d '\r' <"$LOG" >"$TMP/console.txt"
+lab_up=$(grep -a -o 'lab: up after [0-9.]* s' "$TMP/console.txt" | tail -n 1 | awk '{print $4}' || true)
+test_status=$(grep -a -o 'lab: test exit status [0-9]*' "$TMP/console.txt" | tail -n 1 | awk '{print $5}' || true)
+
+if [[ $qemu_status -eq 124 || $qemu_status -eq 137 ]]; then
+    echo "lab-run: $TEST_NAME: TIMEOUT after ${TIMEOUT}s (log $LOG)" >&2
+    exit 124
+fi
+if ! grep -a -q 'lab: kvm ready' "$TMP/console.txt"; then
+    if grep -a -q 'lab: kvm missing' "$TMP/console.txt"; then
+        echo "lab-run: $TEST_NAME: the lab host has no /dev/kvm (kvm_amd did not load; log $LOG)" >&2
+    else
+        echo "lab-run: $TEST_NAME: the lab host did not come up (qemu status $qemu_status, log $LOG)" >&2
+    fi
+    exit 125
+fi
+if [[ -z "$test_status" ]]; then
+    echo "lab-run: $TEST_NAME: the lab stopped before the test reported a status (qemu status $qemu_status, log $LOG)" >&2
+    exit 125
+fi
+echo "lab-run: $TEST_NAME: test exit status $test_status (lab host up after ${lab_up:-?} s, total ${elapsed} s)" >&2
+exit "$test_status"
