@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
 
     CLI::App app{"hospes: a paravirtualizing hypervisor on Linux KVM"};
     app.require_subcommand(1);
+    app.fallthrough();  // -v is accepted after the subcommand too
     bool verbose = false;
     app.add_flag("-v,--verbose", verbose, "log debug messages");
     hospes::cli::RunOptions run_options;

@@ -82,6 +82,9 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& config, Ho
     auto kernel = x86::parse_kernel_image(*kernel_file);
     if (!kernel) return std::unexpected(Error{kernel.error().kind, config.kernel_path + ": " + kernel.error().message});
 
+    log::debug("{}: {} entry at {:#x}", config.kernel_path,
+               kernel->mode == x86::EntryMode::Pvh32 ? "PVH 32-bit" : "64-bit Linux", kernel->entry);
+
     auto system = kvm::System::open();
     if (!system) return std::unexpected(system.error());
     if (auto r = check_machine_limits(config, system->max_vcpus(), host_memory_size()); !r)

@@ -5,8 +5,9 @@
 LAB_TEST_NAME=vmlinux
 . /lab/lib.sh
 
-guest_start vmlinux --kernel /guest/vmlinux --initrd /guest/initramfs.cpio.gz --vcpus 1 --memory 512M
+guest_start vmlinux -v --kernel /guest/vmlinux --initrd /guest/initramfs.cpio.gz --vcpus 1 --memory 512M
 if guest_boot; then
+    check 'guest_text | grep -q "PVH 32-bit entry"' "the monitor took the ELF's PVH entry"
     if guest_cmd 'echo ECHO-$((6*7))' '^ECHO-42'; then
         pass "console input echoed back (ECHO-42)"
     else
