@@ -81,43 +81,65 @@ chmod 755 "$TMP/extra/lab/test.sh"
 (cd "$TMP/extra" && find lab | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) >"$TMP/extra.cpio"
 cat "$LAB_CPIO" "$TMP/extra.cpio" >"$TMP/initrd"
 
-echo "lab-run: $TEST_NAME (lab $LABDIR, timeout ${TIMEOUT}s, log $LOG)" >&2
-start=$(date +%s.%N)
-# The serial console goes to QEMU's stdout and through tee into the log and
-# our stdout. stdin is /dev/null so the run is the same under CI (no stdin)
-# as in a terminal; the monitor is off so nothing else shares the output.
-set +e
-timeout --kill-after=10 "$TIMEOUT" \
-    qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp 2 -m "${LAB_MEMORY:-8G}" \
-    -display none -monitor none -serial stdio -no-reboot \
-    -kernel "$LABDIR/bzImage" -initrd "$TMP/initrd" \
-    -append "console=ttyS0 quiet panic=-1" </dev/null | tee "$LOG"
-qemu_status=${PIPESTATUS[0]}
-set -e
-elapsed=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')
+# One boot of the lab with the test; returns the status described above.
+attempt() {
+    local log=$1 start qemu_status elapsed lab_up test_status
+    echo "lab-run: $TEST_NAME (lab $LABDIR, timeout ${TIMEOUT}s, log $log)" >&2
+    start=$(date +%s.%N)
+    # The serial console goes to QEMU's stdout and through tee into the log and
+    # our stdout. stdin is /dev/null so the run is the same under CI (no stdin)
+    # as in a terminal; the monitor is off so nothing else shares the output.
+    set +e
+    timeout --kill-after=10 "$TIMEOUT" \
+        qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp 2 -m "${LAB_MEMORY:-8G}" \
+        -display none -monitor none -serial stdio -no-reboot \
+        -kernel "$LABDIR/bzImage" -initrd "$TMP/initrd" \
+        -append "console=ttyS0 quiet panic=-1" </dev/null | tee "$log"
+    qemu_status=${PIPESTATUS[0]}
+    set -e
+    elapsed=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')
 
-# The lab init's own lines, read from a copy without carriage returns (not
-# through `... | grep -q`, which under pipefail fails when grep stops reading
-# early); grep -o because a kernel message may share the line.
-tr -d '\r' <"$LOG" >"$TMP/console.txt"
-lab_up=$(grep -a -o 'lab: up after [0-9.]* s' "$TMP/console.txt" | tail -n 1 | awk '{print $4}' || true)
-test_status=$(grep -a -o 'lab: test exit status [0-9]*' "$TMP/console.txt" | tail -n 1 | awk '{print $5}' || true)
+    # The lab init's own lines, read from a copy without carriage returns (not
+    # through `... | grep -q`, which under pipefail fails when grep stops reading
+    # early); grep -o because a kernel message may share the line.
+    tr -d '\r' <"$log" >"$TMP/console.txt"
+    lab_up=$(grep -a -o 'lab: up after [0-9.]* s' "$TMP/console.txt" | tail -n 1 | awk '{print $4}' || true)
+    test_status=$(grep -a -o 'lab: test exit status [0-9]*' "$TMP/console.txt" | tail -n 1 | awk '{print $5}' || true)
 
-if [[ $qemu_status -eq 124 || $qemu_status -eq 137 ]]; then
-    echo "lab-run: $TEST_NAME: TIMEOUT after ${TIMEOUT}s (log $LOG)" >&2
-    exit 124
-fi
-if ! grep -a -q 'lab: kvm ready' "$TMP/console.txt"; then
-    if grep -a -q 'lab: kvm missing' "$TMP/console.txt"; then
-        echo "lab-run: $TEST_NAME: the lab host has no /dev/kvm (kvm_amd did not load; log $LOG)" >&2
-    else
-        echo "lab-run: $TEST_NAME: the lab host did not come up (qemu status $qemu_status, log $LOG)" >&2
+    if [[ $qemu_status -eq 124 || $qemu_status -eq 137 ]]; then
+        echo "lab-run: $TEST_NAME: TIMEOUT after ${TIMEOUT}s (log $log)" >&2
+        return 124
     fi
-    exit 125
-fi
-if [[ -z "$test_status" ]]; then
-    echo "lab-run: $TEST_NAME: the lab stopped before the test reported a status (qemu status $qemu_status, log $LOG)" >&2
-    exit 125
-fi
-echo "lab-run: $TEST_NAME: test exit status $test_status (lab host up after ${lab_up:-?} s, total ${elapsed} s)" >&2
-exit "$test_status"
+    if ! grep -a -q 'lab: kvm ready' "$TMP/console.txt"; then
+        if grep -a -q 'lab: kvm missing' "$TMP/console.txt"; then
+            echo "lab-run: $TEST_NAME: the lab host has no /dev/kvm (kvm_amd did not load; log $log)" >&2
+        else
+            echo "lab-run: $TEST_NAME: the lab host did not come up (qemu status $qemu_status, log $log)" >&2
+        fi
+        return 125
+    fi
+    if [[ -z "$test_status" ]]; then
+        echo "lab-run: $TEST_NAME: the lab stopped before the test reported a status (qemu status $qemu_status, log $log)" >&2
+        return 125
+    fi
+    echo "lab-run: $TEST_NAME: test exit status $test_status (lab host up after ${lab_up:-?} s, total ${elapsed} s)" >&2
+    return "$test_status"
+}
+
+# The emulated machine itself sometimes fails: under TCG the lab host's
+# kernel can crash in its own exception entry (a fault of the emulation, not
+# of hospes or the guest). Such a run reports no test status; it is run
+# again, up to LAB_RETRIES times, and says so. A test that ran and failed is
+# never retried.
+retries=${LAB_RETRIES:-2}
+for try in $(seq 0 "$retries"); do
+    log=$LOG
+    [[ $try -gt 0 ]] && log=$LOG.retry$try
+    status=0
+    attempt "$log" || status=$?
+    if [[ $status -eq 125 ]] && grep -a -q 'Kernel panic' "$log" && [[ $try -lt $retries ]]; then
+        echo "lab-run: $TEST_NAME: the lab host's kernel crashed under emulation (log $log); running the test again" >&2
+        continue
+    fi
+    exit "$status"
+done

@@ -115,6 +115,8 @@ guest_boot() {
         pass "user space reached after $(($(now) - GUEST_T0)) s"
     else
         fail "user space not reached"
+        guest_exited && echo "lab-test: hospes exited with status $(cat "$GUEST_STATUS_FILE")"
+        guest_dump
         return 1
     fi
     if guest_wait 'hospes# ' 60; then
