@@ -22,7 +22,7 @@ if guest_boot; then
 fi
 deadline=$(($(now) + 120))
 while ! guest_exited && [ "$(now)" -lt "$deadline" ]; do sleep 0.2; done
-sleep 0.5
+sleep 2  # busybox tail -f polls once a second
 kill "$TAIL_PID" 2>/dev/null
 if guest_exited; then
     status=$(cat "$GUEST_STATUS_FILE")
