@@ -1,0 +1,343 @@
+// monitor_bench: how fast and how small the monitor is, measured on this
+// host's /dev/kvm with the tiny freestanding test guest (tests/kvm/guest).
+//
+// For every figure it runs `hospes -v run --kernel <test guest> --cmdline
+// hello --memory 64M` (and 1G) as a child process and reads the monitor's
+// debug lines:
+//   first KVM_RUN: monotonic <ns> ns, process CPU <us> us
+//   memory: rss <K> KiB, guest resident <K> KiB, monitor overhead <K> KiB
+// Launches are interleaved with a peer, posix_spawn + wait of /bin/true (the
+// floor of process creation on this host), so both see the same noise; the
+// launch time is reported as a ratio to it.
+//
+// Usage: monitor_bench [--runs N] [--launches M]
+//   N rounds for the latency and memory figures (default 30); M guests
+//   launched to completion for each throughput figure (default 100).
+// Exit status: 0 after printing the figures, or when /dev/kvm cannot be used
+// here (one line says so); 1 when a launch failed; 2 on bad arguments.
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <spawn.h>
+#include <sys/ioctl.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+extern char** environ;
+
+namespace {
+
+int64_t monotonic_ns() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+double ns_to_ms(int64_t ns) { return static_cast<double>(ns) / 1e6; }
+
+// One finished child process.
+struct ChildResult {
+    bool started = false;
+    int wait_status = 0;
+    int64_t before_spawn_ns = 0;  // CLOCK_MONOTONIC just before posix_spawn
+    int64_t reaped_ns = 0;        // ... just after waitpid returned
+    std::string stderr_text;
+
+    bool succeeded() const { return started && WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0; }
+};
+
+// Runs argv[0] (an absolute path) with stdin and stdout on /dev/null and
+// stderr captured, and waits for it. Safe to call from several threads: the
+// pipe is close-on-exec, so no other child inherits its write end.
+ChildResult run_child(const std::vector<std::string>& argv) {
+    ChildResult result;
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) return result;
+
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_adddup2(&actions, fds[1], STDERR_FILENO);
+
+    std::vector<char*> args;
+    args.reserve(argv.size() + 1);
+    for (const auto& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
+    args.push_back(nullptr);
+
+    pid_t pid = -1;
+    result.before_spawn_ns = monotonic_ns();
+    int rc = ::posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    ::close(fds[1]);
+    if (rc != 0) {
+        result.stderr_text = std::string("posix_spawn ") + argv[0] + ": " + std::strerror(rc);
+        ::close(fds[0]);
+        return result;
+    }
+    result.started = true;
+
+    char buffer[4096];
+    for (;;) {
+        ssize_t n = ::read(fds[0], buffer, sizeof buffer);
+        if (n > 0) {
+            result.stderr_text.append(buffer, static_cast<size_t>(n));
+        } else if (n == 0 || errno != EINTR) {
+            break;
+        }
+    }
+    ::close(fds[0]);
+    while (::waitpid(pid, &result.wait_status, 0) < 0 && errno == EINTR) {
+    }
+    result.reaped_ns = monotonic_ns();
+    return result;
+}
+
+// The integer right after `key` in text, if any.
+std::optional<int64_t> number_after(std::string_view text, std::string_view key) {
+    size_t at = text.find(key);
+    if (at == std::string_view::npos) return std::nullopt;
+    const char* first = text.data() + at + key.size();
+    const char* last = text.data() + text.size();
+    int64_t value = 0;
+    auto [end, error] = std::from_chars(first, last, value);
+    if (error != std::errc{} || end == first) return std::nullopt;
+    return value;
+}
+
+std::vector<std::string> guest_command(std::string_view memory, bool verbose) {
+    std::vector<std::string> argv{HOSPES_BINARY};
+    if (verbose) argv.emplace_back("-v");
+    for (std::string_view arg : {"run", "--kernel", TEST_GUEST, "--cmdline", "hello", "--memory"}) argv.emplace_back(arg);
+    argv.emplace_back(memory);
+    return argv;
+}
+
+// One launch of the test guest with the figures its debug lines give.
+struct Launch {
+    double to_first_run_ms = 0;  // bench's clock before spawn -> monitor's first KVM_RUN
+    double cpu_ms = 0;           // monitor process CPU time at first KVM_RUN
+    double to_exit_ms = 0;       // before spawn -> child reaped (guest ran and reset)
+    double rss_kib = 0;
+    double overhead_kib = 0;
+};
+
+std::optional<Launch> launch_guest(std::string_view memory, std::string& failure) {
+    ChildResult child = run_child(guest_command(memory, true));
+    if (!child.succeeded()) {
+        failure = "hospes run --memory " + std::string(memory) + " failed (wait status " +
+                  std::to_string(child.wait_status) + "):\n" + child.stderr_text;
+        return std::nullopt;
+    }
+    auto first_run = number_after(child.stderr_text, "first KVM_RUN: monotonic ");
+    auto cpu_us = number_after(child.stderr_text, "process CPU ");
+    auto rss = number_after(child.stderr_text, "memory: rss ");
+    auto overhead = number_after(child.stderr_text, "monitor overhead ");
+    if (!first_run || !cpu_us || !rss || !overhead) {
+        failure = "hospes -v did not print its first-KVM_RUN and memory debug lines:\n" + child.stderr_text;
+        return std::nullopt;
+    }
+    Launch launch;
+    launch.to_first_run_ms = ns_to_ms(*first_run - child.before_spawn_ns);
+    launch.cpu_ms = static_cast<double>(*cpu_us) / 1e3;
+    launch.to_exit_ms = ns_to_ms(child.reaped_ns - child.before_spawn_ns);
+    launch.rss_kib = static_cast<double>(*rss);
+    launch.overhead_kib = static_cast<double>(*overhead);
+    return launch;
+}
+
+double peer_true_ms() {
+    ChildResult child = run_child({"/bin/true"});
+    return child.succeeded() ? ns_to_ms(child.reaped_ns - child.before_spawn_ns) : NAN;
+}
+
+// Median (mean of the two middle values for an even count) and p90 (nearest
+// rank) of a sample.
+struct Summary {
+    double median = NAN;
+    double p90 = NAN;
+};
+
+Summary summarize(std::vector<double> values) {
+    std::erase_if(values, [](double v) { return std::isnan(v); });
+    if (values.empty()) return {};
+    std::sort(values.begin(), values.end());
+    size_t n = values.size();
+    Summary s;
+    s.median = n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+    size_t rank = static_cast<size_t>(std::ceil(0.9 * static_cast<double>(n)));
+    s.p90 = values[std::max<size_t>(rank, 1) - 1];
+    return s;
+}
+
+// `total` runs of `job` spread over `parallel` threads, each thread starting
+// its next run as soon as its previous one is done. Returns runs per second
+// of wall time, or NaN when a run failed.
+template <typename Job>
+double runs_per_second(int total, int parallel, Job job) {
+    std::atomic<int> next{0};
+    std::atomic<bool> failed{false};
+    int64_t start = monotonic_ns();
+    std::vector<std::thread> workers;
+    for (int w = 0; w < parallel; ++w)
+        workers.emplace_back([&] {
+            while (next.fetch_add(1) < total)
+                if (!job()) failed = true;
+        });
+    for (auto& worker : workers) worker.join();
+    double seconds = static_cast<double>(monotonic_ns() - start) / 1e9;
+    return failed ? NAN : total / seconds;
+}
+
+// Why this host's /dev/kvm cannot run a VM, or empty when it can.
+std::string kvm_unusable_reason() {
+    int kvm = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (kvm < 0) return std::string("cannot open /dev/kvm: ") + std::strerror(errno);
+    std::string reason;
+    int version = ::ioctl(kvm, KVM_GET_API_VERSION, 0);
+    if (version != KVM_API_VERSION) {
+        reason = "/dev/kvm has API version " + std::to_string(version);
+    } else {
+        int vm = ::ioctl(kvm, KVM_CREATE_VM, 0);
+        if (vm < 0)
+            reason = std::string("KVM_CREATE_VM failed: ") + std::strerror(errno);
+        else
+            ::close(vm);
+    }
+    ::close(kvm);
+    return reason;
+}
+
+std::string load_average() {
+    std::ifstream in("/proc/loadavg");
+    std::string one, five;
+    in >> one >> five;
+    return one + " (1 min), " + five + " (5 min)";
+}
+
+void row(const char* label, Summary s, const char* format = "%10.2f %10.2f\n") {
+    std::printf("  %-56s", label);
+    std::printf(format, s.median, s.p90);
+}
+
+bool parse_count(const char* text, int& out) {
+    auto [end, error] = std::from_chars(text, text + std::strlen(text), out);
+    return error == std::errc{} && *end == '\0' && out > 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    int rounds = 30;
+    int launches = 100;
+    for (int i = 1; i < argc; ++i) {
+        std::string_view arg = argv[i];
+        bool ok = i + 1 < argc;
+        if (ok && arg == "--runs")
+            ok = parse_count(argv[++i], rounds);
+        else if (ok && arg == "--launches")
+            ok = parse_count(argv[++i], launches);
+        else
+            ok = false;
+        if (!ok) {
+            std::fprintf(stderr, "usage: %s [--runs N] [--launches M]\n", argv[0]);
+            return 2;
+        }
+    }
+
+    if (std::string reason = kvm_unusable_reason(); !reason.empty()) {
+        std::printf("monitor_bench: skipped: /dev/kvm is not usable here (%s)\n", reason.c_str());
+        return 0;
+    }
+
+    utsname host{};
+    ::uname(&host);
+    std::printf("monitor_bench: hospes %s, test guest %s\n", HOSPES_BINARY, TEST_GUEST);
+    std::printf("host: %s %s, %u CPUs, load average %s\n", host.sysname, host.release,
+                std::thread::hardware_concurrency(), load_average().c_str());
+    std::fflush(stdout);
+
+    // Warm-up (page cache, dynamic loader), not counted.
+    std::string failure;
+    for (int i = 0; i < 3; ++i) {
+        peer_true_ms();
+        if (!launch_guest("64M", failure)) {
+            std::printf("monitor_bench: %s\n", failure.c_str());
+            return 1;
+        }
+    }
+
+    // Latency and memory: rounds of (peer, 64 MiB guest, 1 GiB guest).
+    std::vector<double> peer, first_run, first_run_1g, cpu, to_exit, overhead, overhead_1g, rss, rss_1g, ratio;
+    for (int round = 0; round < rounds; ++round) {
+        double peer_ms = peer_true_ms();
+        auto small = launch_guest("64M", failure);
+        auto big = small ? launch_guest("1G", failure) : std::nullopt;
+        if (!small || !big) {
+            std::printf("monitor_bench: round %d: %s\n", round + 1, failure.c_str());
+            return 1;
+        }
+        peer.push_back(peer_ms);
+        first_run.push_back(small->to_first_run_ms);
+        cpu.push_back(small->cpu_ms);
+        to_exit.push_back(small->to_exit_ms);
+        overhead.push_back(small->overhead_kib);
+        rss.push_back(small->rss_kib);
+        first_run_1g.push_back(big->to_first_run_ms);
+        overhead_1g.push_back(big->overhead_kib);
+        rss_1g.push_back(big->rss_kib);
+        ratio.push_back(small->to_first_run_ms / peer_ms);
+    }
+
+    // Throughput: guests launched and run to completion, back to back.
+    auto guest_job = [] { return run_child(guest_command("64M", false)).succeeded(); };
+    auto peer_job = [] { return run_child({"/bin/true"}).succeeded(); };
+    double peer_rate = runs_per_second(launches, 1, peer_job);
+    double rate_1 = runs_per_second(launches, 1, guest_job);
+    double rate_2 = runs_per_second(launches, 2, guest_job);
+
+    Summary peer_s = summarize(peer), first_s = summarize(first_run);
+    std::printf("\nlatency and memory: %d rounds, each a /bin/true spawn, a 64 MiB and a 1 GiB launch\n", rounds);
+    std::printf("  %-56s %10s %10s\n", "", "median", "p90");
+    row("spawn -> first KVM_RUN, wall ms (64 MiB guest)", first_s);
+    row("spawn -> first KVM_RUN, wall ms (1 GiB guest)", summarize(first_run_1g));
+    row("monitor CPU time at first KVM_RUN, ms (64 MiB)", summarize(cpu));
+    row("spawn -> exit, whole test guest run, wall ms (64 MiB)", summarize(to_exit));
+    row("peer: posix_spawn + wait of /bin/true, wall ms", peer_s);
+    row("ratio: spawn -> first KVM_RUN / peer, per round", summarize(ratio), "%9.1fx %9.1fx\n");
+    std::printf("  %-56s %9.1fx\n", "ratio of the medians: first KVM_RUN / peer", first_s.median / peer_s.median);
+    row("monitor overhead KiB (rss - guest resident), 64 MiB", summarize(overhead), "%10.0f %10.0f\n");
+    row("monitor overhead KiB (rss - guest resident), 1 GiB", summarize(overhead_1g), "%10.0f %10.0f\n");
+    row("monitor rss KiB, 64 MiB guest", summarize(rss), "%10.0f %10.0f\n");
+    row("monitor rss KiB, 1 GiB guest", summarize(rss_1g), "%10.0f %10.0f\n");
+
+    std::printf("\nthroughput: %d launches each, run to completion (64 MiB, exit via i8042 reset)\n", launches);
+    std::printf("  %-56s %10.1f\n", "VMs launched and completed per second, 1 at a time", rate_1);
+    std::printf("  %-56s %10.1f\n", "VMs launched and completed per second, 2 in parallel", rate_2);
+    std::printf("  %-56s %9.2fx\n", "ratio: 2 in parallel / 1 at a time", rate_2 / rate_1);
+    std::printf("  %-56s %10.1f\n", "peer: /bin/true spawned and reaped per second, 1 at a time", peer_rate);
+    std::printf("host load average after: %s\n", load_average().c_str());
+
+    if (std::isnan(rate_1) || std::isnan(rate_2) || std::isnan(peer_rate)) {
+        std::printf("monitor_bench: a throughput launch failed\n");
+        return 1;
+    }
+    return 0;
+}
