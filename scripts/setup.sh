@@ -8,8 +8,12 @@ packages=(
   cmake ninja-build g++ pkg-config
   # libraries
   libcli11-dev libfmt-dev libspdlog-dev libgtest-dev libgmock-dev libbenchmark-dev
+  # fuzzing (libFuzzer comes with clang's runtime)
+  clang-19 libclang-rt-19-dev
   # default guest and nested lab
   busybox-static cpio lz4 xz-utils gzip zstd qemu-system-x86 file
+  # guest root file system image (scripts/build-rootfs.sh)
+  debootstrap e2fsprogs
 )
 
 missing=()

@@ -35,6 +35,12 @@ std::unexpected<Error> host_error(fmt::format_string<Args...> format, Args&&... 
     return std::unexpected(Error{ErrorKind::Host, fmt::format(format, std::forward<Args>(args)...)});
 }
 
+// The guest broke a rule it must follow (a malformed virtqueue, ...).
+template <class... Args>
+std::unexpected<Error> guest_error(fmt::format_string<Args...> format, Args&&... args) {
+    return std::unexpected(Error{ErrorKind::Guest, fmt::format(format, std::forward<Args>(args)...)});
+}
+
 // A host error carrying the current errno's text.
 template <class... Args>
 std::unexpected<Error> errno_error(fmt::format_string<Args...> format, Args&&... args) {

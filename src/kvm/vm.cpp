@@ -54,6 +54,27 @@ Result<void> Vm::set_irq_line(uint32_t irq, bool level) {
     return {};
 }
 
+Result<void> Vm::add_ioeventfd(uint64_t address, uint32_t length, uint64_t value, int eventfd) {
+    kvm_ioeventfd request{};
+    request.addr = address;
+    request.len = length;
+    request.datamatch = value;
+    request.fd = eventfd;
+    request.flags = KVM_IOEVENTFD_FLAG_DATAMATCH;
+    // Safe: the struct is fully initialised; KVM keeps its own reference to the eventfd.
+    if (::ioctl(fd_.get(), KVM_IOEVENTFD, &request) < 0) return errno_error("KVM_IOEVENTFD at {:#x}", address);
+    return {};
+}
+
+Result<void> Vm::add_irqfd(int eventfd, uint32_t gsi) {
+    kvm_irqfd request{};
+    request.fd = static_cast<uint32_t>(eventfd);
+    request.gsi = gsi;
+    // Safe: the struct is fully initialised.
+    if (::ioctl(fd_.get(), KVM_IRQFD, &request) < 0) return errno_error("KVM_IRQFD for GSI {}", gsi);
+    return {};
+}
+
 Result<Vcpu> Vm::create_vcpu(uint32_t id) {
     // Safe: the vCPU id is passed by value.
     int vcpu_fd = ::ioctl(fd_.get(), KVM_CREATE_VCPU, static_cast<unsigned long>(id));

@@ -31,6 +31,12 @@ public:
     // Drives a GSI of the in-kernel irqchip to `level`.
     Result<void> set_irq_line(uint32_t irq, bool level);
 
+    // Guest writes of `value` (`length` bytes) to MMIO `address` signal
+    // `eventfd` inside KVM instead of exiting to the monitor.
+    Result<void> add_ioeventfd(uint64_t address, uint32_t length, uint64_t value, int eventfd);
+    // Writing to `eventfd` raises an edge on `gsi` inside KVM.
+    Result<void> add_irqfd(int eventfd, uint32_t gsi);
+
     Result<Vcpu> create_vcpu(uint32_t id);
 
 private:

@@ -1,6 +1,7 @@
 #include "vmm/machine.hpp"
 
 #include <pthread.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -23,11 +24,24 @@
 #include "devices/legacy/i8042.hpp"
 #include "devices/legacy/rtc.hpp"
 #include "devices/legacy/serial.hpp"
+#include "devices/virtio/rng.hpp"
+#include "arch/x86_64/aml.hpp"
+#include "virtio/mmio.hpp"
 #include "vmm/vcpu_loop.hpp"
 
 namespace hospes {
 
 namespace {
+
+// Where virtio device `index` lives: its MMIO window and its GSI.
+struct VirtioSlot {
+    uint64_t base;
+    uint32_t gsi;
+};
+VirtioSlot virtio_slot(size_t index) {
+    return {x86::kVirtioMmioBase + index * virtio::MmioTransport::kWindowSize,
+            x86::kVirtioFirstGsi + static_cast<uint32_t>(index)};
+}
 
 Result<std::vector<uint8_t>> read_file(const std::string& path, const char* what) {
     struct stat info{};
@@ -106,7 +120,20 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& config, Ho
         if (auto r = vm->set_memory_region(slot++, region.guest_address, region.host.size(), region.host.data()); !r)
             return std::unexpected(r.error());
 
-    x86::BootConfig boot{config.memory_size, config.vcpus, config.cmdline, initrd};
+    // The virtio devices every guest has, announced in the DSDT.
+    std::vector<std::unique_ptr<virtio::Device>> virtio_devices;
+    virtio_devices.push_back(std::make_unique<devices::VirtioRng>());
+    if (virtio_devices.size() > x86::kVirtioMaxDevices)
+        return bad_input("{} virtio devices; a guest has at most {}", virtio_devices.size(), x86::kVirtioMaxDevices);
+    std::vector<uint8_t> acpi_devices;
+    for (size_t i = 0; i < virtio_devices.size(); ++i) {
+        auto window = virtio_slot(i);
+        auto aml = x86::virtio_mmio_device_aml(static_cast<uint8_t>(i), static_cast<uint32_t>(window.base),
+                                               static_cast<uint32_t>(virtio::MmioTransport::kWindowSize), window.gsi);
+        acpi_devices.insert(acpi_devices.end(), aml.begin(), aml.end());
+    }
+
+    x86::BootConfig boot{config.memory_size, config.vcpus, config.cmdline, initrd, acpi_devices};
     auto entry = x86::load_guest(*memory, *kernel, boot);
     if (!entry) return std::unexpected(entry.error());
 
@@ -131,6 +158,7 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& config, Ho
         machine->vcpus_.push_back(std::move(*vcpu));
     }
     if (auto r = machine->add_legacy_devices(); !r) return std::unexpected(r.error());
+    if (auto r = machine->add_virtio_devices(std::move(virtio_devices)); !r) return std::unexpected(r.error());
     return machine;
 }
 
@@ -145,12 +173,46 @@ Result<void> Machine::add_legacy_devices() {
     serial_ = std::make_shared<devices::Serial>([this](uint8_t byte) { console_.write(byte); },
                                                 irq_line(devices::Serial::kCom1Irq));
     if (auto r = pio_.add(devices::Serial::kCom1Base, devices::Serial::kRegisterCount, serial_); !r) return r;
-    auto i8042 = std::make_shared<devices::I8042>([this] { stop_.request(kExitGuestStopped); },
-                                                  irq_line(devices::I8042::kKeyboardIrq));
+    // A reset or power-off request from the guest ends the monitor with 0.
+    auto stopped = [this] { stop_.request(kExitGuestStopped); };
+    auto i8042 = std::make_shared<devices::I8042>(stopped, irq_line(devices::I8042::kKeyboardIrq));
     if (auto r = pio_.add(devices::I8042::kBase, devices::I8042::kSize, i8042); !r) return r;
     if (auto r = pio_.add(devices::Rtc::kBase, devices::Rtc::kSize, std::make_shared<devices::Rtc>()); !r) return r;
-    auto stopped = [this] { stop_.request(kExitGuestStopped); };
     return pio_.add(x86::kAcpiPmBase, x86::kAcpiPmSize, std::make_shared<devices::AcpiPm>(stopped, stopped));
+}
+
+Result<void> Machine::add_virtio_devices(std::vector<std::unique_ptr<virtio::Device>> devices) {
+    auto loop = EventLoop::create();
+    if (!loop) return std::unexpected(loop.error());
+    io_loop_.emplace(std::move(*loop));
+    for (size_t i = 0; i < devices.size(); ++i) {
+        auto [base, gsi] = virtio_slot(i);
+        UniqueFd irq(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+        if (!irq.valid()) return errno_error("eventfd");
+        if (auto r = vm_.add_irqfd(irq.get(), gsi); !r) return r;
+        int irq_fd = irq.get();
+        auto transport = std::make_shared<virtio::MmioTransport>(std::move(devices[i]), memory_, [irq_fd] {
+            uint64_t one = 1;
+            [[maybe_unused]] auto written = ::write(irq_fd, &one, sizeof(one));
+        });
+        event_fds_.push_back(std::move(irq));
+        for (uint16_t queue = 0; queue < transport->queue_count(); ++queue) {
+            UniqueFd kick(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+            if (!kick.valid()) return errno_error("eventfd");
+            if (auto r = vm_.add_ioeventfd(base + virtio::MmioTransport::kQueueNotifyOffset, 4, queue, kick.get()); !r)
+                return r;
+            int kick_fd = kick.get();
+            auto added = io_loop_->add(kick_fd, [kick_fd, transport, queue] {
+                uint64_t count;
+                if (::read(kick_fd, &count, sizeof(count)) == sizeof(count)) transport->notify(queue);
+            });
+            if (!added) return added;
+            event_fds_.push_back(std::move(kick));
+        }
+        if (auto r = mmio_.add(base, virtio::MmioTransport::kWindowSize, transport); !r) return r;
+        virtio_.push_back(std::move(transport));
+    }
+    return {};
 }
 
 int Machine::run() {
@@ -158,6 +220,7 @@ int Machine::run() {
     console_.start([this](std::span<const uint8_t> bytes) { return serial_->receive(bytes); },
                    [this] { stop_.request(kExitGuestStopped); });
 
+    io_loop_->start();
     std::vector<std::thread> threads;
     threads.reserve(vcpus_.size());
     for (auto& vcpu : vcpus_) {
@@ -172,6 +235,7 @@ int Machine::run() {
     int status = stop_.wait();
     for (size_t i = 0; i < threads.size(); ++i) kick_vcpu(vcpus_[i], threads[i].native_handle());
     for (auto& thread : threads) thread.join();
+    io_loop_->stop();
     serial_->stop_input();
     console_.stop();
     log_memory_use();

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,7 @@
 #include "kvm/system.hpp"
 #include "kvm/vcpu.hpp"
 #include "kvm/vm.hpp"
+#include "vmm/event_loop.hpp"
 #include "vmm/guest_memory.hpp"
 #include "vmm/host_console.hpp"
 #include "vmm/io_bus.hpp"
@@ -20,6 +22,10 @@ namespace hospes {
 
 namespace devices {
 class Serial;
+}
+namespace virtio {
+class Device;
+class MmioTransport;
 }
 
 struct MachineConfig {
@@ -45,6 +51,8 @@ private:
     Machine(kvm::System system, kvm::Vm vm, GuestMemory memory, HostConsole& console)
         : system_(std::move(system)), vm_(std::move(vm)), memory_(std::move(memory)), console_(console) {}
     Result<void> add_legacy_devices();
+    // Connects each device's transport: MMIO window, irqfd, ioeventfds.
+    Result<void> add_virtio_devices(std::vector<std::unique_ptr<virtio::Device>> devices);
     void log_memory_use() const;
 
     kvm::System system_;
@@ -55,6 +63,9 @@ private:
     IoBus pio_;
     IoBus mmio_;
     std::shared_ptr<devices::Serial> serial_;
+    std::vector<std::shared_ptr<virtio::MmioTransport>> virtio_;
+    std::vector<UniqueFd> event_fds_;  // irqfds and ioeventfds, registered with KVM
+    std::optional<EventLoop> io_loop_;
     StopSignal stop_;
 };
 

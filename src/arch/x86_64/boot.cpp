@@ -151,7 +151,7 @@ Result<BootEntry> load_guest(const GuestMemory& memory, const KernelImage& kerne
     auto mp_table = build_mp_table(kEbdaAddress, config.vcpus);
     if (!mp_table) return std::unexpected(mp_table.error());
     if (auto r = memory.write(kEbdaAddress, *mp_table); !r) return std::unexpected(r.error());
-    auto acpi = build_acpi_tables(kAcpiAddress, config.vcpus);
+    auto acpi = build_acpi_tables(kAcpiAddress, config.vcpus, config.acpi_devices);
     if (!acpi) return std::unexpected(acpi.error());
     if (kAcpiAddress + acpi->bytes.size() > kHighMemoryStart) return bad_input("ACPI tables do not fit below 1 MiB");
     if (auto r = memory.write(kAcpiAddress, acpi->bytes); !r) return std::unexpected(r.error());

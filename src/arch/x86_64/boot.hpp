@@ -18,6 +18,7 @@ struct BootConfig {
     uint32_t vcpus = 1;
     std::string cmdline;
     std::span<const uint8_t> initrd;  // empty: no initrd
+    std::span<const uint8_t> acpi_devices = {};  // AML for the DSDT: devices that cannot be probed
 };
 
 // Where the boot vCPU starts and what it is handed.

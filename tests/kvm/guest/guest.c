@@ -100,7 +100,7 @@ void guest_main(const uint8_t *boot_params) {
         put_dec(*AP_COUNTER);
         putc_('\n');
     } else if (streq(cmdline, "mmio")) {
-        volatile uint32_t *hole = (volatile uint32_t *)0xd0000000;
+        volatile uint32_t *hole = (volatile uint32_t *)0xe0000000;  /* in the hole, past the virtio windows */
         *hole = 0x12345678;
         puts_("mmio=");
         put_hex(*hole);

@@ -1,0 +1,51 @@
+// The interface between a virtio transport and a device model (virtio 1.2,
+// section 2): feature bits, configuration space, queue sizes, and the
+// notifications. A device knows no transport; the transport (virtio-mmio
+// today) owns the queues and the interrupt, and hands them over on
+// activation.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <vector>
+
+#include "common/error.hpp"
+#include "virtio/queue.hpp"
+#include "vmm/guest_memory.hpp"
+
+namespace hospes::virtio {
+
+inline constexpr uint64_t kFeatureIndirectDescriptors = 1ull << 28;  // VIRTIO_F_INDIRECT_DESC
+inline constexpr uint64_t kFeatureEventIndex = 1ull << 29;           // VIRTIO_F_EVENT_IDX
+inline constexpr uint64_t kFeatureVersion1 = 1ull << 32;             // VIRTIO_F_VERSION_1
+
+// What a device gets when the driver sets DRIVER_OK.
+struct ActiveQueues {
+    const GuestMemory* memory = nullptr;
+    std::vector<Queue>* queues = nullptr;
+    // Raises a used-buffer interrupt for the driver.
+    std::function<void()> interrupt;
+    // Reports a driver error the device cannot continue from (one log line;
+    // the transport then sets DEVICE_NEEDS_RESET).
+    std::function<void(const Error&)> fail;
+};
+
+class Device {
+public:
+    virtual ~Device() = default;
+    virtual uint32_t device_type() const = 0;  // 4 entropy, 2 block, 1 network, 3 console
+    // Device-specific feature bits; the transport adds the ring features.
+    virtual uint64_t features() const = 0;
+    virtual std::vector<uint16_t> queue_max_sizes() const = 0;
+    virtual void read_config(uint64_t offset, std::span<uint8_t> data) = 0;
+    virtual void write_config(uint64_t offset, std::span<const uint8_t> data) = 0;
+    // The driver accepted `features` and set DRIVER_OK.
+    virtual Result<void> activate(uint64_t features, ActiveQueues queues) = 0;
+    // The driver notified queue `index` (on the monitor's I/O thread).
+    virtual void queue_notify(uint16_t index) = 0;
+    // Back to the state before activation.
+    virtual void reset() = 0;
+};
+
+}  // namespace hospes::virtio

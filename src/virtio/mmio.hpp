@@ -1,0 +1,61 @@
+// The virtio-mmio transport, version 2 (virtio 1.2, section 4.2.2): the
+// register window a device is found at, feature negotiation, queue set-up,
+// status and the interrupt status. Queue notifications arrive through an
+// ioeventfd (see Machine) and call notify(); interrupts leave through an
+// irqfd, so neither direction exits to the monitor per request.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <vector>
+
+#include "virtio/device.hpp"
+#include "vmm/io_bus.hpp"
+
+namespace hospes::virtio {
+
+class MmioTransport : public BusDevice {
+public:
+    static constexpr uint64_t kWindowSize = 0x1000;
+    static constexpr uint64_t kQueueNotifyOffset = 0x050;
+
+    using RaiseInterrupt = std::function<void()>;
+    MmioTransport(std::unique_ptr<Device> device, const GuestMemory& memory, RaiseInterrupt interrupt);
+
+    void read(uint64_t offset, std::span<uint8_t> data) override;
+    void write(uint64_t offset, std::span<const uint8_t> data) override;
+
+    // The driver notified queue `index` (ioeventfd, on the I/O thread).
+    void notify(uint16_t index);
+    uint16_t queue_count() const { return static_cast<uint16_t>(queues_.size()); }
+    uint32_t status() const;
+
+private:
+    uint32_t read_register(uint64_t offset);
+    void write_register(uint64_t offset, uint32_t value);
+    void write_status(uint32_t value);
+    void reset();
+    void fail(const Error& error);  // with mutex_ held
+    void raise(uint32_t cause);     // with mutex_ held
+    Queue* selected_queue();
+
+    std::unique_ptr<Device> device_;
+    const GuestMemory& memory_;
+    RaiseInterrupt interrupt_;
+
+    mutable std::mutex mutex_;
+    std::vector<Queue> queues_;
+    uint64_t offered_features_;
+    uint64_t driver_features_ = 0;
+    uint32_t device_features_select_ = 0;
+    uint32_t driver_features_select_ = 0;
+    uint32_t queue_select_ = 0;
+    uint32_t status_ = 0;
+    uint32_t interrupt_status_ = 0;
+    bool active_ = false;
+};
+
+}  // namespace hospes::virtio
