@@ -15,6 +15,12 @@
 #                      "hospes-guest: user space reached" and then runs an
 #                      interactive shell (prompt "hospes# ") on the console;
 #                      when that shell exits the guest powers off.
+#                      With root=/dev/... on the kernel command line (e.g.
+#                      root=/dev/vda; also ro, rootfstype=, init=) it instead
+#                      waits up to 10 s for that disk, mounts it (ext4,
+#                      read-write unless ro) and switch_roots into its
+#                      /sbin/init (the image from build-rootfs.sh); if that
+#                      fails it says why and runs the shell as above.
 #   kernel-root/       the kernel package unpacked (dpkg-deb -x); the lab
 #                      (tests/lab/build-lab.sh) takes the lab host's kvm
 #                      modules from here instead of downloading them again.
@@ -367,6 +373,58 @@ hostname hospes-guest
 for m in virtio_mmio virtio_blk virtio_net virtio_console virtio_rng; do
     modprobe -q "$m" 2>/dev/null
 done
+
+# Root file system on a block device (scripts/build-rootfs.sh builds one):
+# with root=/dev/... on the command line, mount it and hand over to its init.
+# The kernel itself ignores root= when an initramfs has an /init. Any failure
+# falls through to the shell below, as a rescue shell.
+root= rootmode=rw rootfstype=ext4 rootinit=/sbin/init
+for arg in $(cat /proc/cmdline); do
+    case "$arg" in
+        root=*) root=${arg#root=} ;;
+        rootfstype=*) rootfstype=${arg#rootfstype=} ;;
+        init=*) rootinit=${arg#init=} ;;
+        ro) rootmode=ro ;;
+        rw) rootmode=rw ;;
+    esac
+done
+try_root() {
+    case "$root" in
+        /dev/?*) ;;
+        *) echo "hospes-guest: error: root=$root is not supported (only root=/dev/...)"; return 1 ;;
+    esac
+    # Under QEMU the virtio devices are PCI ones (hospes's are virtio-mmio).
+    modprobe -q virtio_pci 2>/dev/null
+    # devtmpfs creates the node once the driver has probed the disk.
+    i=0
+    while [ ! -b "$root" ]; do
+        if [ $i -ge 100 ]; then
+            echo "hospes-guest: error: root device $root did not appear within 10 s"
+            return 1
+        fi
+        sleep 0.1
+        i=$((i + 1))
+    done
+    mkdir -p /newroot
+    echo "hospes-guest: mounting $root ($rootfstype, $rootmode) as the root file system"
+    mount -t "$rootfstype" -o "$rootmode" "$root" /newroot || {
+        echo "hospes-guest: error: cannot mount $root"
+        return 1
+    }
+    if [ ! -x "/newroot$rootinit" ] && [ ! -L "/newroot$rootinit" ]; then
+        echo "hospes-guest: error: $root has no $rootinit"
+        umount /newroot
+        return 1
+    fi
+    for d in dev proc sys; do
+        if [ -d "/newroot/$d" ]; then mount -o move "/$d" "/newroot/$d"; fi
+    done
+    exec switch_root /newroot "$rootinit"
+}
+if [ -n "$root" ]; then
+    try_root
+    echo "hospes-guest: staying in the initramfs"
+fi
 
 echo "hospes-guest: user space reached"
 
