@@ -231,6 +231,9 @@ read -r uptime _ </proc/uptime
 echo "lab: up after $uptime s"
 
 export HOSPES_GUEST_DIR=/guest
+# A heartbeat on the console: lab-run.sh takes a console silent for long as
+# a hung lab host (an emulation fault) rather than a slow test.
+(while :; do sleep 10; echo "lab: alive"; done) &
 if [ -f /lab/test.sh ]; then
     cd /tmp
     # stdin is /dev/null: tests feed guests through their own pipes, and the

@@ -16,7 +16,9 @@
 # Exit status: the test script's own status as the lab init reports it
 # ("lab: test exit status N"); 124 when the time limit was hit (QEMU is
 # killed); 125 when the lab host did not come up, kvm_amd did not give it a
-# /dev/kvm, or it stopped before reporting a test status.
+# /dev/kvm, or it stopped before reporting a test status; 126 when the lab
+# host hung (its console heartbeat stopped). Runs that end in a crash or a
+# hang of the emulated host are retried (see the end of this file).
 #
 # The console log is written verbatim (the serial port's bytes, \r\n and all),
 # since tests parse it.
@@ -86,16 +88,38 @@ attempt() {
     local log=$1 start qemu_status elapsed lab_up test_status
     echo "lab-run: $TEST_NAME (lab $LABDIR, timeout ${TIMEOUT}s, log $log)" >&2
     start=$(date +%s.%N)
-    # The serial console goes to QEMU's stdout and through tee into the log and
+    # The serial console goes to QEMU's stdout, into the log; tail streams it to
     # our stdout. stdin is /dev/null so the run is the same under CI (no stdin)
     # as in a terminal; the monitor is off so nothing else shares the output.
     set +e
+    : >"$log"
     timeout --kill-after=10 "$TIMEOUT" \
         qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp 2 -m "${LAB_MEMORY:-8G}" \
         -display none -monitor none -serial stdio -no-reboot \
         -kernel "$LABDIR/bzImage" -initrd "$TMP/initrd" \
-        -append "console=ttyS0 quiet panic=-1" </dev/null | tee "$log"
-    qemu_status=${PIPESTATUS[0]}
+        -append "console=ttyS0 quiet panic=-1" </dev/null >"$log" &
+    local qemu_pid=$! silent=0 size=0 last_size=0
+    tail -n +1 -f --pid="$qemu_pid" "$log" &
+    local tail_pid=$!
+    # The lab init prints a heartbeat every 10 s; a console silent for
+    # HANG_SECONDS means the emulated host hung: stop it.
+    rm -f "$TMP/hung"
+    while kill -0 "$qemu_pid" 2>/dev/null; do
+        sleep 1
+        size=$(stat -c %s "$log" 2>/dev/null || echo 0)
+        if [[ $size -ne $last_size ]]; then
+            last_size=$size
+            silent=0
+        elif ((++silent >= HANG_SECONDS)); then
+            touch "$TMP/hung"
+            pkill -KILL -P "$qemu_pid" 2>/dev/null
+            kill -KILL "$qemu_pid" 2>/dev/null
+            break
+        fi
+    done
+    wait "$qemu_pid"
+    qemu_status=$?
+    wait "$tail_pid"
     set -e
     elapsed=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')
 
@@ -106,6 +130,10 @@ attempt() {
     lab_up=$(grep -a -o 'lab: up after [0-9.]* s' "$TMP/console.txt" | tail -n 1 | awk '{print $4}' || true)
     test_status=$(grep -a -o 'lab: test exit status [0-9]*' "$TMP/console.txt" | tail -n 1 | awk '{print $5}' || true)
 
+    if [[ -e "$TMP/hung" ]]; then
+        echo "lab-run: $TEST_NAME: the lab host stopped responding (no console output for ${HANG_SECONDS}s; log $log)" >&2
+        return 126
+    fi
     if [[ $qemu_status -eq 124 || $qemu_status -eq 137 ]]; then
         echo "lab-run: $TEST_NAME: TIMEOUT after ${TIMEOUT}s (log $log)" >&2
         return 124
@@ -127,19 +155,26 @@ attempt() {
 }
 
 # The emulated machine itself sometimes fails: under TCG the lab host's
-# kernel can crash in its own exception entry (a fault of the emulation, not
-# of hospes or the guest). Such a run reports no test status; it is run
-# again, up to LAB_RETRIES times, and says so. A test that ran and failed is
-# never retried.
+# kernel can crash in its own exception entry, or hang (faults of the
+# emulation, not of hospes or the guest: the lab host's own heartbeat stops).
+# Such a run reports no test status; it is run again, up to LAB_RETRIES
+# times, and says so. A test that ran and failed is never retried.
 retries=${LAB_RETRIES:-2}
+HANG_SECONDS=${LAB_HANG_SECONDS:-90}
 for try in $(seq 0 "$retries"); do
     log=$LOG
     [[ $try -gt 0 ]] && log=$LOG.retry$try
     status=0
     attempt "$log" || status=$?
-    if [[ $status -eq 125 ]] && grep -a -q 'Kernel panic' "$log" && [[ $try -lt $retries ]]; then
-        echo "lab-run: $TEST_NAME: the lab host's kernel crashed under emulation (log $log); running the test again" >&2
-        continue
+    if [[ $try -lt $retries ]]; then
+        if [[ $status -eq 125 ]] && grep -a -q 'Kernel panic' "$log"; then
+            echo "lab-run: $TEST_NAME: the lab host's kernel crashed under emulation (log $log); running the test again" >&2
+            continue
+        fi
+        if [[ $status -eq 126 ]]; then
+            echo "lab-run: $TEST_NAME: the lab host hung under emulation (log $log); running the test again" >&2
+            continue
+        fi
     fi
     exit "$status"
 done
