@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <sys/ioctl.h>
 
-#include <fstream>
 #include <memory>
 
 #include "kvm/abi.hpp"
@@ -91,16 +90,6 @@ Result<Vm> System::create_vm() const {
     auto mmap_size = vcpu_mmap_size();
     if (!mmap_size) return std::unexpected(mmap_size.error());
     return Vm(UniqueFd(vm_fd), *mmap_size);
-}
-
-bool host_has_hardware_virtualization() {
-    std::ifstream cpuinfo("/proc/cpuinfo");
-    std::string line;
-    while (std::getline(cpuinfo, line)) {
-        if (line.rfind("flags", 0) != 0) continue;
-        return line.find(" vmx") != std::string::npos || line.find(" svm") != std::string::npos;
-    }
-    return false;
 }
 
 }  // namespace hospes::kvm

@@ -33,8 +33,4 @@ private:
     UniqueFd fd_;
 };
 
-// True when the host CPU has VT-x or AMD-V, i.e. KVM can run an unmodified
-// kernel at native speed (PVM, for example, cannot).
-bool host_has_hardware_virtualization();
-
 }  // namespace hospes::kvm

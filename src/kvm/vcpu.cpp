@@ -92,11 +92,4 @@ Result<void> Vcpu::set_lapic(const kvm_lapic_state& state) {
     return vcpu_ioctl(fd_.get(), KVM_SET_LAPIC, &copy, "KVM_SET_LAPIC", id_);
 }
 
-Result<kvm_mp_state> Vcpu::mp_state() const {
-    kvm_mp_state state{};
-    if (auto r = vcpu_ioctl(fd_.get(), KVM_GET_MP_STATE, &state, "KVM_GET_MP_STATE", id_); !r)
-        return std::unexpected(r.error());
-    return state;
-}
-
 }  // namespace hospes::kvm

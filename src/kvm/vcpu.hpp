@@ -35,7 +35,6 @@ public:
     Result<size_t> set_msrs(std::span<const std::pair<uint32_t, uint64_t>> msrs);
     Result<kvm_lapic_state> lapic() const;
     Result<void> set_lapic(const kvm_lapic_state& state);
-    Result<kvm_mp_state> mp_state() const;
 
 private:
     uint32_t id_;

@@ -34,11 +34,6 @@ MmioTransport::MmioTransport(std::unique_ptr<Device> device, const GuestMemory& 
     offered_features_ = device_->features() | kFeatureVersion1 | kFeatureEventIndex | kFeatureIndirectDescriptors;
 }
 
-uint32_t MmioTransport::status() const {
-    std::lock_guard lock(mutex_);
-    return status_;
-}
-
 void MmioTransport::read(uint64_t offset, std::span<uint8_t> data) {
     std::lock_guard lock(mutex_);
     if (offset >= kConfig) {

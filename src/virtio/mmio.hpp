@@ -31,7 +31,6 @@ public:
     // The driver notified queue `index` (ioeventfd, on the I/O thread).
     void notify(uint16_t index);
     uint16_t queue_count() const { return static_cast<uint16_t>(queues_.size()); }
-    uint32_t status() const;
 
 private:
     uint32_t read_register(uint64_t offset);
@@ -46,7 +45,7 @@ private:
     const GuestMemory& memory_;
     RaiseInterrupt interrupt_;
 
-    mutable std::mutex mutex_;
+    std::mutex mutex_;
     std::vector<Queue> queues_;
     uint64_t offered_features_;
     uint64_t driver_features_ = 0;

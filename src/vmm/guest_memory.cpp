@@ -12,11 +12,6 @@ Result<GuestMemory> GuestMemory::create(std::span<const std::pair<uint64_t, uint
     return memory;
 }
 
-uint64_t GuestMemory::total_size() const {
-    uint64_t total = 0;
-    for (const auto& region : regions_) total += region.host.size();
-    return total;
-}
 
 std::span<uint8_t> GuestMemory::slice(uint64_t address, uint64_t size) const {
     for (const auto& region : regions_) {

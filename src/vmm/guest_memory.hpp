@@ -24,7 +24,6 @@ public:
     static Result<GuestMemory> create(std::span<const std::pair<uint64_t, uint64_t>> ranges);
 
     const std::vector<Region>& regions() const { return regions_; }
-    uint64_t total_size() const;
 
     // The host view of [address, address + size), or an empty span when any
     // part of it is not RAM or it crosses a region boundary.
