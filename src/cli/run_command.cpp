@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "cli/device_options.hpp"
 #include "common/log.hpp"
 #include "common/size.hpp"
 #include "vmm/host_console.hpp"
@@ -15,10 +16,21 @@ void add_run_command(CLI::App& app, RunOptions& options) {
     auto* run = app.add_subcommand("run", "Boot a guest; its console is this terminal (Ctrl-A x quits)");
     run->add_option("--kernel", options.kernel, "bzImage or vmlinux ELF (default: the default guest)");
     run->add_option("--initrd", options.initrd, "initramfs or initrd image");
-    run->add_option("--cmdline", options.cmdline, "kernel command line")->capture_default_str();
+    run->add_option("--cmdline", options.cmdline,
+                    fmt::format("kernel command line (default: \"{}\", console=hvc0 with --console virtio)",
+                                kDefaultCmdline));
     run->add_option("--memory", options.memory, "guest RAM, e.g. 512M or 4G (a bare number is MiB)")
         ->capture_default_str();
     run->add_option("--vcpus", options.vcpus, "number of virtual CPUs")->capture_default_str();
+    run->add_option("--disk", options.disks,
+                    "virtio block device: an image file or host block device, PATH[,ro][,direct]; repeatable, "
+                    "the first is /dev/vda");
+    run->add_option("--net", options.nets,
+                    "virtio network card on a tap: tap=NAME, bridge=BRIDGE or both, with optional ,mac=MAC; "
+                    "repeatable");
+    run->add_option("--console", options.console, "the guest console: serial (ttyS0) or virtio (hvc0)")
+        ->capture_default_str();
+    run->add_option("--root", options.root, "root device, e.g. /dev/vda (adds root=DEVICE to the command line)");
 }
 
 std::string default_guest_dir() {
@@ -32,7 +44,27 @@ Result<MachineConfig> machine_config(const RunOptions& options, const std::strin
     if (!memory) return std::unexpected(Error{ErrorKind::BadInput, "--memory: " + memory.error().message});
     config.memory_size = *memory;
     config.vcpus = options.vcpus;
-    config.cmdline = options.cmdline;
+    auto console = parse_console(options.console);
+    if (!console) return std::unexpected(console.error());
+    config.console = *console;
+    config.cmdline = !options.cmdline.empty()                 ? options.cmdline
+                     : config.console == ConsoleKind::Virtio ? kDefaultVirtioConsoleCmdline
+                                                              : kDefaultCmdline;
+    if (!options.root.empty()) {
+        if (options.root.find_first_of(" \t\n") != std::string::npos)
+            return bad_input("--root '{}': a device name has no spaces", options.root);
+        config.cmdline += " root=" + options.root;
+    }
+    for (const auto& spec : options.disks) {
+        auto disk = parse_disk(spec);
+        if (!disk) return std::unexpected(disk.error());
+        config.disks.push_back(std::move(*disk));
+    }
+    for (const auto& spec : options.nets) {
+        auto net = parse_net(spec);
+        if (!net) return std::unexpected(net.error());
+        config.nets.push_back(std::move(*net));
+    }
     config.kernel_path = options.kernel;
     config.initrd_path = options.initrd;
     if (config.kernel_path.empty()) {

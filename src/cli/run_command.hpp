@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "common/error.hpp"
 #include "vmm/machine.hpp"
@@ -13,13 +14,20 @@ namespace hospes::cli {
 
 // The kernel command line when --cmdline is not given.
 inline constexpr const char* kDefaultCmdline = "console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux";
+// The same with --console virtio: the kernel's console is hvc0.
+inline constexpr const char* kDefaultVirtioConsoleCmdline =
+    "console=hvc0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux";
 
 struct RunOptions {
     std::string kernel;
     std::string initrd;
-    std::string cmdline = kDefaultCmdline;
+    std::string cmdline;  // empty: the default for the console
     std::string memory = "512M";
     uint32_t vcpus = 1;
+    std::vector<std::string> disks;
+    std::vector<std::string> nets;
+    std::string console = "serial";
+    std::string root;  // appended to the command line as root=ROOT
 };
 
 void add_run_command(CLI::App& app, RunOptions& options);

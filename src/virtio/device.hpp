@@ -46,6 +46,17 @@ public:
     virtual void queue_notify(uint16_t index) = 0;
     // Back to the state before activation.
     virtual void reset() = 0;
+
+    // Host file descriptors the device waits on (a backend's completions, a
+    // tap's packets). When one is readable the I/O thread calls
+    // backend_ready(index) through the transport, under its lock, whether or
+    // not the driver has activated the device.
+    struct BackendEvent {
+        int fd;
+        bool edge_triggered;  // true: woken once per new event, not while readable
+    };
+    virtual std::vector<BackendEvent> backend_events() const { return {}; }
+    virtual void backend_ready(size_t /*index*/) {}
 };
 
 }  // namespace hospes::virtio

@@ -193,6 +193,11 @@ void MmioTransport::raise(uint32_t cause) {
     interrupt_();
 }
 
+void MmioTransport::backend_ready(size_t index) {
+    std::lock_guard lock(mutex_);
+    device_->backend_ready(index);
+}
+
 void MmioTransport::notify(uint16_t index) {
     std::lock_guard lock(mutex_);
     if (active_ && index < queues_.size()) device_->queue_notify(index);

@@ -31,6 +31,16 @@ public:
     // The driver notified queue `index` (ioeventfd, on the I/O thread).
     void notify(uint16_t index);
     uint16_t queue_count() const { return static_cast<uint16_t>(queues_.size()); }
+    // The device's backend event `index` is ready (on the I/O thread).
+    void backend_ready(size_t index);
+    std::vector<Device::BackendEvent> backend_events() const { return device_->backend_events(); }
+    // Runs `action` on the device under the transport's lock, for host-side
+    // input that does not come through a file descriptor (console input).
+    template <class Action>
+    void with_device(Action&& action) {
+        std::lock_guard lock(mutex_);
+        action(*device_);
+    }
 
 private:
     uint32_t read_register(uint64_t offset);

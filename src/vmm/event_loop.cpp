@@ -22,10 +22,10 @@ Result<EventLoop> EventLoop::create() {
 
 EventLoop::~EventLoop() { stop(); }
 
-Result<void> EventLoop::add(int fd, Handler handler) {
+Result<void> EventLoop::add(int fd, Handler handler, bool edge_triggered) {
     handlers_.push_back(std::make_unique<Handler>(std::move(handler)));
     epoll_event event{};
-    event.events = EPOLLIN;
+    event.events = EPOLLIN | (edge_triggered ? EPOLLET : 0u);
     event.data.ptr = handlers_.back().get();
     if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &event) != 0) return errno_error("epoll_ctl add fd {}", fd);
     return {};

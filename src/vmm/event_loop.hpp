@@ -20,8 +20,10 @@ public:
     EventLoop(EventLoop&&) = default;
     ~EventLoop();
 
-    // Before start(): `handler` runs on the loop's thread when `fd` is readable.
-    Result<void> add(int fd, Handler handler);
+    // Before start(): `handler` runs on the loop's thread when `fd` is
+    // readable; edge-triggered: once per new event, even if the handler
+    // leaves data unread.
+    Result<void> add(int fd, Handler handler, bool edge_triggered = false);
     void start();
     void stop();
 

@@ -209,6 +209,13 @@ Result<void> Machine::add_virtio_devices(std::vector<std::unique_ptr<virtio::Dev
             if (!added) return added;
             event_fds_.push_back(std::move(kick));
         }
+        auto backend_events = transport->backend_events();
+        for (size_t event = 0; event < backend_events.size(); ++event) {
+            auto added = io_loop_->add(
+                backend_events[event].fd, [transport, event] { transport->backend_ready(event); },
+                backend_events[event].edge_triggered);
+            if (!added) return added;
+        }
         if (auto r = mmio_.add(base, virtio::MmioTransport::kWindowSize, transport); !r) return r;
         virtio_.push_back(std::move(transport));
     }

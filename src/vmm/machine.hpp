@@ -2,6 +2,7 @@
 // MachineConfig, and the threads that run it.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -28,12 +29,31 @@ class Device;
 class MmioTransport;
 }
 
+// A virtio-blk disk backed by an image file or a host block device.
+struct DiskConfig {
+    std::string path;
+    bool read_only = false;
+    bool direct = false;  // O_DIRECT: bypass the host page cache
+};
+
+// A virtio-net card backed by a tap device.
+struct NetConfig {
+    std::string tap;     // tap name; empty: the kernel picks one
+    std::string bridge;  // host bridge to attach the tap to; empty: none
+    std::optional<std::array<uint8_t, 6>> mac;  // none: a random local address
+};
+
+enum class ConsoleKind { Serial, Virtio };
+
 struct MachineConfig {
     std::string kernel_path;
     std::string initrd_path;  // empty: none
     std::string cmdline;
     uint64_t memory_size = 0;
     uint32_t vcpus = 1;
+    std::vector<DiskConfig> disks;
+    std::vector<NetConfig> nets;
+    ConsoleKind console = ConsoleKind::Serial;
 };
 
 inline constexpr uint64_t kMinimumMemory = 4 * 1024 * 1024;

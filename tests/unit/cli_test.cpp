@@ -67,7 +67,51 @@ TEST(RunCommand, DefaultsMatchTheDocumentation) {
     ASSERT_TRUE(p.ok);
     EXPECT_EQ(p.options.memory, "512M");
     EXPECT_EQ(p.options.vcpus, 1u);
-    EXPECT_EQ(p.options.cmdline, cli::kDefaultCmdline);
+    EXPECT_TRUE(p.options.cmdline.empty());
+    EXPECT_EQ(p.options.console, "serial");
+    EXPECT_TRUE(p.options.disks.empty());
+}
+
+TEST(RunCommand, RepeatableDeviceOptions) {
+    auto p = parse({"run", "--disk", "a.img", "--disk", "/dev/vg/b,ro", "--net", "tap=t0", "--net", "bridge=br0",
+                    "--console", "virtio", "--root", "/dev/vda"});
+    ASSERT_TRUE(p.ok);
+    EXPECT_EQ(p.options.disks, (std::vector<std::string>{"a.img", "/dev/vg/b,ro"}));
+    EXPECT_EQ(p.options.nets, (std::vector<std::string>{"tap=t0", "bridge=br0"}));
+    EXPECT_EQ(p.options.console, "virtio");
+    EXPECT_EQ(p.options.root, "/dev/vda");
+}
+
+TEST(MachineConfig, ConsoleAndRootShapeTheCommandLine) {
+    cli::RunOptions options;
+    options.kernel = "k";
+    auto serial = cli::machine_config(options, "/nonexistent");
+    ASSERT_TRUE(serial);
+    EXPECT_EQ(serial->cmdline, cli::kDefaultCmdline);
+    EXPECT_EQ(serial->console, ConsoleKind::Serial);
+    options.console = "virtio";
+    options.root = "/dev/vda";
+    options.disks = {"disk.img,ro"};
+    options.nets = {"tap=vif1,mac=02:00:00:00:00:07"};
+    auto config = cli::machine_config(options, "/nonexistent");
+    ASSERT_TRUE(config) << config.error().message;
+    EXPECT_EQ(config->console, ConsoleKind::Virtio);
+    EXPECT_EQ(config->cmdline, std::string(cli::kDefaultVirtioConsoleCmdline) + " root=/dev/vda");
+    ASSERT_EQ(config->disks.size(), 1u);
+    EXPECT_TRUE(config->disks[0].read_only);
+    ASSERT_EQ(config->nets.size(), 1u);
+    EXPECT_EQ(config->nets[0].tap, "vif1");
+    options.cmdline = "console=ttyS0 quiet";
+    EXPECT_EQ(cli::machine_config(options, "/nonexistent")->cmdline, "console=ttyS0 quiet root=/dev/vda");
+    for (auto bad : {"tty", ""}) {
+        options.console = bad;
+        auto r = cli::machine_config(options, "/nonexistent");
+        ASSERT_FALSE(r) << bad;
+        EXPECT_EQ(r.error().message.rfind("--console", 0), 0u);
+    }
+    options.console = "serial";
+    options.root = "/dev/vda init=/bin/sh";
+    EXPECT_FALSE(cli::machine_config(options, "/nonexistent"));
 }
 
 TEST(RunCommand, RejectsMalformedOptions) {

@@ -1,0 +1,24 @@
+// The device options of `hospes run`: --disk, --net and --console specs,
+// parsed into the machine's device configuration. Each error names the
+// option and the offending part.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string_view>
+
+#include "common/error.hpp"
+#include "vmm/machine.hpp"
+
+namespace hospes::cli {
+
+// PATH[,ro|rw][,direct]
+Result<DiskConfig> parse_disk(std::string_view spec);
+// tap=NAME | bridge=BR | both, each with an optional mac=XX:XX:XX:XX:XX:XX
+Result<NetConfig> parse_net(std::string_view spec);
+// serial | virtio
+Result<ConsoleKind> parse_console(std::string_view spec);
+// Six colon-separated hex bytes, a unicast address.
+Result<std::array<uint8_t, 6>> parse_mac(std::string_view text);
+
+}  // namespace hospes::cli
