@@ -24,6 +24,8 @@
 #include "devices/legacy/i8042.hpp"
 #include "devices/legacy/rtc.hpp"
 #include "devices/legacy/serial.hpp"
+#include "backends/uring_block.hpp"
+#include "devices/virtio/blk.hpp"
 #include "devices/virtio/rng.hpp"
 #include "arch/x86_64/aml.hpp"
 #include "virtio/mmio.hpp"
@@ -123,8 +125,14 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& config, Ho
     // The virtio devices every guest has, announced in the DSDT.
     std::vector<std::unique_ptr<virtio::Device>> virtio_devices;
     virtio_devices.push_back(std::make_unique<devices::VirtioRng>());
+    for (const auto& disk : config.disks) {
+        auto backend = backends::UringBlock::open(disk.path, {disk.read_only, disk.direct});
+        if (!backend) return std::unexpected(backend.error());
+        virtio_devices.push_back(std::make_unique<devices::VirtioBlk>(std::move(*backend)));
+    }
     if (virtio_devices.size() > x86::kVirtioMaxDevices)
-        return bad_input("{} virtio devices; a guest has at most {}", virtio_devices.size(), x86::kVirtioMaxDevices);
+        return bad_input("{} virtio devices (the entropy source, disks, network cards, console); a guest has at most {}",
+                         virtio_devices.size(), x86::kVirtioMaxDevices);
     std::vector<uint8_t> acpi_devices;
     for (size_t i = 0; i < virtio_devices.size(); ++i) {
         auto window = virtio_slot(i);

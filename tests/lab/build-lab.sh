@@ -68,7 +68,7 @@ QEMU_FIRMWARE=(/usr/share/qemu/bios-microvm.bin /usr/share/qemu/linuxboot_dma.bi
     /usr/share/qemu/linuxboot.bin /usr/share/qemu/pvh.bin /usr/share/qemu/kvmvapic.bin
     /usr/share/qemu/multiboot_dma.bin /usr/share/seabios/bios-256k.bin)
 
-KVM_MODULES=(kvm_amd)
+KVM_MODULES=(kvm_amd virtio_pci virtio_blk)
 
 if [[ "${LAB_CPIO_GZIP:-0}" == 1 ]]; then
     CPIO_NAME=lab.cpio.gz

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# lab-run.sh [--lab-dir DIR] [--timeout S] [--log FILE] TEST_SCRIPT
+# lab-run.sh [--lab-dir DIR] [--timeout S] [--log FILE] [--disk IMAGE]... TEST_SCRIPT
 #
 # Boots the nested lab (built by tests/lab/build-lab.sh) under QEMU TCG with
 # emulated AMD-V, runs TEST_SCRIPT inside it as /lab/test.sh (busybox sh,
@@ -11,6 +11,9 @@
 #   --timeout S    wall-clock limit for the whole lab run (default 600)
 #   --log FILE     keep the lab console here (default:
 #                  LABDIR/logs/<test name>.log); it is also streamed to stdout
+#   --disk IMAGE   give the lab host IMAGE as a virtio disk (the first is its
+#                  /dev/vda, then /dev/vdb...); repeatable. The lab writes to
+#                  it: pass a copy.
 # Environment: LAB_MEMORY (default 8G) is the lab host's memory.
 #
 # Exit status: the test script's own status as the lab init reports it
@@ -27,7 +30,7 @@ set -euo pipefail
 die() { echo "lab-run: error: $*" >&2; exit 125; }
 
 usage() {
-    echo "usage: $0 [--lab-dir DIR] [--timeout S] [--log FILE] TEST_SCRIPT" >&2
+    echo "usage: $0 [--lab-dir DIR] [--timeout S] [--log FILE] [--disk IMAGE]... TEST_SCRIPT" >&2
     exit 2
 }
 
@@ -36,11 +39,14 @@ LIB=$REPO/tests/lab/lib.sh
 LABDIR=${LAB_DIR:-$REPO/build/lab}
 TIMEOUT=600
 LOG=
+DISKS=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --lab-dir) [[ $# -ge 2 ]] || usage; LABDIR=$2; shift 2 ;;
         --timeout) [[ $# -ge 2 && "$2" =~ ^[0-9]+$ ]] || usage; TIMEOUT=$2; shift 2 ;;
         --log) [[ $# -ge 2 ]] || usage; LOG=$2; shift 2 ;;
+        --disk) [[ $# -ge 2 && -f "$2" ]] || die "--disk: image ${2:-} not found"
+            DISKS+=(-drive "file=$2,if=virtio,format=raw,cache=writeback"); shift 2 ;;
         -h|--help) usage ;;
         --) shift; break ;;
         -*) usage ;;
@@ -96,7 +102,7 @@ attempt() {
     timeout --kill-after=10 "$TIMEOUT" \
         qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp 2 -m "${LAB_MEMORY:-8G}" \
         -display none -monitor none -serial stdio -no-reboot \
-        -kernel "$LABDIR/bzImage" -initrd "$TMP/initrd" \
+        -kernel "$LABDIR/bzImage" -initrd "$TMP/initrd" "${DISKS[@]}" \
         -append "console=ttyS0 quiet panic=-1" </dev/null >"$log" &
     local qemu_pid=$! silent=0 size=0 last_size=0
     tail -n +1 -f --pid="$qemu_pid" "$log" &

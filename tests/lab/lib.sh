@@ -20,6 +20,7 @@
 #   guest_send LINE                         type a line on the console
 #   guest_cmd LINE PATTERN [TIMEOUT]        both of the above
 #   guest_value KEY                         value of the last "KEY=..." line
+#   guest_boot [TIMEOUT] [MARKER]           wait for user space and the prompt
 #   guest_finish [TIMEOUT]                  wait for hospes to exit (killing
 #                                           it on timeout), print its console;
 #                                           sets GUEST_STATUS
@@ -108,10 +109,11 @@ guest_value() {
     guest_text | grep -E "^$1=" | tail -n 1 | cut -d= -f2-
 }
 
-# Boot to the prompt: user space marker, then the shell's prompt. Returns 1
-# (after recording a failure) when the guest never got there.
+# Boot to the prompt: user space marker (default: the initramfs's; pass
+# 'hospes-rootfs: user space reached' for the root disk), then the shell's
+# prompt. Returns 1 (after recording a failure) when the guest never got there.
 guest_boot() {
-    if guest_wait 'hospes-guest: user space reached' "${1:-300}"; then
+    if guest_wait "${2:-hospes-guest: user space reached}" "${1:-300}"; then
         pass "user space reached after $(($(now) - GUEST_T0)) s"
     else
         fail "user space not reached"

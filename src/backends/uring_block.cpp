@@ -1,0 +1,156 @@
+#include "backends/uring_block.hpp"
+
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <utility>
+
+namespace hospes::backends {
+
+Result<std::unique_ptr<UringBlock>> UringBlock::open(const std::string& path, const BlockOpenOptions& options) {
+    std::unique_ptr<UringBlock> disk(new UringBlock);
+    int flags = (options.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | (options.direct ? O_DIRECT : 0);
+    disk->file_ = UniqueFd(::open(path.c_str(), flags));
+    if (!disk->file_.valid()) {
+        int error = errno;
+        if (error == EINVAL && options.direct)
+            return bad_input("disk '{}': the file system does not support O_DIRECT (drop ,direct)", path);
+        return bad_input("cannot open disk '{}'{}: {}", path, options.read_only ? " read-only" : "",
+                         std::strerror(error));
+    }
+    struct stat info{};
+    if (::fstat(disk->file_.get(), &info) != 0) return errno_error("disk '{}': fstat", path);
+    if (S_ISREG(info.st_mode)) {
+        disk->size_ = static_cast<uint64_t>(info.st_size);
+    } else if (S_ISBLK(info.st_mode)) {
+        uint64_t bytes = 0;
+        int sector = 512;
+        if (::ioctl(disk->file_.get(), BLKGETSIZE64, &bytes) != 0) return errno_error("disk '{}': BLKGETSIZE64", path);
+        if (::ioctl(disk->file_.get(), BLKSSZGET, &sector) != 0) return errno_error("disk '{}': BLKSSZGET", path);
+        disk->size_ = bytes;
+        disk->block_size_ = static_cast<uint32_t>(sector);
+    } else {
+        return bad_input("disk '{}' is neither a regular file nor a block device", path);
+    }
+    if (disk->size_ < 512) return bad_input("disk '{}' is smaller than one 512-byte sector", path);
+    disk->read_only_ = options.read_only;
+    disk->serial_ = std::filesystem::path(path).filename().string().substr(0, 20);
+
+    disk->event_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!disk->event_.valid()) return errno_error("eventfd");
+    if (int r = io_uring_queue_init(options.depth, &disk->ring_, 0); r < 0) {
+        errno = -r;
+        return errno_error("disk '{}': io_uring_queue_init", path);
+    }
+    disk->ring_ready_ = true;
+    if (int r = io_uring_register_eventfd(&disk->ring_, disk->event_.get()); r < 0) {
+        errno = -r;
+        return errno_error("disk '{}': io_uring_register_eventfd", path);
+    }
+    return disk;
+}
+
+UringBlock::~UringBlock() {
+    if (!ring_ready_) return;
+    // Guest memory must not be written after the monitor lets it go.
+    drain([](uint64_t, int64_t) {});
+    io_uring_queue_exit(&ring_);
+}
+
+io_uring_sqe* UringBlock::next_sqe() {
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    if (sqe == nullptr) {
+        // The submission ring is full of queued work: hand it over first.
+        io_uring_submit(&ring_);
+        sqe = io_uring_get_sqe(&ring_);
+    }
+    // Still none: the kernel refused the batch; the caller fails the operation.
+    if (sqe != nullptr) ++in_flight_;
+    return sqe;
+}
+
+void UringBlock::read(uint64_t offset, std::span<const iovec> iov, uint64_t tag) {
+    io_uring_sqe* sqe = next_sqe();
+    if (sqe == nullptr) return failed_.push_back(tag);
+    io_uring_prep_readv(sqe, file_.get(), iov.data(), static_cast<unsigned>(iov.size()), offset);
+    io_uring_sqe_set_data64(sqe, tag);
+}
+
+void UringBlock::write(uint64_t offset, std::span<const iovec> iov, uint64_t tag) {
+    io_uring_sqe* sqe = next_sqe();
+    if (sqe == nullptr) return failed_.push_back(tag);
+    io_uring_prep_writev(sqe, file_.get(), iov.data(), static_cast<unsigned>(iov.size()), offset);
+    io_uring_sqe_set_data64(sqe, tag);
+}
+
+void UringBlock::flush(uint64_t tag) {
+    io_uring_sqe* sqe = next_sqe();
+    if (sqe == nullptr) return failed_.push_back(tag);
+    io_uring_prep_fsync(sqe, file_.get(), IORING_FSYNC_DATASYNC);
+    io_uring_sqe_set_data64(sqe, tag);
+}
+
+void UringBlock::discard(uint64_t offset, uint64_t length, uint64_t tag) {
+    io_uring_sqe* sqe = next_sqe();
+    if (sqe == nullptr) return failed_.push_back(tag);
+    io_uring_prep_fallocate(sqe, file_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                            static_cast<off_t>(offset), static_cast<off_t>(length));
+    io_uring_sqe_set_data64(sqe, tag);
+}
+
+void UringBlock::write_zeroes(uint64_t offset, uint64_t length, bool may_unmap, uint64_t tag) {
+    io_uring_sqe* sqe = next_sqe();
+    if (sqe == nullptr) return failed_.push_back(tag);
+    int mode = (may_unmap ? FALLOC_FL_PUNCH_HOLE : FALLOC_FL_ZERO_RANGE) | FALLOC_FL_KEEP_SIZE;
+    io_uring_prep_fallocate(sqe, file_.get(), mode, static_cast<off_t>(offset), static_cast<off_t>(length));
+    io_uring_sqe_set_data64(sqe, tag);
+}
+
+void UringBlock::submit() {
+    if (io_uring_sq_ready(&ring_) > 0) io_uring_submit(&ring_);
+    if (!failed_.empty()) {
+        uint64_t one = 1;
+        [[maybe_unused]] auto written = ::write(event_.get(), &one, sizeof(one));
+    }
+}
+
+// An operation that found no submission slot completes with -EBUSY at the
+// next reap; the device turns it into an I/O error for the guest.
+size_t UringBlock::reap(const Completion& done) {
+    uint64_t count;
+    [[maybe_unused]] auto got = ::read(event_.get(), &count, sizeof(count));  // re-armed before looking
+    size_t reaped = 0;
+    for (uint64_t tag : std::exchange(failed_, {})) {
+        done(tag, -EBUSY);
+        ++reaped;
+    }
+    io_uring_cqe* cqe;
+    unsigned head, seen = 0;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+        done(io_uring_cqe_get_data64(cqe), cqe->res);
+        ++seen;
+    }
+    io_uring_cq_advance(&ring_, seen);
+    in_flight_ -= seen;
+    return reaped + seen;
+}
+
+void UringBlock::drain(const Completion& done) {
+    submit();
+    reap(done);
+    while (in_flight_ > 0) {
+        io_uring_cqe* cqe;
+        if (io_uring_wait_cqe(&ring_, &cqe) < 0) break;
+        reap(done);
+    }
+}
+
+}  // namespace hospes::backends
