@@ -8,7 +8,6 @@
 #include <sys/uio.h>
 
 #include <cstdint>
-#include <functional>
 #include <span>
 #include <string>
 
@@ -25,7 +24,8 @@ public:
     virtual bool read_only() const = 0;
     // The device's serial number (virtio-blk GET_ID), at most 20 bytes.
     virtual std::string serial() const = 0;
-    // Readable when completions are waiting for reap().
+    // Signalled (an eventfd write) whenever completions arrive; watch it
+    // edge-triggered and call reap(). It is never read, so it stays readable.
     virtual int completion_fd() const = 0;
 
     // Queue an operation; `iov` need only live until submit(). The result
@@ -37,14 +37,18 @@ public:
     // Deallocate (`zeroes`: and read back as zeroes) a range.
     virtual void discard(uint64_t offset, uint64_t length, uint64_t tag) = 0;
     virtual void write_zeroes(uint64_t offset, uint64_t length, bool may_unmap, uint64_t tag) = 0;
-    // Hands the queued operations to the host.
+    // Hands the queued operations to the host. Some may complete during the
+    // call without signalling completion_fd(): reap() after it.
     virtual void submit() = 0;
 
-    using Completion = std::function<void(uint64_t tag, int64_t result)>;
-    // Calls `done` for each finished operation; returns how many.
-    virtual size_t reap(const Completion& done) = 0;
-    // Waits for every operation in flight and reaps it.
-    virtual void drain(const Completion& done) = 0;
+    struct Completion {
+        uint64_t tag;
+        int64_t result;
+    };
+    // Fills `done` with finished operations; returns how many.
+    virtual size_t reap(std::span<Completion> done) = 0;
+    // Waits for every operation in flight; their results are dropped.
+    virtual void drain() = 0;
 };
 
 }  // namespace hospes::backends

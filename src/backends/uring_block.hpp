@@ -36,8 +36,8 @@ public:
     void discard(uint64_t offset, uint64_t length, uint64_t tag) override;
     void write_zeroes(uint64_t offset, uint64_t length, bool may_unmap, uint64_t tag) override;
     void submit() override;
-    size_t reap(const Completion& done) override;
-    void drain(const Completion& done) override;
+    size_t reap(std::span<Completion> done) override;
+    void drain() override;
 
 private:
     UringBlock() = default;

@@ -148,6 +148,7 @@ Result<void> Queue::activate(const GuestMemory& memory) {
             return guest_error("{} of {} bytes at {:#x} is outside guest memory", area.name, area.bytes, area.address);
     }
     next_avail_ = 0;
+    known_avail_ = 0;
     next_used_ = 0;
     signalled_used_ = 0;
     signalled_valid_ = false;
@@ -161,42 +162,57 @@ void Queue::reset() {
     ready_ = false;
     event_idx_ = false;
     next_avail_ = 0;
+    known_avail_ = 0;
     next_used_ = 0;
     signalled_used_ = 0;
     signalled_valid_ = false;
 }
 
 Result<std::optional<Chain>> Queue::pop(const GuestMemory& memory) {
-    if (!ready_) return std::nullopt;
+    Chain chain;
+    auto popped = pop(memory, chain);
+    if (!popped) return std::unexpected(popped.error());
+    if (!*popped) return std::nullopt;
+    return chain;
+}
+
+Result<bool> Queue::pop(const GuestMemory& memory, Chain& chain) {
+    chain.readable.clear();
+    chain.writable.clear();
+    if (!ready_) return false;
     const uint64_t avail_index_address = avail_ + 2;
     const uint64_t avail_event_address = used_ + kRingHeader + sizeof(UsedElement) * size_;
 
-    auto avail_index = load<uint16_t>(memory, avail_index_address);
-    if (!avail_index) return guest_error("available ring at {:#x} is outside guest memory", avail_);
-    // The ring entries and descriptors are read after the index that
-    // published them.
-    std::atomic_thread_fence(std::memory_order_acquire);
-    if (*avail_index == next_avail_ && event_idx_) {
-        // Ask for a notification at the next buffer, then look again: a
-        // buffer the driver published before it could see avail_event
-        // would otherwise wait for one that never comes.
-        if (!store(memory, avail_event_address, next_avail_))
-            return guest_error("used ring at {:#x} is outside guest memory", used_);
-        std::atomic_thread_fence(std::memory_order_seq_cst);
-        avail_index = load<uint16_t>(memory, avail_index_address);
+    // Buffers already known to be available are taken without reading the
+    // index again: one guest memory load less per request in a batch.
+    if (next_avail_ == known_avail_) {
+        auto avail_index = load<uint16_t>(memory, avail_index_address);
         if (!avail_index) return guest_error("available ring at {:#x} is outside guest memory", avail_);
+        // The ring entries and descriptors are read after the index that
+        // published them.
         std::atomic_thread_fence(std::memory_order_acquire);
+        if (*avail_index == next_avail_ && event_idx_) {
+            // Ask for a notification at the next buffer, then look again: a
+            // buffer the driver published before it could see avail_event
+            // would otherwise wait for one that never comes.
+            if (!store(memory, avail_event_address, next_avail_))
+                return guest_error("used ring at {:#x} is outside guest memory", used_);
+            std::atomic_thread_fence(std::memory_order_seq_cst);
+            avail_index = load<uint16_t>(memory, avail_index_address);
+            if (!avail_index) return guest_error("available ring at {:#x} is outside guest memory", avail_);
+            std::atomic_thread_fence(std::memory_order_acquire);
+        }
+        uint16_t pending = static_cast<uint16_t>(*avail_index - next_avail_);
+        if (pending > size_) return guest_error("driver made {} buffers available in a queue of {}", pending, size_);
+        if (pending == 0) return false;
+        known_avail_ = *avail_index;
     }
-    uint16_t pending = static_cast<uint16_t>(*avail_index - next_avail_);
-    if (pending > size_) return guest_error("driver made {} buffers available in a queue of {}", pending, size_);
-    if (pending == 0) return std::nullopt;
 
     auto head = load<uint16_t>(memory, avail_ + kRingHeader + 2 * (next_avail_ & (size_ - 1)));
     if (!head) return guest_error("available ring at {:#x} is outside guest memory", avail_);
     if (*head >= size_)
         return guest_error("available ring entry {} names descriptor {} in a queue of {}", next_avail_, *head, size_);
 
-    Chain chain;
     chain.head = *head;
     bool writable_seen = false;
     const uint32_t limit = std::min<uint32_t>(size_, kMaxChainLength);
@@ -225,7 +241,7 @@ Result<std::optional<Chain>> Queue::pop(const GuestMemory& memory) {
     ++next_avail_;
     if (event_idx_ && !store(memory, avail_event_address, next_avail_))
         return guest_error("used ring at {:#x} is outside guest memory", used_);
-    return chain;
+    return true;
 }
 
 Result<void> Queue::push(const GuestMemory& memory, uint16_t head, uint32_t written) {

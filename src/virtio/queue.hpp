@@ -57,6 +57,9 @@ public:
 
     // The next available chain; nullopt when the driver has made none.
     Result<std::optional<Chain>> pop(const GuestMemory& memory);
+    // The same into `chain`, reusing its storage (no allocation on the data
+    // path); false when the driver has made none.
+    Result<bool> pop(const GuestMemory& memory, Chain& chain);
     // Returns chain `head` to the driver with `written` bytes written.
     Result<void> push(const GuestMemory& memory, uint16_t head, uint32_t written);
     // After one or more push(): true when the driver asked to be interrupted.
@@ -71,6 +74,7 @@ private:
     bool ready_ = false;
     bool event_idx_ = false;
     uint16_t next_avail_ = 0;  // the device's position in the available ring
+    uint16_t known_avail_ = 0;  // the available index as last read
     uint16_t next_used_ = 0;   // the used ring's index as the device last wrote it
     uint16_t signalled_used_ = 0;  // used index at the last interrupt (EVENT_IDX)
     bool signalled_valid_ = false;

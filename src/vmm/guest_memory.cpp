@@ -12,20 +12,6 @@ Result<GuestMemory> GuestMemory::create(std::span<const std::pair<uint64_t, uint
     return memory;
 }
 
-
-std::span<uint8_t> GuestMemory::slice(uint64_t address, uint64_t size) const {
-    for (const auto& region : regions_) {
-        uint64_t start = region.guest_address;
-        uint64_t length = region.host.size();
-        // Written so that no sum can overflow with guest-chosen values.
-        if (address < start || address - start >= length) continue;
-        uint64_t offset = address - start;
-        if (size > length - offset) return {};
-        return {region.host.data() + offset, size};
-    }
-    return {};
-}
-
 Result<void> GuestMemory::write(uint64_t address, std::span<const uint8_t> bytes) const {
     auto target = slice(address, bytes.size());
     if (target.size() != bytes.size() || (bytes.empty() && slice(address, 1).empty()))

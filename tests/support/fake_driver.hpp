@@ -6,7 +6,6 @@
 
 #include <cstdint>
 #include <cstring>
-#include <map>
 #include <optional>
 #include <span>
 #include <vector>
@@ -63,6 +62,7 @@ public:
             QueueState s;
             s.size = n;
             for (uint16_t d = n; d > 0; --d) s.free.push_back(static_cast<uint16_t>(d - 1));
+            s.chains.resize(n);
             state_.push_back(std::move(s));
         }
         uint64_t negotiated = features.value_or(device_.features() | virtio::kFeatureVersion1);
@@ -86,7 +86,8 @@ public:
     }
     template <class T>
     void put(uint64_t address, const T& value) {
-        (void)memory_->write_object(address, value);
+        auto to = bytes(address, sizeof(T));
+        if (to.size() == sizeof(T)) std::memcpy(to.data(), &value, sizeof(T));
     }
     template <class T>
     T get(uint64_t address) const {
@@ -101,7 +102,8 @@ public:
     std::optional<uint16_t> add_chain(uint16_t q, std::span<const Buffer> buffers, bool publish_now = true) {
         auto& s = state_[q];
         if (buffers.empty() || s.free.size() < buffers.size()) return std::nullopt;
-        std::vector<uint16_t> ids;
+        std::vector<uint16_t> ids = std::move(s.spare);
+        ids.clear();
         for (size_t i = 0; i < buffers.size(); ++i) {
             ids.push_back(s.free.back());
             s.free.pop_back();
@@ -111,9 +113,10 @@ public:
             descriptor(q, ids[i], buffers[i].address, buffers[i].length, flags,
                        i + 1 < buffers.size() ? ids[i + 1] : 0);
         }
-        s.chains[ids[0]] = ids;
-        make_available(q, ids[0], publish_now);
-        return ids[0];
+        uint16_t head = ids[0];
+        s.chains[head] = std::move(ids);
+        make_available(q, head, publish_now);
+        return head;
     }
     std::optional<uint16_t> add_chain(uint16_t q, std::initializer_list<Buffer> buffers, bool publish_now = true) {
         return add_chain(q, std::span<const Buffer>(buffers.begin(), buffers.size()), publish_now);
@@ -121,11 +124,13 @@ public:
 
     // Raw descriptor writing, for malformed chains.
     void descriptor(uint16_t q, uint16_t index, uint64_t address, uint32_t length, uint16_t flags, uint16_t next) {
-        uint64_t at = ring(q) + 16 * uint64_t{index};
-        put(at, address);
-        put(at + 8, length);
-        put(at + 12, flags);
-        put(at + 14, next);
+        struct {
+            uint64_t address;
+            uint32_t length;
+            uint16_t flags, next;
+        } d{address, length, flags, next};
+        static_assert(sizeof(d) == 16);
+        put(ring(q) + 16 * uint64_t{index}, d);
     }
     // Puts `head` in the next available slot; publish_now also moves avail.idx.
     void make_available(uint16_t q, uint16_t head, bool publish_now = true) {
@@ -147,9 +152,11 @@ public:
         uint64_t at = used + 4 + 8 * uint64_t(s.used_seen % s.size);
         Used element{get<uint32_t>(at), get<uint32_t>(at + 4)};
         ++s.used_seen;
-        if (auto it = s.chains.find(static_cast<uint16_t>(element.id)); it != s.chains.end()) {
-            for (auto id : it->second) s.free.push_back(id);
-            s.chains.erase(it);
+        if (element.id < s.chains.size()) {
+            auto& ids = s.chains[element.id];
+            for (auto id : ids) s.free.push_back(id);
+            if (!ids.empty()) s.spare = std::move(ids);
+            ids.clear();
         }
         return element;
     }
@@ -161,7 +168,8 @@ private:
         uint16_t avail_idx = 0;
         uint16_t used_seen = 0;
         std::vector<uint16_t> free;
-        std::map<uint16_t, std::vector<uint16_t>> chains;
+        std::vector<std::vector<uint16_t>> chains;  // by head: the descriptors of each chain in flight
+        std::vector<uint16_t> spare;                // storage for the next chain's list
     };
     static uint64_t ring(size_t q) { return kRingBase + kRingStride * q; }
 

@@ -98,7 +98,7 @@ Result<void> VirtioBlk::activate(uint64_t, virtio::ActiveQueues queues) {
 void VirtioBlk::reset() {
     // Requests in flight still point into guest memory: wait for them
     // before the driver may reuse their buffers.
-    backend_->drain([](uint64_t, int64_t) {});
+    backend_->drain();
     active_ = {};
     slots_.clear();
     free_slots_.clear();
@@ -108,17 +108,30 @@ void VirtioBlk::queue_notify(uint16_t index) {
     if (index != 0 || active_.queues == nullptr) return;
     auto& queue = (*active_.queues)[0];
     for (;;) {
-        auto chain = queue.pop(*active_.memory);
-        if (!chain) {
-            fail(chain.error());
+        auto popped = queue.pop(*active_.memory, chain_);
+        if (!popped) {
+            fail(popped.error());
             break;
         }
-        if (!*chain) break;
-        start(**chain);
+        if (!*popped) break;
+        start(chain_);
         if (broken_) break;
     }
-    backend_->submit();
-    if (pushed_ && queue.should_notify(*active_.memory)) active_.interrupt();
+    complete_ready();
+}
+
+void VirtioBlk::complete_ready() {
+    // Submitting may complete requests at once (page-cache hits); those are
+    // not signalled on the completion fd, so look after every submit.
+    backends::BlockBackend::Completion done[64];
+    for (;;) {
+        backend_->submit();
+        size_t count = backend_->reap(done);
+        if (count == 0) break;
+        for (size_t i = 0; i < count; ++i) complete(done[i].tag, done[i].result);
+    }
+    if (pushed_ && active_.queues != nullptr && (*active_.queues)[0].should_notify(*active_.memory))
+        active_.interrupt();
     pushed_ = false;
 }
 
@@ -314,12 +327,6 @@ void VirtioBlk::complete(uint64_t tag, int64_t result) {
     free_slots_.push_back(static_cast<uint32_t>(tag));
 }
 
-void VirtioBlk::backend_ready(size_t) {
-    backend_->reap([this](uint64_t tag, int64_t result) { complete(tag, result); });
-    backend_->submit();  // the rest of short transfers
-    if (pushed_ && active_.queues != nullptr && (*active_.queues)[0].should_notify(*active_.memory))
-        active_.interrupt();
-    pushed_ = false;
-}
+void VirtioBlk::backend_ready(size_t) { complete_ready(); }
 
 }  // namespace hospes::devices

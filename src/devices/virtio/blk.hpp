@@ -32,7 +32,7 @@ public:
     Result<void> activate(uint64_t features, virtio::ActiveQueues queues) override;
     void queue_notify(uint16_t index) override;
     void reset() override;
-    std::vector<BackendEvent> backend_events() const override { return {{backend_->completion_fd(), false}}; }
+    std::vector<BackendEvent> backend_events() const override { return {{backend_->completion_fd(), true}}; }
     void backend_ready(size_t index) override;
 
     // Requests the device refused as malformed since activation (for tests).
@@ -57,12 +57,15 @@ private:
     void finish_now(uint16_t head, uint8_t* status, uint8_t value, uint32_t written);
     void bad_request(uint16_t head, uint8_t* status, const char* why);
     void complete(uint64_t tag, int64_t result);
+    // Submits what is queued and completes whatever has finished.
+    void complete_ready();
     void push(uint16_t head, uint32_t written);
     void fail(const Error& error);  // the driver broke the queue: NEEDS_RESET
     void resubmit_rest(InFlight& request);
 
     std::unique_ptr<backends::BlockBackend> backend_;
     virtio::ActiveQueues active_;
+    virtio::Chain chain_;  // the request being parsed, its storage reused
     std::vector<InFlight> slots_;
     std::vector<uint32_t> free_slots_;
     bool pushed_ = false;  // used ring changed since the last interrupt check
