@@ -13,7 +13,8 @@
 #   initramfs.cpio.gz  busybox-static, the virtio/ext4 modules (with their
 #                      dependencies) and an /init that prints
 #                      "hospes-guest: user space reached" and then runs an
-#                      interactive shell (prompt "hospes# ") on the console;
+#                      interactive shell (prompt "hospes# ") on the console
+#                      (with console=hvcN, once virtio_console has made it);
 #                      when that shell exits the guest powers off.
 #                      With root=/dev/... on the kernel command line (e.g.
 #                      root=/dev/vda; also ro, rootfstype=, init=) it instead
@@ -374,6 +375,37 @@ for m in virtio_mmio virtio_blk virtio_net virtio_console virtio_rng; do
     modprobe -q "$m" 2>/dev/null
 done
 
+# console=hvc0 (hospes run --console virtio): the kernel found no console
+# when it opened /dev/console for this script, since virtio_console is one of
+# the modules just loaded. Once its device node appears, move stdin, stdout
+# and stderr there; the shell below and a switched-to root's init inherit
+# them. The last console= is the kernel's /dev/console.
+console=
+for arg in $(cat /proc/cmdline); do
+    case "$arg" in
+        console=*)
+            console=${arg#console=}
+            console=${console%%,*}
+            ;;
+    esac
+done
+case "$console" in
+    hvc*)
+        i=0
+        while [ ! -c "/dev/$console" ] && [ $i -lt 100 ]; do
+            sleep 0.1
+            i=$((i + 1))
+        done
+        if [ -c "/dev/$console" ]; then
+            exec <"/dev/$console" >"/dev/$console" 2>&1
+        else
+            # Nowhere to say it but the kernel log (and so the UART, if
+            # it is a console too).
+            echo "hospes-guest: error: /dev/$console did not appear within 10 s" >/dev/kmsg
+        fi
+        ;;
+esac
+
 # Root file system on a block device (scripts/build-rootfs.sh builds one):
 # with root=/dev/... on the command line, mount it and hand over to its init.
 # The kernel itself ignores root= when an initramfs has an /init. Any failure
@@ -428,9 +460,9 @@ fi
 
 echo "hospes-guest: user space reached"
 
-# Interactive shell on the console (ttyS0). cttyhack makes the console the
-# controlling terminal so job control and Ctrl-C work; tests pipe commands in
-# through the emulated UART.
+# Interactive shell on the console (ttyS0 or hvc0). cttyhack makes the
+# console's tty (from /sys/class/tty/console/active) the controlling terminal
+# so job control and Ctrl-C work; tests pipe commands in through it.
 export PS1='hospes# ' HOME=/root TERM=${TERM:-linux}
 setsid cttyhack /bin/sh
 

@@ -1,9 +1,11 @@
 #include "vmm/host_console.hpp"
 
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <vector>
 
 namespace hospes {
@@ -32,6 +34,22 @@ void HostConsole::write(uint8_t byte) {
     // A closed or full output must not stop the guest: drop what cannot go.
     while (::write(output_fd_, &byte, 1) < 0 && errno == EINTR) {
     }
+}
+
+void HostConsole::write(std::span<const uint8_t> bytes) {
+    while (!bytes.empty()) {
+        ssize_t n = ::write(output_fd_, bytes.data(), bytes.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return;  // as above: what cannot go is dropped
+        bytes = bytes.subspan(static_cast<size_t>(n));
+    }
+}
+
+std::optional<std::pair<uint16_t, uint16_t>> HostConsole::window_size() const {
+    winsize size{};
+    // TIOCGWINSZ fills a winsize; it fails on anything but a terminal.
+    if (::ioctl(output_fd_, TIOCGWINSZ, &size) != 0 || size.ws_col == 0 || size.ws_row == 0) return std::nullopt;
+    return std::pair<uint16_t, uint16_t>{size.ws_col, size.ws_row};
 }
 
 void HostConsole::start(Deliver deliver, Escape escape) {

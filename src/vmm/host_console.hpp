@@ -10,6 +10,7 @@
 #include <optional>
 #include <span>
 #include <thread>
+#include <utility>
 
 #include "common/unique_fd.hpp"
 
@@ -26,6 +27,9 @@ public:
     ~HostConsole();
 
     void write(uint8_t byte);
+    void write(std::span<const uint8_t> bytes);
+    // The output terminal's size (columns, rows), when it is a terminal.
+    std::optional<std::pair<uint16_t, uint16_t>> window_size() const;
     // Reads input on a thread of its own and hands it to `deliver` until
     // stop(), end of input, or `deliver` returns false.
     void start(Deliver deliver, Escape escape);

@@ -24,6 +24,7 @@
 #include "devices/legacy/i8042.hpp"
 #include "devices/legacy/rtc.hpp"
 #include "devices/legacy/serial.hpp"
+#include "devices/virtio/console.hpp"
 #include "backends/uring_block.hpp"
 #include "devices/virtio/blk.hpp"
 #include "devices/virtio/rng.hpp"
@@ -125,6 +126,18 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& config, Ho
     // The virtio devices every guest has, announced in the DSDT.
     std::vector<std::unique_ptr<virtio::Device>> virtio_devices;
     virtio_devices.push_back(std::make_unique<devices::VirtioRng>());
+    // --console virtio: hvc0 takes the terminal's input; the UART stays, its output still shown.
+    devices::VirtioConsole* virtio_console = nullptr;
+    size_t virtio_console_index = 0;
+    if (config.console == ConsoleKind::Virtio) {
+        std::optional<devices::VirtioConsole::WindowSize> size;
+        if (auto window = console.window_size()) size = devices::VirtioConsole::WindowSize{window->first, window->second};
+        auto device = std::make_unique<devices::VirtioConsole>(
+            [&console](std::span<const uint8_t> bytes) { console.write(bytes); }, size);
+        virtio_console = device.get();
+        virtio_console_index = virtio_devices.size();
+        virtio_devices.push_back(std::move(device));
+    }
     for (const auto& disk : config.disks) {
         auto backend = backends::UringBlock::open(disk.path, {disk.read_only, disk.direct});
         if (!backend) return std::unexpected(backend.error());
@@ -167,6 +180,10 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& config, Ho
     }
     if (auto r = machine->add_legacy_devices(); !r) return std::unexpected(r.error());
     if (auto r = machine->add_virtio_devices(std::move(virtio_devices)); !r) return std::unexpected(r.error());
+    if (virtio_console != nullptr) {
+        machine->virtio_console_ = virtio_console;
+        machine->virtio_console_transport_ = machine->virtio_[virtio_console_index];
+    }
     return machine;
 }
 
@@ -232,7 +249,7 @@ Result<void> Machine::add_virtio_devices(std::vector<std::unique_ptr<virtio::Dev
 
 int Machine::run() {
     install_vcpu_kick_handler();
-    console_.start([this](std::span<const uint8_t> bytes) { return serial_->receive(bytes); },
+    console_.start([this](std::span<const uint8_t> bytes) { return deliver_console_input(bytes); },
                    [this] { stop_.request(kExitGuestStopped); });
 
     io_loop_->start();
@@ -252,9 +269,24 @@ int Machine::run() {
     for (auto& thread : threads) thread.join();
     io_loop_->stop();
     serial_->stop_input();
+    if (virtio_console_ != nullptr) virtio_console_->stop_input();
     console_.stop();
     log_memory_use();
     return status;
+}
+
+bool Machine::deliver_console_input(std::span<const uint8_t> bytes) {
+    if (virtio_console_ == nullptr) return serial_->receive(bytes);
+    // The guest makes room by adding receive buffers, which needs the
+    // transport's lock: wait for it outside that lock.
+    while (!bytes.empty()) {
+        uint64_t seen = virtio_console_->input_space_events();
+        size_t taken = 0;
+        virtio_console_transport_->with_device([&](virtio::Device&) { taken = virtio_console_->receive(bytes); });
+        bytes = bytes.subspan(taken);
+        if (!bytes.empty() && !virtio_console_->wait_input_space(seen)) return false;
+    }
+    return true;
 }
 
 void Machine::log_memory_use() const {

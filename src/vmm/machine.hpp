@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,7 @@ namespace hospes {
 
 namespace devices {
 class Serial;
+class VirtioConsole;
 }
 namespace virtio {
 class Device;
@@ -73,6 +75,8 @@ private:
     Result<void> add_legacy_devices();
     // Connects each device's transport: MMIO window, irqfd, ioeventfds.
     Result<void> add_virtio_devices(std::vector<std::unique_ptr<virtio::Device>> devices);
+    // Host console input, to the virtio console when there is one, else the UART.
+    bool deliver_console_input(std::span<const uint8_t> bytes);
     void log_memory_use() const;
 
     kvm::System system_;
@@ -84,6 +88,9 @@ private:
     IoBus mmio_;
     std::shared_ptr<devices::Serial> serial_;
     std::vector<std::shared_ptr<virtio::MmioTransport>> virtio_;
+    // With --console virtio: the device (owned by its transport) and that transport.
+    devices::VirtioConsole* virtio_console_ = nullptr;
+    std::shared_ptr<virtio::MmioTransport> virtio_console_transport_;
     std::vector<UniqueFd> event_fds_;  // irqfds and ioeventfds, registered with KVM
     std::optional<EventLoop> io_loop_;
     StopSignal stop_;
