@@ -38,7 +38,7 @@ public:
     virtual void discard(uint64_t offset, uint64_t length, uint64_t tag) = 0;
     virtual void write_zeroes(uint64_t offset, uint64_t length, bool may_unmap, uint64_t tag) = 0;
     // Hands the queued operations to the host. Some may complete during the
-    // call without signalling completion_fd(): reap() after it.
+    // call (page-cache hits): reap() right after it saves a wake-up.
     virtual void submit() = 0;
 
     struct Completion {

@@ -51,11 +51,10 @@ Result<std::unique_ptr<UringBlock>> UringBlock::open(const std::string& path, co
         return errno_error("disk '{}': io_uring_queue_init", path);
     }
     disk->ring_ready_ = true;
-    // Only completions that happen later, away from the submitting thread,
-    // signal the eventfd: an eventfd wake-up per request would cost more
-    // than the rest of the device's work. The caller reaps what completed
-    // during submit() right after it (see BlockBackend::submit).
-    if (int r = io_uring_register_eventfd_async(&disk->ring_, disk->event_.get()); r < 0) {
+    // Every completion signals the eventfd. (The "async only" variant is no
+    // use here: completions that arrive through task work, such as O_DIRECT
+    // and async buffered reads, would never be signalled.)
+    if (int r = io_uring_register_eventfd(&disk->ring_, disk->event_.get()); r < 0) {
         errno = -r;
         return errno_error("disk '{}': io_uring_register_eventfd", path);
     }

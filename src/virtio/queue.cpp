@@ -42,23 +42,18 @@ constexpr uint64_t kRingHeader = 4;
 constexpr uint64_t avail_ring_bytes(uint64_t size) { return kRingHeader + 2 * size + 2; }
 constexpr uint64_t used_ring_bytes(uint64_t size) { return kRingHeader + sizeof(UsedElement) * size + 2; }
 
-// A private copy of a guest object: whatever the guest does to its memory
-// afterwards, the copy is what was checked and what is used.
+// Ring fields through the host pointers taken at activation (the rings were
+// checked to lie in guest memory then, and cannot move while the queue is
+// ready). A copy, like load(): the guest may change the memory at any time.
 template <class T>
-std::optional<T> load(const GuestMemory& memory, uint64_t address) {
-    auto bytes = memory.slice(address, sizeof(T));
-    if (bytes.size() != sizeof(T)) return std::nullopt;
+T read_ring(const uint8_t* at) {
     T value;
-    std::memcpy(&value, bytes.data(), sizeof(T));
+    std::memcpy(&value, at, sizeof(T));
     return value;
 }
-
 template <class T>
-bool store(const GuestMemory& memory, uint64_t address, const T& value) {
-    auto bytes = memory.slice(address, sizeof(T));
-    if (bytes.size() != sizeof(T)) return false;
-    std::memcpy(bytes.data(), &value, sizeof(T));
-    return true;
+void write_ring(uint8_t* at, const T& value) {
+    std::memcpy(at, &value, sizeof(T));
 }
 
 // Whether moving an index from `old_index` to `new_index` passed `event`,
@@ -147,6 +142,9 @@ Result<void> Queue::activate(const GuestMemory& memory) {
         if (memory.slice(area.address, area.bytes).size() != area.bytes)
             return guest_error("{} of {} bytes at {:#x} is outside guest memory", area.name, area.bytes, area.address);
     }
+    desc_ring_ = memory.slice(descriptors_, 1).data();
+    avail_ring_ = memory.slice(avail_, 1).data();
+    used_ring_ = memory.slice(used_, 1).data();
     next_avail_ = 0;
     known_avail_ = 0;
     next_used_ = 0;
@@ -180,102 +178,90 @@ Result<bool> Queue::pop(const GuestMemory& memory, Chain& chain) {
     chain.readable.clear();
     chain.writable.clear();
     if (!ready_) return false;
-    const uint64_t avail_index_address = avail_ + 2;
-    const uint64_t avail_event_address = used_ + kRingHeader + sizeof(UsedElement) * size_;
+    uint8_t* const avail_event = used_ring_ + kRingHeader + sizeof(UsedElement) * size_;
 
     // Buffers already known to be available are taken without reading the
     // index again: one guest memory load less per request in a batch.
     if (next_avail_ == known_avail_) {
-        auto avail_index = load<uint16_t>(memory, avail_index_address);
-        if (!avail_index) return guest_error("available ring at {:#x} is outside guest memory", avail_);
+        auto avail_index = read_ring<uint16_t>(avail_ring_ + 2);
         // The ring entries and descriptors are read after the index that
         // published them.
         std::atomic_thread_fence(std::memory_order_acquire);
-        if (*avail_index == next_avail_ && event_idx_) {
+        if (avail_index == next_avail_ && event_idx_) {
             // Ask for a notification at the next buffer, then look again: a
             // buffer the driver published before it could see avail_event
             // would otherwise wait for one that never comes.
-            if (!store(memory, avail_event_address, next_avail_))
-                return guest_error("used ring at {:#x} is outside guest memory", used_);
+            write_ring(avail_event, next_avail_);
             std::atomic_thread_fence(std::memory_order_seq_cst);
-            avail_index = load<uint16_t>(memory, avail_index_address);
-            if (!avail_index) return guest_error("available ring at {:#x} is outside guest memory", avail_);
+            avail_index = read_ring<uint16_t>(avail_ring_ + 2);
             std::atomic_thread_fence(std::memory_order_acquire);
         }
-        uint16_t pending = static_cast<uint16_t>(*avail_index - next_avail_);
+        uint16_t pending = static_cast<uint16_t>(avail_index - next_avail_);
         if (pending > size_) return guest_error("driver made {} buffers available in a queue of {}", pending, size_);
         if (pending == 0) return false;
-        known_avail_ = *avail_index;
+        known_avail_ = avail_index;
     }
 
-    auto head = load<uint16_t>(memory, avail_ + kRingHeader + 2 * (next_avail_ & (size_ - 1)));
-    if (!head) return guest_error("available ring at {:#x} is outside guest memory", avail_);
-    if (*head >= size_)
-        return guest_error("available ring entry {} names descriptor {} in a queue of {}", next_avail_, *head, size_);
+    auto head = read_ring<uint16_t>(avail_ring_ + kRingHeader + 2 * (next_avail_ & (size_ - 1)));
+    if (head >= size_)
+        return guest_error("available ring entry {} names descriptor {} in a queue of {}", next_avail_, head, size_);
 
-    chain.head = *head;
+    chain.head = head;
     bool writable_seen = false;
     const uint32_t limit = std::min<uint32_t>(size_, kMaxChainLength);
-    uint16_t index = *head;
+    uint16_t index = head;
     for (uint32_t visited = 1;; ++visited) {
         if (visited > limit)
             return guest_error("chain at head {} is longer than {} descriptors (a loop?)", chain.head, limit);
-        auto descriptor = load<Descriptor>(memory, descriptors_ + kDescriptorSize * index);
-        if (!descriptor) return guest_error("descriptor table at {:#x} is outside guest memory", descriptors_);
-        if (descriptor->flags & kDescIndirect) {
-            if (descriptor->flags & kDescNext)
+        auto descriptor = read_ring<Descriptor>(desc_ring_ + kDescriptorSize * index);
+        if (descriptor.flags & kDescIndirect) {
+            if (descriptor.flags & kDescNext)
                 return guest_error("chain at head {} has descriptor {} with both NEXT and INDIRECT", chain.head, index);
-            if (auto added = add_indirect(memory, *descriptor, chain, writable_seen); !added)
+            if (auto added = add_indirect(memory, descriptor, chain, writable_seen); !added)
                 return std::unexpected(added.error());
             break;
         }
-        if (auto added = add_buffer(memory, *descriptor, chain, writable_seen); !added)
+        if (auto added = add_buffer(memory, descriptor, chain, writable_seen); !added)
             return std::unexpected(added.error());
-        if (!(descriptor->flags & kDescNext)) break;
-        if (descriptor->next >= size_)
-            return guest_error("chain at head {} links to descriptor {} in a queue of {}", chain.head,
-                               descriptor->next, size_);
-        index = descriptor->next;
+        if (!(descriptor.flags & kDescNext)) break;
+        if (descriptor.next >= size_)
+            return guest_error("chain at head {} links to descriptor {} in a queue of {}", chain.head, descriptor.next,
+                               size_);
+        index = descriptor.next;
     }
 
     ++next_avail_;
-    if (event_idx_ && !store(memory, avail_event_address, next_avail_))
-        return guest_error("used ring at {:#x} is outside guest memory", used_);
+    if (event_idx_) write_ring(avail_event, next_avail_);
     return true;
 }
 
-Result<void> Queue::push(const GuestMemory& memory, uint16_t head, uint32_t written) {
+Result<void> Queue::push(const GuestMemory&, uint16_t head, uint32_t written) {
     if (!ready_) return guest_error("buffer {} returned to a queue that is not ready", head);
     if (head >= size_) return guest_error("buffer {} returned to a queue of {}", head, size_);
-    uint64_t element = used_ + kRingHeader + sizeof(UsedElement) * (next_used_ & (size_ - 1));
-    if (!store(memory, element, UsedElement{head, written}))
-        return guest_error("used ring at {:#x} is outside guest memory", used_);
+    write_ring(used_ring_ + kRingHeader + sizeof(UsedElement) * (next_used_ & (size_ - 1)), UsedElement{head, written});
     // The element (and the data written to the buffers) before the index
     // that publishes it.
     std::atomic_thread_fence(std::memory_order_release);
     ++next_used_;
-    if (!store(memory, used_ + 2, next_used_)) return guest_error("used ring at {:#x} is outside guest memory", used_);
+    write_ring(used_ring_ + 2, next_used_);
     return {};
 }
 
-bool Queue::should_notify(const GuestMemory& memory) {
+bool Queue::should_notify(const GuestMemory&) {
     if (!ready_) return false;
     // Our used index store before the driver's event index or flags load:
     // the driver does the mirror image, so one of us sees the other.
     std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (!event_idx_) {
-        auto flags = load<uint16_t>(memory, avail_);
-        return !flags || !(*flags & kAvailNoInterrupt);
-    }
-    auto used_event = load<uint16_t>(memory, avail_ + kRingHeader + 2 * size_);
+    if (!event_idx_) return !(read_ring<uint16_t>(avail_ring_) & kAvailNoInterrupt);
+    auto used_event = read_ring<uint16_t>(avail_ring_ + kRingHeader + 2 * size_);
     uint16_t old_used = signalled_used_;
     bool known = signalled_valid_;
     signalled_used_ = next_used_;
     signalled_valid_ = true;
     // Before the first decision there is nothing to compare with: an extra
     // interrupt costs little, a missing one hangs the driver.
-    if (!known || !used_event) return true;
-    return need_event(*used_event, next_used_, old_used);
+    if (!known) return true;
+    return need_event(used_event, next_used_, old_used);
 }
 
 }  // namespace hospes::virtio

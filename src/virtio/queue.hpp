@@ -72,6 +72,10 @@ private:
     uint16_t size_ = max_size_;
     uint64_t descriptors_ = 0, avail_ = 0, used_ = 0;
     bool ready_ = false;
+    // Host addresses of the three areas, taken when the queue became ready.
+    uint8_t* desc_ring_ = nullptr;
+    uint8_t* avail_ring_ = nullptr;
+    uint8_t* used_ring_ = nullptr;
     bool event_idx_ = false;
     uint16_t next_avail_ = 0;  // the device's position in the available ring
     uint16_t known_avail_ = 0;  // the available index as last read

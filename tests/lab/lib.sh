@@ -16,6 +16,7 @@
 # compute a marker in the guest (`echo DONE-$((40+2))`, wait for DONE-42).
 #
 #   guest_start NAME [hospes run args...]   start the guest
+#   guest_spawn NAME COMMAND...             start a guest under any monitor
 #   guest_wait PATTERN [TIMEOUT]            wait for an ERE in the output
 #   guest_send LINE                         type a line on the console
 #   guest_cmd LINE PATTERN [TIMEOUT]        both of the above
@@ -48,6 +49,14 @@ now() { date +%s; }
 guest_text() { tr -d '\r' <"$GUEST_OUT"; }
 
 guest_start() {
+    local name=$1
+    shift
+    guest_spawn "$name" hospes run "$@"
+}
+
+# guest_spawn NAME COMMAND...: as guest_start, for any monitor command line
+# (QEMU as a peer in benchmarks).
+guest_spawn() {
     GUEST_NAME=$1
     shift
     GUEST_OUT=/tmp/$GUEST_NAME.out
@@ -60,13 +69,13 @@ guest_start() {
     # Hold the fifo open read-write on fd 9: opening it never blocks, and
     # hospes never sees end-of-file on its console input while the test runs.
     exec 9<>"$GUEST_FIFO"
-    echo "lab-test: hospes run $*"
+    echo "lab-test: $*"
     GUEST_T0=$(now)
     # A subshell waits for hospes and records its exit status in a file: a
     # finished child stays a zombie (and `kill -0` keeps succeeding) until the
     # shell reaps it, so polling the pid alone would not notice the exit.
     (
-        hospes run "$@" <"$GUEST_FIFO" >"$GUEST_OUT" 2>&1 9>&- &
+        "$@" <"$GUEST_FIFO" >"$GUEST_OUT" 2>&1 9>&- &
         echo $! >"$GUEST_PID_FILE"
         wait $!
         echo $? >"$GUEST_STATUS_FILE"

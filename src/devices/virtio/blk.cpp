@@ -121,8 +121,8 @@ void VirtioBlk::queue_notify(uint16_t index) {
 }
 
 void VirtioBlk::complete_ready() {
-    // Submitting may complete requests at once (page-cache hits); those are
-    // not signalled on the completion fd, so look after every submit.
+    // Submitting may complete requests at once (page-cache hits): look right
+    // away instead of waiting for the completion fd's wake-up.
     backends::BlockBackend::Completion done[64];
     for (;;) {
         backend_->submit();
