@@ -101,15 +101,21 @@ Raw raw_at(const uint8_t* p) {
     return {read<uint64_t>(p), read<uint32_t>(p + 8), read<uint16_t>(p + 12), read<uint16_t>(p + 14)};
 }
 
+// `known_avail`: the available index as the device last read it; the
+// device reads it again only once it has taken every buffer it knew of.
 Expected model_pop(const GuestMemory& memory, uint16_t size, uint64_t descriptors, uint64_t avail,
-                   uint16_t next_avail) {
+                   uint16_t next_avail, uint16_t& known_avail) {
     Expected expected;
-    uint16_t pending = static_cast<uint16_t>(read_guest<uint16_t>(memory, avail + 2) - next_avail);
-    if (pending == 0) {
-        expected.outcome = Expected::Empty;
-        return expected;
+    if (next_avail == known_avail) {
+        uint16_t index = read_guest<uint16_t>(memory, avail + 2);
+        uint16_t pending = static_cast<uint16_t>(index - next_avail);
+        if (pending == 0) {
+            expected.outcome = Expected::Empty;
+            return expected;
+        }
+        if (pending > size) return expected;
+        known_avail = index;
     }
-    if (pending > size) return expected;
     uint16_t head = read_guest<uint16_t>(memory, avail + 4 + 2 * uint64_t(next_avail % size));
     if (head >= size) return expected;
     expected.head = head;
@@ -203,7 +209,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!configure()) return 0;
     CHECK(queue.size() != 0 && queue.size() <= kMaxSize && (queue.size() & (queue.size() - 1)) == 0);
 
-    uint16_t next_avail = 0, next_used = 0;
+    uint16_t next_avail = 0, next_used = 0, known_avail = 0;
     bool notified_before = false;
     uint16_t signalled = 0;
     for (int round = 0; round < kRounds; ++round) {
@@ -211,7 +217,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         bool broken = false;
         for (int i = 0; i < kMaxPopsPerRound; ++i) {
             std::optional<Expected> expected;
-            if (modelled) expected = model_pop(memory, queue_size, descriptors, avail, next_avail);
+            if (modelled) expected = model_pop(memory, queue_size, descriptors, avail, next_avail, known_avail);
             auto popped = queue.pop(memory);
             if (!popped) {
                 CHECK(popped.error().kind == hospes::ErrorKind::Guest && !popped.error().message.empty());
@@ -281,7 +287,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             queue.reset();
             CHECK(!queue.ready() && queue.size() == kMaxSize);
             CHECK(configure());  // the same layout was accepted before
-            next_avail = next_used = 0;
+            next_avail = next_used = known_avail = 0;
             notified_before = false;
             signalled = 0;
         }
