@@ -127,6 +127,20 @@ TEST(Monitor, BadInputIsOneErrorLineAndStatusTwo) {
         "--kernel " TEST_GUEST " --initrd /nonexistent/initrd",
         "--kernel " TEST_GUEST " --frobnicate",
         "--kernel /dev",
+        "--kernel " TEST_GUEST " --disk /nonexistent/disk.img",
+        "--kernel " TEST_GUEST " --disk /dev",
+        "--kernel " TEST_GUEST " --disk /etc/hostname",  // smaller than a sector
+        "--kernel " TEST_GUEST " --disk " TEST_GUEST ",readonly",
+        "--kernel " TEST_GUEST " --disk ,ro",
+        "--kernel " TEST_GUEST " --net tap=a/b",
+        "--kernel " TEST_GUEST " --net mac=02:00:00:00:00:01",
+        "--kernel " TEST_GUEST " --net tap=t0,mac=01:00:00:00:00:01",
+        "--kernel " TEST_GUEST " --console tty",
+        "--kernel " TEST_GUEST " --root '/dev/vda init=/bin/sh'",
+        // Nine virtio devices: the entropy source and eight disks.
+        "--kernel " TEST_GUEST " --disk " TEST_GUEST ",ro --disk " TEST_GUEST ",ro --disk " TEST_GUEST
+        ",ro --disk " TEST_GUEST ",ro --disk " TEST_GUEST ",ro --disk " TEST_GUEST ",ro --disk " TEST_GUEST
+        ",ro --disk " TEST_GUEST ",ro",
     };
     for (const auto& arguments : cases) {
         auto r = run(arguments);
