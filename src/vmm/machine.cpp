@@ -24,7 +24,9 @@
 #include "devices/legacy/i8042.hpp"
 #include "devices/legacy/rtc.hpp"
 #include "devices/legacy/serial.hpp"
+#include "devices/virtio/net.hpp"
 #include "devices/virtio/rng.hpp"
+#include "backends/tap.hpp"
 #include "arch/x86_64/aml.hpp"
 #include "virtio/mmio.hpp"
 #include "vmm/vcpu_loop.hpp"
@@ -53,6 +55,18 @@ Result<std::vector<uint8_t>> read_file(const std::string& path, const char* what
     if (!file.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size())))
         return bad_input("cannot read {} '{}': read failed", what, path);
     return bytes;
+}
+
+// A virtio-net card on its tap; errors name the --net option they come from.
+Result<std::unique_ptr<virtio::Device>> create_net_device(const NetConfig& net) {
+    std::string option = "--net ";
+    if (!net.tap.empty()) option += "tap=" + net.tap;
+    if (!net.bridge.empty()) option += (net.tap.empty() ? "bridge=" : ",bridge=") + net.bridge;
+    auto tap = backends::Tap::open(net.tap, net.bridge);
+    if (!tap) return std::unexpected(Error{tap.error().kind, option + ": " + tap.error().message});
+    auto device = devices::VirtioNet::create(std::make_unique<backends::Tap>(std::move(*tap)), net.mac);
+    if (!device) return std::unexpected(Error{device.error().kind, option + ": " + device.error().message});
+    return std::unique_ptr<virtio::Device>(std::move(*device));
 }
 
 }  // namespace
@@ -123,6 +137,15 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& config, Ho
     // The virtio devices every guest has, announced in the DSDT.
     std::vector<std::unique_ptr<virtio::Device>> virtio_devices;
     virtio_devices.push_back(std::make_unique<devices::VirtioRng>());
+    // Counted before any tap is created, so a refused machine leaves no trace.
+    if (virtio_devices.size() + config.nets.size() > x86::kVirtioMaxDevices)
+        return bad_input("{} virtio devices; a guest has at most {}", virtio_devices.size() + config.nets.size(),
+                         x86::kVirtioMaxDevices);
+    for (const auto& net : config.nets) {
+        auto device = create_net_device(net);
+        if (!device) return std::unexpected(device.error());
+        virtio_devices.push_back(std::move(*device));
+    }
     if (virtio_devices.size() > x86::kVirtioMaxDevices)
         return bad_input("{} virtio devices; a guest has at most {}", virtio_devices.size(), x86::kVirtioMaxDevices);
     std::vector<uint8_t> acpi_devices;
