@@ -76,9 +76,9 @@ Result<void> VirtioNet::activate(uint64_t features, virtio::ActiveQueues queues)
     if (auto r = backend_->set_offloads(offloads); !r) return r;
     features_ = features;
     active_ = std::move(queues);
+    // Packets that waited in the tap meanwhile are read at the driver's
+    // first rx notification, once it has given buffers.
     running_ = true;
-    // Packets may have waited in the tap since before the driver was ready.
-    process_rx();
     return {};
 }
 
