@@ -27,7 +27,9 @@
 #include "devices/virtio/console.hpp"
 #include "backends/uring_block.hpp"
 #include "devices/virtio/blk.hpp"
+#include "devices/virtio/net.hpp"
 #include "devices/virtio/rng.hpp"
+#include "backends/tap.hpp"
 #include "arch/x86_64/aml.hpp"
 #include "virtio/mmio.hpp"
 #include "vmm/vcpu_loop.hpp"
@@ -56,6 +58,18 @@ Result<std::vector<uint8_t>> read_file(const std::string& path, const char* what
     if (!file.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size())))
         return bad_input("cannot read {} '{}': read failed", what, path);
     return bytes;
+}
+
+// A virtio-net card on its tap; errors name the --net option they come from.
+Result<std::unique_ptr<virtio::Device>> create_net_device(const NetConfig& net) {
+    std::string option = "--net ";
+    if (!net.tap.empty()) option += "tap=" + net.tap;
+    if (!net.bridge.empty()) option += (net.tap.empty() ? "bridge=" : ",bridge=") + net.bridge;
+    auto tap = backends::Tap::open(net.tap, net.bridge);
+    if (!tap) return std::unexpected(Error{tap.error().kind, option + ": " + tap.error().message});
+    auto device = devices::VirtioNet::create(std::make_unique<backends::Tap>(std::move(*tap)), net.mac);
+    if (!device) return std::unexpected(Error{device.error().kind, option + ": " + device.error().message});
+    return std::unique_ptr<virtio::Device>(std::move(*device));
 }
 
 }  // namespace
@@ -123,7 +137,14 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& config, Ho
         if (auto r = vm->set_memory_region(slot++, region.guest_address, region.host.size(), region.host.data()); !r)
             return std::unexpected(r.error());
 
-    // The virtio devices every guest has, announced in the DSDT.
+    // Counted before any disk is opened or tap created, so a refused machine
+    // leaves no trace.
+    size_t device_count = 1 + (config.console == ConsoleKind::Virtio) + config.disks.size() + config.nets.size();
+    if (device_count > x86::kVirtioMaxDevices)
+        return bad_input("{} virtio devices (the entropy source, disks, network cards, console); a guest has at most {}",
+                         device_count, x86::kVirtioMaxDevices);
+
+    // The virtio devices, announced in the DSDT.
     std::vector<std::unique_ptr<virtio::Device>> virtio_devices;
     virtio_devices.push_back(std::make_unique<devices::VirtioRng>());
     // --console virtio: hvc0 takes the terminal's input; the UART stays, its output still shown.
@@ -143,9 +164,11 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& config, Ho
         if (!backend) return std::unexpected(backend.error());
         virtio_devices.push_back(std::make_unique<devices::VirtioBlk>(std::move(*backend)));
     }
-    if (virtio_devices.size() > x86::kVirtioMaxDevices)
-        return bad_input("{} virtio devices (the entropy source, disks, network cards, console); a guest has at most {}",
-                         virtio_devices.size(), x86::kVirtioMaxDevices);
+    for (const auto& net : config.nets) {
+        auto device = create_net_device(net);
+        if (!device) return std::unexpected(device.error());
+        virtio_devices.push_back(std::move(*device));
+    }
     std::vector<uint8_t> acpi_devices;
     for (size_t i = 0; i < virtio_devices.size(); ++i) {
         auto window = virtio_slot(i);

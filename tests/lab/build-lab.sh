@@ -16,7 +16,7 @@
 #   lab.cpio    the lab host initramfs, an uncompressed newc cpio (see
 #               "Compression" below):
 #                 busybox-static + applet symlinks,
-#                 the kvm modules and their dependencies (load order in
+#                 the kvm, tun and bridge modules and their dependencies (load order in
 #                 /etc/lab-modules),
 #                 /usr/bin/hospes (HOSPES_BINARY) with its shared libraries,
 #                 /usr/bin/qemu-system-x86_64 with its shared libraries and
@@ -27,7 +27,7 @@
 #   lab.stamp   checksums of every input; an unchanged lab is not rebuilt.
 #
 # The lab /init mounts proc, sysfs, devtmpfs, devpts and tmpfs (/tmp,
-# /dev/shm), insmods the kvm modules, prints "lab: kvm ready" (or
+# /dev/shm), insmods the kvm, tun and bridge modules, prints "lab: kvm ready" (or
 # "lab: kvm missing" and powers off), exports HOSPES_GUEST_DIR=/guest, runs
 # /lab/test.sh (added by tests/lab/lab-run.sh as a second cpio archive) with
 # its output on the console, prints "lab: test exit status N" and powers off.
@@ -68,7 +68,9 @@ QEMU_FIRMWARE=(/usr/share/qemu/bios-microvm.bin /usr/share/qemu/linuxboot_dma.bi
     /usr/share/qemu/linuxboot.bin /usr/share/qemu/pvh.bin /usr/share/qemu/kvmvapic.bin
     /usr/share/qemu/multiboot_dma.bin /usr/share/seabios/bios-256k.bin)
 
-KVM_MODULES=(kvm_amd virtio_pci virtio_blk)
+# kvm_amd for /dev/kvm; virtio_pci and virtio_blk for disks given to the lab
+# (lab-run.sh --disk); tun and bridge for the network tests' taps and bridges.
+KVM_MODULES=(kvm_amd virtio_pci virtio_blk tun bridge)
 
 if [[ "${LAB_CPIO_GZIP:-0}" == 1 ]]; then
     CPIO_NAME=lab.cpio.gz
@@ -216,7 +218,7 @@ mount -t tmpfs tmpfs /dev/shm
 mount -t tmpfs tmpfs /tmp
 hostname hospes-lab
 
-# kvm_amd and its dependencies, in dependency order.
+# kvm_amd, tun and bridge with their dependencies, in dependency order.
 while read -r mod; do
     insmod "/lib/modules/$KERNEL_RELEASE/$mod" || echo "lab: insmod $mod failed"
 done </etc/lab-modules

@@ -1,0 +1,103 @@
+#!/bin/sh
+# shellcheck shell=dash disable=SC1091,SC2016,SC2034  # sourced /lab/lib.sh; guest commands are literal
+# In-lab test: one guest with two virtio-net cards, `--net tap=NAME,mac=..`
+# (the lab host addresses the tap hospes creates) and `--net bridge=BR,mac=..`
+# (hospes creates a kernel-named tap and adds it to a bridge the lab host made
+# and addressed). The guest's own virtio_net driver: MACs as given, ping both
+# ways, and TCP transfers with busybox nc checked by md5sum on both ends:
+# 100 MiB each way over the tap card, 16 MiB each way over the bridge card.
+# Afterwards the taps hospes created are gone.
+LAB_TEST_NAME=net
+. /lab/lib.sh
+
+TAP=labtap0
+BRIDGE=labbr0
+MAC_TAP=02:48:4f:53:00:01
+MAC_BRIDGE=02:48:4f:53:00:02
+BIG_MIB=100
+SMALL_MIB=16
+
+# Hundredths of a second since boot, for transfer rates.
+centis() { awk '{ printf "%d\n", $1 * 100 }' /proc/uptime; }
+# rate MIB CENTIS: KiB/s
+rate() { echo $(($1 * 1024 * 100 / ($2 > 0 ? $2 : 1))); }
+
+# down PORT MIB ADDRESS LABEL: the guest downloads MIB MiB from the lab.
+down() {
+    local port=$1 mib=$2 address=$3 label=$4 t0 t1 want
+    dd if=/dev/urandom of=/tmp/down.bin bs=1M count="$mib" 2>/dev/null
+    want=$(md5sum </tmp/down.bin | cut -c1-32)
+    # -e: the listener's own stdin is not the socket, so it does not hang up
+    # when the other side half-closes.
+    nc -l -p "$port" -e cat /tmp/down.bin &
+    sleep 1
+    t0=$(centis)
+    guest_cmd "echo DOWN$port=\$(nc $address $port </dev/null | md5sum | cut -c1-32)" "^DOWN$port=[0-9a-f]{32}" 540
+    t1=$(centis)
+    local got
+    got=$(guest_value "DOWN$port")
+    check '[ "$got" = "$want" ]' "$label: $mib MiB lab -> guest in $(((t1 - t0) / 100)) s, $(rate "$mib" $((t1 - t0))) KiB/s, md5 $want (guest: $got)"
+    rm -f /tmp/down.bin
+}
+
+# up PORT MIB ADDRESS LABEL: the guest sends MIB MiB of its /dev/urandom,
+# hashing it on the way through a fifo, so nothing is stored.
+up() {
+    local port=$1 mib=$2 address=$3 label=$4 t0 t1 got want
+    rm -f /tmp/up.md5
+    nc -l -p "$port" -e sh -c 'md5sum | cut -c1-32 >/tmp/up.md5.part && mv /tmp/up.md5.part /tmp/up.md5' &
+    sleep 1
+    t0=$(centis)
+    guest_cmd "rm -f /tmp/f; mkfifo /tmp/f; md5sum </tmp/f >/tmp/up.md5 & dd if=/dev/urandom bs=64k count=$((mib * 16)) 2>/dev/null | tee /tmp/f | nc $address $port; wait; echo UP$port=\$(cut -c1-32 /tmp/up.md5)" "^UP$port=[0-9a-f]{32}" 540
+    t1=$(centis)
+    want=$(guest_value "UP$port")
+    local i=0
+    while [ ! -s /tmp/up.md5 ] && [ $i -lt 50 ]; do sleep 0.2; i=$((i + 1)); done
+    got=$(cat /tmp/up.md5 2>/dev/null)
+    check '[ -n "$want" ] && [ "$got" = "$want" ]' "$label: $mib MiB guest -> lab in $(((t1 - t0) / 100)) s, $(rate "$mib" $((t1 - t0))) KiB/s (includes the guest's urandom), md5 $want (lab: $got)"
+}
+
+brctl addbr $BRIDGE && ip addr add 10.0.2.1/24 dev $BRIDGE && ip link set $BRIDGE up
+check '[ -d /sys/class/net/$BRIDGE/bridge ]' "lab bridge $BRIDGE made"
+
+guest_start net --vcpus 1 --memory 512M --net "tap=$TAP,mac=$MAC_TAP" --net "bridge=$BRIDGE,mac=$MAC_BRIDGE"
+# hospes creates both taps while it builds the machine, before the guest runs.
+i=0
+while [ ! -d /sys/class/net/$TAP ] && [ $i -lt 300 ] && ! guest_exited; do sleep 0.2; i=$((i + 1)); done
+check '[ -d /sys/class/net/$TAP ]' "hospes created tap $TAP"
+ip addr add 10.0.1.1/24 dev $TAP
+PORTS=$(ls /sys/class/net/$BRIDGE/brif 2>/dev/null | tr '\n' ' ')
+check 'echo "$PORTS" | grep -q "^hospes[0-9]"' "a tap hospes named is a port of $BRIDGE (ports: $PORTS)"
+check '[ "$(cat /sys/class/net/$TAP/operstate 2>/dev/null)" != down ]' "hospes brought $TAP up"
+
+if guest_boot; then
+    guest_cmd 'echo DEV1=$(cat /sys/bus/virtio/devices/virtio1/device) DEV2=$(cat /sys/bus/virtio/devices/virtio2/device)' '^DEV1='
+    check 'guest_text | grep -q "^DEV1=0x0001 DEV2=0x0001"' "virtio devices 1 and 2 are network cards"
+    guest_cmd 'echo MAC0=$(cat /sys/class/net/eth0/address)' '^MAC0='
+    check '[ "$(guest_value MAC0)" = $MAC_TAP ]' "eth0 has the MAC given with tap= ($(guest_value MAC0))"
+    guest_cmd 'echo MAC1=$(cat /sys/class/net/eth1/address)' '^MAC1='
+    check '[ "$(guest_value MAC1)" = $MAC_BRIDGE ]' "eth1 has the MAC given with bridge= ($(guest_value MAC1))"
+    guest_cmd 'ip addr add 10.0.1.2/24 dev eth0; ip link set eth0 up; ip addr add 10.0.2.2/24 dev eth1; ip link set eth1 up; echo LINKS-$((40+2))' '^LINKS-42'
+    guest_cmd 'echo FEATURES=$(cat /sys/bus/virtio/devices/virtio1/features)' '^FEATURES='
+    guest_cmd 'ping -c 3 -W 10 10.0.1.1 >/dev/null && echo PING1=ok || echo PING1=failed' '^PING1=' 90
+    check '[ "$(guest_value PING1)" = ok ]' "guest pings the lab over the tap card"
+    guest_cmd 'ping -c 3 -W 10 10.0.2.1 >/dev/null && echo PING2=ok || echo PING2=failed' '^PING2=' 90
+    check '[ "$(guest_value PING2)" = ok ]' "guest pings the lab over the bridge card"
+    check 'ping -c 3 -W 10 10.0.1.2 >/dev/null' "lab pings the guest over the tap"
+    check 'ping -c 3 -W 10 10.0.2.2 >/dev/null' "lab pings the guest over the bridge"
+    down 5001 $BIG_MIB 10.0.1.1 "tap card"
+    up 5002 $BIG_MIB 10.0.1.1 "tap card"
+    down 5003 $SMALL_MIB 10.0.2.1 "bridge card"
+    up 5004 $SMALL_MIB 10.0.2.1 "bridge card"
+    guest_cmd 'S=$(cut -d" " -f1 /proc/uptime); dd if=/dev/urandom bs=64k count=160 of=/dev/null 2>/dev/null; echo URANDOM=$S,$(cut -d" " -f1 /proc/uptime)' '^URANDOM=' 300
+    echo "lab-test: guest urandom 10 MiB from/to uptime $(guest_value URANDOM)"
+    guest_cmd 'cat /proc/net/dev; echo NETDEV-$((40+2))' '^NETDEV-42'
+    guest_send 'reboot -f'
+    guest_finish 120
+    check '[ "$GUEST_STATUS" = 0 ]' "reboot -f ends hospes with status 0 (got $GUEST_STATUS)"
+    check '! guest_text | grep -q "needs a reset"' "no virtio device needed a reset"
+    check '! guest_text | grep -q "virtio-net"' "hospes logged no virtio-net warnings"
+    check '[ ! -d /sys/class/net/$TAP ]' "tap $TAP is gone after hospes exited"
+    check '[ -z "$(ls /sys/class/net/$BRIDGE/brif)" ]' "the bridge has no ports left"
+fi
+finish
