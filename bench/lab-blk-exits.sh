@@ -32,19 +32,24 @@ dd if=/dev/zero of=/tmp/bench.img bs=1M count=256 2>/dev/null
 counters() { echo "$(cat $KVM_STATS/exits) $(cat $KVM_STATS/io_exits) $(cat $KVM_STATS/mmio_exits)"; }
 
 # measure LABEL GUEST-COMMAND: runs the command in the guest (its output to
-# a file there) and prints "LABEL requests exits io_exits mmio_exits".
+# a file there) and prints "LABEL requests exits io_exits mmio_exits". Each
+# measurement has keys and a marker of its own (N), since the console log
+# keeps every earlier line.
+N=0
 measure() {
     local label=$1 command=$2 s0 s1 e0 e1
-    guest_cmd 'echo S0=$(awk "{print \$1 + \$5}" /sys/block/vda/stat)' '^S0=[0-9]'
-    s0=$(guest_value S0)
+    N=$((N + 1))
+    guest_cmd "echo S0_$N=\$(awk '{print \$1 + \$5}' /sys/block/vda/stat)" "^S0_$N=[0-9]"
+    s0=$(guest_value "S0_$N")
     # Typed characters are echoed before the command runs: let that settle.
-    guest_send "sleep 2; $command >/tmp/out 2>&1; echo M\$((40+2))"
+    guest_send "sleep 2; { $command; } >/tmp/out 2>&1; echo DONE\$((1000 + $N))"
     sleep 1
     e0=$(counters)
-    guest_wait '^M42' 600 || { fail "$label did not finish"; return; }
+    guest_wait "^DONE$((1000 + N))" 600 || { fail "$label did not finish"; return; }
     e1=$(counters)
-    guest_cmd 'echo S1=$(awk "{print \$1 + \$5}" /sys/block/vda/stat)' '^S1=[0-9]'
-    s1=$(guest_value S1)
+    guest_cmd "echo S1_$N=\$(awk '{print \$1 + \$5}' /sys/block/vda/stat)" "^S1_$N=[0-9]"
+    s1=$(guest_value "S1_$N")
+    # shellcheck disable=SC2086  # two lists of three numbers
     set -- $e0 $e1
     echo "$label $((s1 - s0)) $(($4 - $1)) $(($5 - $2)) $(($6 - $3))"
 }

@@ -139,12 +139,12 @@ void VirtioNet::process_tx() {
     bool used = false;
     unsigned handled = 0;
     for (; handled < kBurst; ++handled) {
-        auto chain = queue.pop(memory);
-        if (!chain) return fail(chain.error());
-        if (!*chain) break;
-        transmit(**chain);
+        auto popped = queue.pop(memory, tx_chain_);
+        if (!popped) return fail(popped.error());
+        if (!*popped) break;
+        transmit(tx_chain_);
         // Transmit buffers are only read: nothing is written back.
-        if (auto r = queue.push(memory, (*chain)->head, 0); !r) return fail(r.error());
+        if (auto r = queue.push(memory, tx_chain_.head, 0); !r) return fail(r.error());
         used = true;
     }
     if (handled == kBurst) resume_later();

@@ -120,6 +120,7 @@ private:
     bool rx_used_ = false;                 // chains returned since the last interrupt decision
     unsigned budget_ = 0;                  // receive chains left to pop in this round
     std::vector<iovec> iov_;               // transmit scratch
+    virtio::Chain tx_chain_;               // the packet being sent, its storage reused
     NetStats stats_;
     std::chrono::steady_clock::time_point last_warning_{};
 };
