@@ -4,6 +4,7 @@
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 
@@ -12,6 +13,8 @@
 #include <cstring>
 #include <filesystem>
 #include <utility>
+
+#include "common/log.hpp"
 
 namespace hospes::backends {
 
@@ -41,6 +44,18 @@ Result<std::unique_ptr<UringBlock>> UringBlock::open(const std::string& path, co
         return bad_input("disk '{}' is neither a regular file nor a block device", path);
     }
     if (disk->size_ < 512) return bad_input("disk '{}' is smaller than one 512-byte sector", path);
+    if (disk->size_ % 512 != 0)
+        log::warn("disk '{}': its last {} bytes are not a whole sector; the guest does not see them", path,
+                  disk->size_ % 512);
+    // Two guests writing one disk corrupt it: a writable disk is held
+    // exclusively, a read-only one shared with other readers (for as long as
+    // the file stays open, so a crashed monitor releases it).
+    if (::flock(disk->file_.get(), (options.read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK)
+            return bad_input("disk '{}' is in use by another guest{}", path,
+                             options.read_only ? " that writes it" : " (a disk is written by one guest at a time)");
+        return errno_error("disk '{}': flock", path);
+    }
     disk->read_only_ = options.read_only;
     disk->serial_ = std::filesystem::path(path).filename().string().substr(0, 20);
 

@@ -5,8 +5,8 @@
 # copy), so hospes serves it as a host block device, like Xen's phy: disks.
 # A 64 MiB file written and synced in one monitor process reads back the
 # same in the next; a second, read-only disk is /dev/vdb, reads right and
-# refuses writes, and its image is unchanged. run-rootdisk.sh then runs
-# e2fsck -n on the image.
+# refuses writes, and its image is unchanged. A third boot has the virtio
+# console (hvc0). run-rootdisk.sh then runs e2fsck -n on the image.
 LAB_TEST_NAME=rootdisk
 . /lab/lib.sh
 
@@ -60,5 +60,15 @@ if guest_boot 300 "$ROOTFS_MARKER"; then
     guest_send 'poweroff'
     guest_finish 180
     check '[ "$GUEST_STATUS" = 0 ]' "a clean poweroff ends hospes with status 0 (got $GUEST_STATUS)"
+fi
+
+# The root disk with the virtio console: its init and shell are on hvc0.
+guest_start rootdisk-hvc --disk /dev/vda --root /dev/vda --console virtio --memory 512M
+if guest_boot 300 "$ROOTFS_MARKER"; then
+    guest_cmd 'echo TTY=$(tty)' '^TTY='
+    check '[ "$(guest_value TTY)" = /dev/hvc0 ]' "the root disk's shell runs on /dev/hvc0 (got $(guest_value TTY))"
+    guest_send 'poweroff'
+    guest_finish 180
+    check '[ "$GUEST_STATUS" = 0 ]' "poweroff from hvc0 ends hospes with status 0 (got $GUEST_STATUS)"
 fi
 finish

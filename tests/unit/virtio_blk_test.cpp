@@ -327,6 +327,28 @@ TEST_F(VirtioBlkTest, ResetWaitsForRequestsInFlight) {
     }
 }
 
+TEST(UringBlockOpen, AWritableDiskBelongsToOneGuest) {
+    auto path = std::filesystem::temp_directory_path() / ("hospes-lock-test-" + std::to_string(::getpid()));
+    std::ofstream(path, std::ios::binary) << std::string(4096, 'x');
+    {
+        auto writer = backends::UringBlock::open(path, {false, false});
+        ASSERT_TRUE(writer) << writer.error().message;
+        auto second_writer = backends::UringBlock::open(path, {false, false});
+        ASSERT_FALSE(second_writer);
+        EXPECT_EQ(second_writer.error().kind, ErrorKind::BadInput);
+        EXPECT_NE(second_writer.error().message.find("in use by another guest"), std::string::npos);
+        EXPECT_FALSE(backends::UringBlock::open(path, {true, false})) << "a reader next to a writer";
+    }
+    {
+        auto reader = backends::UringBlock::open(path, {true, false});
+        ASSERT_TRUE(reader);
+        EXPECT_TRUE(backends::UringBlock::open(path, {true, false})) << "readers share";
+        EXPECT_FALSE(backends::UringBlock::open(path, {false, false})) << "a writer next to a reader";
+    }
+    EXPECT_TRUE(backends::UringBlock::open(path, {false, false})) << "released when the monitor lets go";
+    std::filesystem::remove(path);
+}
+
 TEST(UringBlockOpen, ClearErrors) {
     auto missing = backends::UringBlock::open("/nonexistent/disk.img", {});
     ASSERT_FALSE(missing);
