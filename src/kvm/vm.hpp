@@ -5,6 +5,7 @@
 #include <linux/kvm.h>
 
 #include <cstdint>
+#include <optional>
 
 #include "common/error.hpp"
 #include "common/unique_fd.hpp"
@@ -33,7 +34,9 @@ public:
 
     // Guest writes of `value` (`length` bytes) to MMIO `address` signal
     // `eventfd` inside KVM instead of exiting to the monitor.
-    Result<void> add_ioeventfd(uint64_t address, uint32_t length, uint64_t value, int eventfd);
+    // Writes of `length` bytes at `address` (only those of `datamatch`, if
+    // given) signal `eventfd` inside KVM, without an exit.
+    Result<void> add_ioeventfd(uint64_t address, uint32_t length, std::optional<uint64_t> datamatch, int eventfd);
     // Writing to `eventfd` raises an edge on `gsi` inside KVM.
     Result<void> add_irqfd(int eventfd, uint32_t gsi);
 
