@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -69,16 +70,18 @@ Harness& harness() {
     static Harness* h = [] {
         auto* made = new Harness;
         if (::unshare(CLONE_NEWNET) != 0) {
-            std::perror("net_fuzz: unshare(CLONE_NEWNET) (run as root)");
-            std::abort();
+            // Not a failure of the device: this host cannot run the target
+            // (exit 77, which ctest reports as skipped).
+            std::perror("net_fuzz: skipped: unshare(CLONE_NEWNET) (needs root)");
+            std::_Exit(77);
         }
         std::ofstream("/proc/sys/net/ipv6/conf/default/disable_ipv6") << "1";
         std::pair<uint64_t, uint64_t> ranges[] = {{0, kMemory / 2}, {kMemory / 2, kMemory / 2}};
         made->memory.emplace(std::move(*GuestMemory::create(ranges)));
         auto tap = backends::Tap::open("fuzz0", "");
         if (!tap) {
-            std::fprintf(stderr, "net_fuzz: %s\n", tap.error().message.c_str());
-            std::abort();
+            std::fprintf(stderr, "net_fuzz: skipped: %s\n", tap.error().message.c_str());
+            std::_Exit(77);
         }
         made->device = std::move(*VirtioNet::create(std::make_unique<backends::Tap>(std::move(*tap)), std::nullopt));
         made->tap_fd = made->device->backend_events()[0].fd;
