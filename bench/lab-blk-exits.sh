@@ -32,7 +32,8 @@ dd if=/dev/zero of=/tmp/bench.img bs=1M count=256 2>/dev/null
 counters() { echo "$(cat $KVM_STATS/exits) $(cat $KVM_STATS/io_exits) $(cat $KVM_STATS/mmio_exits)"; }
 
 # measure LABEL GUEST-COMMAND: runs the command in the guest (its output to
-# a file there) and prints "LABEL requests exits io_exits mmio_exits". Each
+# a file there) and appends "LABEL requests exits io_exits mmio_exits" to
+# $RESULTS. Each
 # measurement has keys and a marker of its own (N), since the console log
 # keeps every earlier line.
 N=0
@@ -45,13 +46,17 @@ measure() {
     guest_send "sleep 2; { $command; } >/tmp/out 2>&1; echo DONE\$((1000 + $N))"
     sleep 1
     e0=$(counters)
-    guest_wait "^DONE$((1000 + N))" 600 || { fail "$label did not finish"; return; }
+    if ! guest_wait "^DONE$((1000 + N))" 600; then
+        fail "$label did not finish"
+        guest_dump
+        return
+    fi
     e1=$(counters)
     guest_cmd "echo S1_$N=\$(awk '{print \$1 + \$5}' /sys/block/vda/stat)" "^S1_$N=[0-9]"
     s1=$(guest_value "S1_$N")
     # shellcheck disable=SC2086  # two lists of three numbers
     set -- $e0 $e1
-    echo "$label $((s1 - s0)) $(($4 - $1)) $(($5 - $2)) $(($6 - $3))"
+    echo "$label $((s1 - s0)) $(($4 - $1)) $(($5 - $2)) $(($6 - $3))" >>"$RESULTS"
 }
 
 DD_READ='dd if=/dev/vda of=/dev/null bs=4k count=16384 iflag=direct'
@@ -70,9 +75,14 @@ run_one() {
     fi
     guest_cmd 'echo DIRECT=$(dd if=/dev/vda of=/dev/null bs=4k count=1 iflag=direct 2>&1 >/dev/null | grep -c -i invalid)' '^DIRECT='
     [ "$(guest_value DIRECT)" = 0 ] || fail "the guest's dd has no iflag=direct"
-    measure "$vmm read4k" "$DD_READ" >>"$RESULTS"
-    measure "$vmm read4k-qd4" "$DD_READ_QD4" >>"$RESULTS"
-    measure "$vmm write64k" "$DD_WRITE" >>"$RESULTS"
+    measure "$vmm read4k" "$DD_READ"
+    measure "$vmm read4k-qd4" "$DD_READ_QD4"
+    measure "$vmm write64k" "$DD_WRITE"
+    # A guest whose clock source fell back to a port-based one (the
+    # clocksource watchdog, on a badly loaded host) makes I/O exits of its
+    # own: say so next to the figures.
+    guest_cmd 'echo CLOCK=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)' '^CLOCK='
+    echo "bench: $vmm round $round: guest clock source $(guest_value CLOCK)"
     kill "$GUEST_PID" 2>/dev/null
     guest_finish 30 >/dev/null
 }

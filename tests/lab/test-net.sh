@@ -66,12 +66,23 @@ i=0
 while [ ! -d /sys/class/net/$TAP ] && [ $i -lt 300 ] && ! guest_exited; do sleep 0.2; i=$((i + 1)); done
 check '[ -d /sys/class/net/$TAP ]' "hospes created tap $TAP"
 ip addr add 10.0.1.1/24 dev $TAP
+# The bridge card's tap comes right after the first one: wait for it too.
+i=0
+while [ -z "$(ls /sys/class/net/$BRIDGE/brif 2>/dev/null)" ] && [ $i -lt 300 ] && ! guest_exited; do
+    sleep 0.2
+    i=$((i + 1))
+done
 PORTS=$(ls /sys/class/net/$BRIDGE/brif 2>/dev/null | tr '\n' ' ')
 check 'echo "$PORTS" | grep -q "^hospes[0-9]"' "a tap hospes named is a port of $BRIDGE (ports: $PORTS)"
 check '[ "$(cat /sys/class/net/$TAP/operstate 2>/dev/null)" != down ]' "hospes brought $TAP up"
 
 if guest_boot; then
     guest_cmd 'echo DEV1=$(cat /sys/bus/virtio/devices/virtio1/device) DEV2=$(cat /sys/bus/virtio/devices/virtio2/device)' '^DEV1='
+    # Offloads the guest's driver took (the features string's character N is
+    # bit N): CSUM 0, GUEST_CSUM 1, GUEST_TSO4 7, HOST_TSO4 11, MRG_RXBUF 15.
+    guest_cmd 'echo FEATURES=$(cut -c1,2,8,12,16 /sys/bus/virtio/devices/virtio1/features)' '^FEATURES=[01]'
+    check '[ "$(guest_value FEATURES)" = 11111 ]' \
+        "the guest's driver uses checksum and TSO offloads both ways and mergeable buffers (got $(guest_value FEATURES))"
     check 'guest_text | grep -q "^DEV1=0x0001 DEV2=0x0001"' "virtio devices 1 and 2 are network cards"
     guest_cmd 'echo MAC0=$(cat /sys/class/net/eth0/address)' '^MAC0='
     check '[ "$(guest_value MAC0)" = $MAC_TAP ]' "eth0 has the MAC given with tap= ($(guest_value MAC0))"
