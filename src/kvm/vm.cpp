@@ -54,13 +54,13 @@ Result<void> Vm::set_irq_line(uint32_t irq, bool level) {
     return {};
 }
 
-Result<void> Vm::add_ioeventfd(uint64_t address, uint32_t length, std::optional<uint64_t> datamatch, int eventfd) {
+Result<void> Vm::add_ioeventfd(uint64_t address, uint32_t length, uint64_t value, int eventfd) {
     kvm_ioeventfd request{};
     request.addr = address;
     request.len = length;
-    request.datamatch = datamatch.value_or(0);
+    request.datamatch = value;
     request.fd = eventfd;
-    request.flags = datamatch ? KVM_IOEVENTFD_FLAG_DATAMATCH : 0;
+    request.flags = KVM_IOEVENTFD_FLAG_DATAMATCH;
     // Safe: the struct is fully initialised; KVM keeps its own reference to the eventfd.
     if (::ioctl(fd_.get(), KVM_IOEVENTFD, &request) < 0) return errno_error("KVM_IOEVENTFD at {:#x}", address);
     return {};

@@ -5,7 +5,6 @@
 #include <linux/kvm.h>
 
 #include <cstdint>
-#include <optional>
 
 #include "common/error.hpp"
 #include "common/unique_fd.hpp"
@@ -34,9 +33,7 @@ public:
 
     // Guest writes of `value` (`length` bytes) to MMIO `address` signal
     // `eventfd` inside KVM instead of exiting to the monitor.
-    // Writes of `length` bytes at `address` (only those of `datamatch`, if
-    // given) signal `eventfd` inside KVM, without an exit.
-    Result<void> add_ioeventfd(uint64_t address, uint32_t length, std::optional<uint64_t> datamatch, int eventfd);
+    Result<void> add_ioeventfd(uint64_t address, uint32_t length, uint64_t value, int eventfd);
     // Writing to `eventfd` raises an edge on `gsi` inside KVM.
     Result<void> add_irqfd(int eventfd, uint32_t gsi);
 

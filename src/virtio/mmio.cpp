@@ -1,7 +1,6 @@
 #include "virtio/mmio.hpp"
 
 #include <cstring>
-#include <utility>
 
 #include "common/log.hpp"
 
@@ -76,7 +75,7 @@ uint32_t MmioTransport::read_register(uint64_t offset) {
                                               : 0;
     case kQueueNumMax: return queue ? queue->max_size() : 0;
     case kQueueReady: return queue && queue->ready() ? 1 : 0;
-    case kInterruptStatus: return acknowledge_on_read_ ? std::exchange(interrupt_status_, 0) : interrupt_status_;
+    case kInterruptStatus: return interrupt_status_;
     case kStatus: return status_;
     case kConfigGeneration: return 0;
     default: return 0;

@@ -21,7 +21,6 @@ class MmioTransport : public BusDevice {
 public:
     static constexpr uint64_t kWindowSize = 0x1000;
     static constexpr uint64_t kQueueNotifyOffset = 0x050;
-    static constexpr uint64_t kInterruptAckOffset = 0x064;
 
     using RaiseInterrupt = std::function<void()>;
     MmioTransport(std::unique_ptr<Device> device, const GuestMemory& memory, RaiseInterrupt interrupt);
@@ -32,12 +31,6 @@ public:
     // The driver notified queue `index` (ioeventfd, on the I/O thread).
     void notify(uint16_t index);
     uint16_t queue_count() const { return static_cast<uint16_t>(queues_.size()); }
-    // InterruptACK writes are absorbed by KVM (an ioeventfd nobody reads),
-    // saving the guest's interrupt handler one exit to user space per
-    // interrupt; reading InterruptStatus then acknowledges it instead.
-    // Linux's (and FreeBSD's) drivers read the status once per interrupt
-    // and acknowledge exactly what they read, so they see no difference.
-    void acknowledge_on_status_read() { acknowledge_on_read_ = true; }
     // The device's backend event `index` is ready (on the I/O thread).
     void backend_ready(size_t index);
     std::vector<Device::BackendEvent> backend_events() const { return device_->backend_events(); }
@@ -72,7 +65,6 @@ private:
     uint32_t status_ = 0;
     uint32_t interrupt_status_ = 0;
     bool active_ = false;
-    bool acknowledge_on_read_ = false;
 };
 
 }  // namespace hospes::virtio

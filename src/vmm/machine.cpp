@@ -244,20 +244,10 @@ Result<void> Machine::add_virtio_devices(std::vector<std::unique_ptr<virtio::Dev
             [[maybe_unused]] auto written = ::write(irq_fd, &one, sizeof(one));
         });
         event_fds_.push_back(std::move(irq));
-        // InterruptACK writes end in KVM: an eventfd that is never read.
-        UniqueFd ack(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-        if (!ack.valid()) return errno_error("eventfd");
-        if (auto r = vm_.add_ioeventfd(base + virtio::MmioTransport::kInterruptAckOffset, 4, std::nullopt, ack.get());
-            !r)
-            return r;
-        transport->acknowledge_on_status_read();
-        event_fds_.push_back(std::move(ack));
         for (uint16_t queue = 0; queue < transport->queue_count(); ++queue) {
             UniqueFd kick(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
             if (!kick.valid()) return errno_error("eventfd");
-            if (auto r = vm_.add_ioeventfd(base + virtio::MmioTransport::kQueueNotifyOffset, 4, uint64_t{queue},
-                                           kick.get());
-                !r)
+            if (auto r = vm_.add_ioeventfd(base + virtio::MmioTransport::kQueueNotifyOffset, 4, queue, kick.get()); !r)
                 return r;
             int kick_fd = kick.get();
             auto added = io_loop_->add(kick_fd, [kick_fd, transport, queue] {

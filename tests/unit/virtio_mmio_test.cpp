@@ -127,24 +127,6 @@ TEST_F(MmioTest, NegotiatesAndActivates) {
     EXPECT_EQ(device_->notified, (std::vector<uint16_t>{1, 0}));
 }
 
-TEST_F(MmioTest, StatusReadAcknowledgesWhenAcksEndInKvm) {
-    transport_->acknowledge_on_status_read();
-    out(0x70, 1 | 2);
-    set_driver_features(kFeatureVersion1);
-    out(0x70, 1 | 2 | 8);
-    setup_queue(0, 8, 0x1000, 0x2000, 0x3000);
-    setup_queue(1, 16, 0x4000, 0x5000, 0x6000);
-    out(0x70, 1 | 2 | 8 | 4);
-    transport_->notify(1);
-    EXPECT_EQ(in(0x60), 1u) << "the handler's read sees the cause";
-    EXPECT_EQ(in(0x60), 0u) << "and acknowledged it";
-    // A cause raised between the handler's read and its (absorbed) ACK
-    // stays pending for the next interrupt, which the device also raised.
-    transport_->notify(1);
-    EXPECT_EQ(interrupts_, 2);
-    EXPECT_EQ(in(0x60), 1u);
-}
-
 TEST_F(MmioTest, RefusesUnofferedFeaturesAndLegacyDrivers) {
     out(0x70, 1 | 2);
     set_driver_features(kFeatureVersion1 | (1ull << 40));
