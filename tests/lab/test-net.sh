@@ -5,8 +5,16 @@
 # (hospes creates a kernel-named tap and adds it to a bridge the lab host made
 # and addressed). The guest's own virtio_net driver: MACs as given, ping both
 # ways, and TCP transfers with busybox nc checked by md5sum on both ends:
-# 100 MiB each way over the tap card, 16 MiB each way over the bridge card.
-# Afterwards the taps hospes created are gone.
+# 100 MiB lab -> guest and 16 MiB guest -> lab over the tap card, 16 MiB lab
+# -> guest and 8 MiB guest -> lab over the bridge card. Afterwards the taps
+# hospes created are gone.
+#
+# Why the uploads are shorter: a long upload (about 100 s under TCG, the
+# heaviest exit load of any lab test) made the emulated lab host's own
+# kernel crash in its exception entry ("stack guard page was hit", the
+# known TCG nested-SVM fault, see docs/testing.md) in 3 of 6 runs, while the
+# transfers themselves always matched. 16 MiB still crosses every part of
+# the transmit path (TSO, checksum offload, many batches) many times over.
 LAB_TEST_NAME=net
 . /lab/lib.sh
 
@@ -15,7 +23,9 @@ BRIDGE=labbr0
 MAC_TAP=02:48:4f:53:00:01
 MAC_BRIDGE=02:48:4f:53:00:02
 BIG_MIB=100
+UP_MIB=16
 SMALL_MIB=16
+SMALL_UP_MIB=8
 
 # Hundredths of a second since boot, for transfer rates.
 centis() { awk '{ printf "%d\n", $1 * 100 }' /proc/uptime; }
@@ -97,9 +107,9 @@ if guest_boot; then
     check 'ping -c 3 -W 10 10.0.1.2 >/dev/null' "lab pings the guest over the tap"
     check 'ping -c 3 -W 10 10.0.2.2 >/dev/null' "lab pings the guest over the bridge"
     down 5001 $BIG_MIB 10.0.1.1 "tap card"
-    up 5002 $BIG_MIB 10.0.1.1 "tap card"
+    up 5002 $UP_MIB 10.0.1.1 "tap card"
     down 5003 $SMALL_MIB 10.0.2.1 "bridge card"
-    up 5004 $SMALL_MIB 10.0.2.1 "bridge card"
+    up 5004 $SMALL_UP_MIB 10.0.2.1 "bridge card"
     guest_cmd 'S=$(cut -d" " -f1 /proc/uptime); dd if=/dev/urandom bs=64k count=160 of=/dev/null 2>/dev/null; echo URANDOM=$S,$(cut -d" " -f1 /proc/uptime)' '^URANDOM=' 300
     echo "lab-test: guest urandom 10 MiB from/to uptime $(guest_value URANDOM)"
     guest_cmd 'cat /proc/net/dev; echo NETDEV-$((40+2))' '^NETDEV-42'
