@@ -104,17 +104,19 @@ attempt() {
         -display none -monitor none -serial stdio -no-reboot \
         -kernel "$LABDIR/bzImage" -initrd "$TMP/initrd" "${DISKS[@]}" \
         -append "console=ttyS0 quiet panic=-1" </dev/null >"$log" &
-    local qemu_pid=$! silent=0 size=0 last_size=0
+    local qemu_pid=$! silent=0 beats=0 last_beats=0
     tail -n +1 -f --pid="$qemu_pid" "$log" &
     local tail_pid=$!
-    # The lab init prints a heartbeat every 10 s; a console silent for
-    # HANG_SECONDS means the emulated host hung: stop it.
+    # The lab init prints a heartbeat ("lab: alive") every 10 s; none for
+    # HANG_SECONDS means the emulated host hung: stop it. The heartbeat, not
+    # any output, is what counts: a host whose CPUs are all stuck in its
+    # kernel still prints soft-lockup reports, but its user space is gone.
     rm -f "$TMP/hung"
     while kill -0 "$qemu_pid" 2>/dev/null; do
         sleep 1
-        size=$(stat -c %s "$log" 2>/dev/null || echo 0)
-        if [[ $size -ne $last_size ]]; then
-            last_size=$size
+        beats=$(grep -a -c 'lab: alive' "$log" 2>/dev/null || true)
+        if [[ ${beats:-0} -ne $last_beats ]]; then
+            last_beats=${beats:-0}
             silent=0
         elif ((++silent >= HANG_SECONDS)); then
             touch "$TMP/hung"
@@ -137,7 +139,7 @@ attempt() {
     test_status=$(grep -a -o 'lab: test exit status [0-9]*' "$TMP/console.txt" | tail -n 1 | awk '{print $5}' || true)
 
     if [[ -e "$TMP/hung" ]]; then
-        echo "lab-run: $TEST_NAME: the lab host stopped responding (no console output for ${HANG_SECONDS}s; log $log)" >&2
+        echo "lab-run: $TEST_NAME: the lab host stopped responding (no heartbeat for ${HANG_SECONDS}s; log $log)" >&2
         return 126
     fi
     if [[ $qemu_status -eq 124 || $qemu_status -eq 137 ]]; then
