@@ -26,7 +26,7 @@
 #include <cstring>
 #include <vector>
 
-#include "../tests/support/fake_driver.hpp"
+#include "support/fake_driver.hpp"
 #include "backends/uring_block.hpp"
 #include "devices/virtio/blk.hpp"
 #include "common/log.hpp"
