@@ -28,16 +28,32 @@ struct RangeSegment {  // DISCARD and WRITE_ZEROES payload
 };
 static_assert(sizeof(RangeSegment) == 16);
 
-// Copies the first `out.size()` bytes of `spans` into `out`; false if short.
-bool gather(const std::vector<std::span<uint8_t>>& spans, std::span<uint8_t> out) {
+// Copies `out.size()` bytes of `spans`, from byte `skip` on; false if short.
+bool gather(const std::vector<std::span<uint8_t>>& spans, size_t skip, std::span<uint8_t> out) {
     size_t done = 0;
     for (auto s : spans) {
         if (done == out.size()) break;
-        size_t n = std::min(s.size(), out.size() - done);
-        if (n) std::memcpy(out.data() + done, s.data(), n);
+        if (skip >= s.size()) {
+            skip -= s.size();
+            continue;
+        }
+        size_t n = std::min(s.size() - skip, out.size() - done);  // > 0: skip < s.size()
+        std::memcpy(out.data() + done, s.data() + skip, n);
         done += n;
+        skip = 0;
     }
     return done == out.size();
+}
+
+// Copies `bytes` into the start of `spans`, as far as they reach.
+void scatter(const std::vector<std::span<uint8_t>>& spans, std::span<const uint8_t> bytes) {
+    for (auto s : spans) {
+        if (bytes.empty()) return;
+        if (s.empty()) continue;  // a zero-length buffer's data() may be null
+        size_t n = std::min(s.size(), bytes.size());
+        std::memcpy(s.data(), bytes.data(), n);
+        bytes = bytes.subspan(n);
+    }
 }
 
 // Appends spans[skip bytes .. end - drop bytes] to `iov`.
@@ -145,7 +161,7 @@ void VirtioBlk::start(const virtio::Chain& chain) {
         }
     if (status == nullptr) return bad_request(chain.head, nullptr, "no status byte");
     RequestHeader header;
-    if (!gather(chain.readable, {reinterpret_cast<uint8_t*>(&header), sizeof(header)}))
+    if (!gather(chain.readable, 0, {reinterpret_cast<uint8_t*>(&header), sizeof(header)}))
         return bad_request(chain.head, status, "header shorter than 16 bytes");
 
     const uint64_t readable = chain.readable_size(), writable = chain.writable_size();
@@ -202,13 +218,7 @@ void VirtioBlk::start(const virtio::Chain& chain) {
             if (backend_->read_only()) return finish_now(chain.head, status, VIRTIO_BLK_S_IOERR, 1);
             if (readable != sizeof(header) + sizeof(segment))
                 return finish_now(chain.head, status, VIRTIO_BLK_S_UNSUPP, 1);  // one segment at most
-            std::vector<iovec> iov;
-            append_iov(iov, chain.readable, sizeof(header), 0);
-            size_t done = 0;
-            for (auto& v : iov) {
-                std::memcpy(reinterpret_cast<uint8_t*>(&segment) + done, v.iov_base, v.iov_len);
-                done += v.iov_len;
-            }
+            gather(chain.readable, sizeof(header), {reinterpret_cast<uint8_t*>(&segment), sizeof(segment)});
             uint32_t allowed = header.type == VIRTIO_BLK_T_WRITE_ZEROES ? VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP : 0;
             if ((segment.flags & ~allowed) != 0 || segment.sectors > kMaxDiscardSectors)
                 return finish_now(chain.head, status, VIRTIO_BLK_S_UNSUPP, 1);
@@ -235,18 +245,11 @@ void VirtioBlk::start(const virtio::Chain& chain) {
     }
     case VIRTIO_BLK_T_GET_ID: {
         if (writable < VIRTIO_BLK_ID_BYTES + 1) return finish_now(chain.head, status, VIRTIO_BLK_S_IOERR, 1);
-        std::vector<iovec> iov;
-        append_iov(iov, chain.writable, 0, 1);
-        char id[VIRTIO_BLK_ID_BYTES] = {};
+        // The status byte comes after the 20 ID bytes, which fit before it.
+        uint8_t id[VIRTIO_BLK_ID_BYTES] = {};
         auto serial = backend_->serial();
         std::memcpy(id, serial.data(), std::min(serial.size(), sizeof(id)));
-        size_t done = 0;
-        for (auto& v : iov) {
-            size_t n = std::min(v.iov_len, sizeof(id) - done);
-            std::memcpy(v.iov_base, id + done, n);
-            done += n;
-            if (done == sizeof(id)) break;
-        }
+        scatter(chain.writable, id);
         return finish_now(chain.head, status, VIRTIO_BLK_S_OK, VIRTIO_BLK_ID_BYTES + 1);
     }
     default:
