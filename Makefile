@@ -16,8 +16,12 @@ guest: build
 demo: build
 	@bash scripts/demo.sh $(BUILD)
 
+# The lab's summary (outcome and retries of each lab test) follows ctest's,
+# whatever ctest's status.
 test: build
-	@cd $(BUILD) && ctest --output-on-failure --timeout 1500
+	@rm -f $(BUILD)/lab/logs/*.result
+	@cd $(BUILD) && ctest --output-on-failure --timeout 1500; status=$$?; \
+		bash $(CURDIR)/tests/lab/report.sh lab; exit $$status
 
 bench: build
 	@cmake --build $(BUILD) --target bench

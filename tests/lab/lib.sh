@@ -4,16 +4,26 @@
 # Runs under the lab host's busybox sh (not bash). tests/lab/lab-run.sh packs
 # this file next to the test script, so changing it needs no lab rebuild.
 #
-# A guest is driven through its serial console: hospes's stdin is a fifo the
-# test writes commands into, its stdout+stderr go to /tmp/NAME.out. Commands
-# are sent one at a time, each only after the previous one's output has
-# appeared, so nothing is typed before the guest's shell is there to read it
-# (a UART driver being set up may drop characters that arrive early).
+# A guest is driven through its serial console: the monitor's stdin is a
+# fifo the test writes commands into, its stdout+stderr go to /tmp/NAME.out.
+# Commands are sent one at a time, each only after the previous one's output
+# has appeared, so nothing is typed before the guest's shell is there to read
+# it (a UART driver being set up may drop characters that arrive early).
 #
 # Markers: the guest's tty echoes every command line, so the patterns waited
 # for must not match the echoed command itself. Print values as
 # `echo KEY=$(cmd)` and match '^KEY=<value>' (the echo shows "KEY=$(..."), or
 # compute a marker in the guest (`echo DONE-$((40+2))`, wait for DONE-42).
+#
+# A guest that stops answering (a wait times out) or whose monitor exits
+# while the test waits for it is *lost*: that is one failure, reported once
+# ("lab-test: guest NAME lost: ..."), the monitor is stopped, its last
+# console lines are shown, and the test ends there: nothing after it could
+# pass, and a monitor left running would hold its disks and taps.
+#
+# LAB_MONITOR (from lab-run.sh --env; default hospes) chooses the monitor
+# that guest_start runs: `hospes run ARGS`, or QEMU's microvm machine with
+# the same devices (qemu_args below), so a workload can be run under both.
 #
 #   guest_start NAME [hospes run args...]   start the guest
 #   guest_spawn NAME COMMAND...             start a guest under any monitor
@@ -22,12 +32,16 @@
 #   guest_cmd LINE PATTERN [TIMEOUT]        both of the above
 #   guest_value KEY                         value of the last "KEY=..." line
 #   guest_boot [TIMEOUT] [MARKER]           wait for user space and the prompt
-#   guest_finish [TIMEOUT]                  wait for hospes to exit (killing
-#                                           it on timeout), print its console;
-#                                           sets GUEST_STATUS
+#   guest_finish [TIMEOUT]                  wait for the monitor to exit
+#                                           (killing it on timeout), print its
+#                                           console; sets GUEST_STATUS
+#   is_hospes                               true when the monitor is hospes
 #   pass MSG / fail MSG / check COND MSG    report results
 #   finish                                  summary; exit status for the lab
 
+# shellcheck disable=SC1091
+[ -f /lab/env ] && . /lab/env
+LAB_MONITOR=${LAB_MONITOR:-hospes}
 LAB_TEST_NAME=${LAB_TEST_NAME:-$(basename "$0" .sh)}
 CHECKS_PASSED=0
 CHECKS_FAILED=0
@@ -51,7 +65,82 @@ guest_text() { tr -d '\r' <"$GUEST_OUT"; }
 guest_start() {
     local name=$1
     shift
-    guest_spawn "$name" hospes run "$@"
+    if is_hospes; then
+        guest_spawn "$name" hospes run "$@"
+    else
+        qemu_args "$@"
+        # shellcheck disable=SC2086  # QEMU_ARGS is a list of words
+        guest_spawn "$name" qemu-system-x86_64 $QEMU_ARGS -append "$QEMU_CMDLINE"
+    fi
+}
+
+is_hospes() { [ "$LAB_MONITOR" = hospes ]; }
+
+# qemu_args [hospes run args...]: the QEMU microvm command line (QEMU_ARGS,
+# QEMU_CMDLINE) with the devices those arguments give hospes: virtio-rng
+# first, then disks, cards and the console, all on virtio-mmio, and the
+# same default kernel command line. A tap card's tap is brought up, a
+# bridge card's added to its bridge, by an ifup script, as hospes does.
+qemu_args() {
+    local vcpus=1 memory=512M kernel=/guest/vmlinuz initrd=/guest/initramfs.cpio.gz
+    local cmdline='' root='' devices='' console=serial n=0 spec path opts mac
+    while [ $# -gt 0 ]; do
+        case $1 in
+            -v) shift; continue ;;
+            --vcpus) vcpus=$2 ;;
+            --memory) memory=$2 ;;
+            --kernel) kernel=$2 ;;
+            --initrd) initrd=$2 ;;
+            --cmdline) cmdline=$2 ;;
+            --root) root=$2 ;;
+            --console) console=$2 ;;
+            --disk)
+                n=$((n + 1))
+                path=${2%%,*}
+                # hospes: io_uring, the page cache unless ",direct", discard.
+                opts=format=raw,if=none,discard=unmap,aio=io_uring
+                case ,$2, in *,ro,*) opts=$opts,readonly=on ;; esac
+                case ,$2, in *,direct,*) opts=$opts,cache=none ;; esac
+                devices="$devices -drive id=d$n,file=$path,$opts -device virtio-blk-device,drive=d$n,serial=${path##*/}"
+                ;;
+            --net)
+                n=$((n + 1))
+                spec=$2
+                mac=$(echo "$spec" | sed -n 's/.*mac=\([0-9a-f:]*\).*/\1/p')
+                case $spec in
+                    tap=*)
+                        spec=${spec#tap=}
+                        printf '#!/bin/sh\nip link set "$1" up\n' >/tmp/qemu-ifup
+                        chmod 755 /tmp/qemu-ifup
+                        devices="$devices -netdev tap,id=n$n,ifname=${spec%%,*},script=/tmp/qemu-ifup,downscript=no"
+                        ;;
+                    bridge=*)
+                        spec=${spec#bridge=}
+                        printf '#!/bin/sh\nip link set "$1" up && brctl addif %s "$1"\n' "${spec%%,*}" >/tmp/qemu-ifup-$n
+                        chmod 755 /tmp/qemu-ifup-$n
+                        devices="$devices -netdev tap,id=n$n,script=/tmp/qemu-ifup-$n,downscript=no"
+                        ;;
+                esac
+                devices="$devices -device virtio-net-device,netdev=n$n${mac:+,mac=$mac}"
+                ;;
+            *) echo "lab-test: qemu_args: no QEMU equivalent for $1"; return 1 ;;
+        esac
+        shift 2
+    done
+    # microvm has no i8042 to reset through (reboot=k would fall back to a
+    # real-mode restart through the firmware, which boots the guest again):
+    # the guest resets with a triple fault, which -no-reboot turns into exit.
+    if [ "$console" = virtio ]; then
+        devices="$devices -serial none -device virtio-serial-device -chardev stdio,id=con0 -device virtconsole,chardev=con0"
+        QEMU_CMDLINE=${cmdline:-console=hvc0 reboot=t panic=1 pci=off i8042.noaux i8042.nomux}
+    else
+        devices="$devices -serial stdio"
+        QEMU_CMDLINE=${cmdline:-console=ttyS0 reboot=t panic=1 pci=off i8042.noaux i8042.nomux}
+    fi
+    [ -n "$root" ] && QEMU_CMDLINE="$QEMU_CMDLINE root=$root"
+    QEMU_ARGS="-M microvm -enable-kvm -cpu host -smp $vcpus -m $memory -nodefaults -no-user-config -no-reboot"
+    QEMU_ARGS="$QEMU_ARGS -display none -monitor none -L /qemu-fw -kernel $kernel -initrd $initrd"
+    QEMU_ARGS="$QEMU_ARGS -device virtio-rng-device$devices"
 }
 
 # guest_spawn NAME COMMAND...: as guest_start, for any monitor command line
@@ -95,12 +184,15 @@ guest_wait() {
         if guest_text | grep -q -E -- "$pattern"; then return 0; fi
         if guest_exited; then
             # One last look: the line may have been written just before exit.
-            guest_text | grep -q -E -- "$pattern"
-            return
+            guest_text | grep -q -E -- "$pattern" && return 0
+            # QEMU ends a guest's triple fault as a reset, silently.
+            if ! is_hospes && ! guest_text | grep -q -E 'reboot: (Restarting system|Power down)'; then
+                guest_lost "triple fault: QEMU reset the guest, which asked for no reset, while the test waited for /$pattern/"
+            fi
+            guest_lost "the monitor exited with status $(cat "$GUEST_STATUS_FILE") while the test waited for /$pattern/"
         fi
         if [ "$(now)" -ge "$deadline" ]; then
-            echo "lab-test: timed out after ${timeout}s waiting for /$pattern/"
-            return 1
+            guest_lost "no answer in ${timeout}s (waiting for /$pattern/)"
         fi
         sleep 0.2
     done
@@ -120,21 +212,44 @@ guest_value() {
 
 # Boot to the prompt: user space marker (default: the initramfs's; pass
 # 'hospes-rootfs: user space reached' for the root disk), then the shell's
-# prompt. Returns 1 (after recording a failure) when the guest never got there.
+# prompt. A guest that never gets there is lost (the test ends).
 guest_boot() {
-    if guest_wait "${2:-hospes-guest: user space reached}" "${1:-300}"; then
-        pass "user space reached after $(($(now) - GUEST_T0)) s"
-    else
-        fail "user space not reached"
-        guest_exited && echo "lab-test: hospes exited with status $(cat "$GUEST_STATUS_FILE")"
-        guest_dump
-        return 1
+    guest_wait "${2:-hospes-guest: user space reached}" "${1:-300}"
+    pass "user space reached after $(($(now) - GUEST_T0)) s"
+    guest_wait 'hospes# ' 60
+}
+
+# guest_lost REASON: the guest failed; one failure, the monitor stopped, its
+# last console lines shown, and the test ends.
+guest_lost() {
+    echo "lab-test: guest $GUEST_NAME lost: $1"
+    fail "guest $GUEST_NAME: $1"
+    guest_stop
+    guest_tail
+    finish
+}
+
+# guest_tail: the last 60 lines of the console (as guest_dump).
+guest_tail() {
+    echo "----- last 60 lines of the console of $GUEST_NAME -----"
+    guest_text | tail -n 60 | sed "s/$(printf '\033')/^[/g"
+    echo "----- end of the console of $GUEST_NAME -----"
+}
+
+# guest_stop: end a monitor that is still running (TERM, then KILL) and
+# reap it.
+guest_stop() {
+    local i=0
+    [ -n "$GUEST_PID" ] || return 0
+    if ! guest_exited; then
+        kill "$GUEST_PID" 2>/dev/null
+        while ! guest_exited && [ $i -lt 25 ]; do sleep 0.2; i=$((i + 1)); done
+        guest_exited || kill -9 "$GUEST_PID" 2>/dev/null
+        while ! guest_exited; do sleep 0.2; done
+        echo "lab-test: $GUEST_NAME stopped (monitor exit status $(cat "$GUEST_STATUS_FILE"))"
     fi
-    if guest_wait 'hospes# ' 60; then
-        return 0
-    fi
-    fail "no shell prompt"
-    return 1
+    GUEST_PID=
+    exec 9>&-
 }
 
 guest_finish() {
@@ -142,24 +257,20 @@ guest_finish() {
     deadline=$(($(now) + timeout))
     while ! guest_exited; do
         if [ "$(now)" -ge "$deadline" ]; then
-            echo "lab-test: hospes still running after ${timeout}s; killing it"
-            kill "$GUEST_PID" 2>/dev/null
-            sleep 2
-            kill -9 "$GUEST_PID" 2>/dev/null
-            while ! guest_exited; do sleep 0.2; done
-            exec 9>&-
-            # Whatever status a killed hospes returned, it did not exit by
+            echo "lab-test: the monitor is still running after ${timeout}s; stopping it"
+            guest_stop
+            # Whatever status a killed monitor returned, it did not exit by
             # itself: make every "status is 0" check fail.
             GUEST_STATUS="killed-after-timeout"
-            echo "lab-test: hospes killed (exit status $(cat "$GUEST_STATUS_FILE")) after $(($(now) - GUEST_T0)) s"
             guest_dump
             return
         fi
         sleep 0.2
     done
     GUEST_STATUS=$(cat "$GUEST_STATUS_FILE")
+    GUEST_PID=
     exec 9>&-
-    echo "lab-test: hospes exited with status $GUEST_STATUS after $(($(now) - GUEST_T0)) s"
+    echo "lab-test: the monitor exited with status $GUEST_STATUS after $(($(now) - GUEST_T0)) s"
     guest_dump
 }
 
@@ -174,16 +285,11 @@ guest_dump() {
     echo "----- end of guest console: $GUEST_NAME -----"
 }
 
-# Stop a guest that is still running (after a failed step) and show its
-# console.
-guest_abort() {
-    if [ -n "$GUEST_PID" ] && ! guest_exited; then
-        guest_finish 1
-    fi
-}
-
 finish() {
-    guest_abort
+    if [ -n "$GUEST_PID" ] && ! guest_exited; then
+        guest_stop
+        guest_tail
+    fi
     if [ "$CHECKS_FAILED" -eq 0 ] && [ "$CHECKS_PASSED" -gt 0 ]; then
         echo "RESULT: $LAB_TEST_NAME ok ($CHECKS_PASSED checks)"
         exit 0
