@@ -125,6 +125,12 @@ void dump_vcpu_state(const kvm::Vcpu& vcpu) {
                s.efer);
     log::error("  cs={:#06x} base={:#x} l={} db={}  ss={:#06x}  idt={:#x}/{:#x} gdt={:#x}/{:#x}", s.cs.selector,
                s.cs.base, s.cs.l, s.cs.db, s.ss.selector, s.idt.base, s.idt.limit, s.gdt.base, s.gdt.limit);
+    // KVM on AMD (SVM) reinitializes a vCPU whose guest shut down, since the
+    // VMCB is undefined after a shutdown: say so rather than let the reset
+    // vector pass for the place of the fault.
+    if (s.cs.selector == 0xf000 && s.cs.base == 0xffff0000 && r.rip == 0xfff0)
+        log::error("  (these are the vCPU's reset values: KVM on AMD resets a vCPU after a triple fault, so the "
+                   "state at the fault is lost)");
 }
 
 }  // namespace hospes

@@ -7,10 +7,20 @@
 
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <string>
 
 namespace {
+
+// The monitor and the test guest: where the build put them, or where the
+// environment says (HOSPES_BINARY, HOSPES_TEST_GUEST), as inside the lab.
+std::string from_env(const char* name, const char* built) {
+    const char* value = std::getenv(name);
+    return value != nullptr && *value != '\0' ? value : built;
+}
+const std::string kHospes = from_env("HOSPES_BINARY", HOSPES_BINARY);
+const std::string kGuest = from_env("HOSPES_TEST_GUEST", TEST_GUEST);
 
 struct Outcome {
     int status;
@@ -18,7 +28,7 @@ struct Outcome {
 };
 
 Outcome run(const std::string& arguments, const std::string& input = "") {
-    std::string command = "exec " HOSPES_BINARY " run " + arguments + " 2>&1";
+    std::string command = "exec " + kHospes + " run " + arguments + " 2>&1";
     if (!input.empty()) command = "printf '" + input + "' | " + command;
     else command += " </dev/null";
     FILE* pipe = ::popen(command.c_str(), "r");
@@ -33,7 +43,7 @@ Outcome run(const std::string& arguments, const std::string& input = "") {
 }
 
 Outcome guest(const std::string& scenario, const std::string& extra = "", const std::string& input = "") {
-    return run("--kernel " TEST_GUEST " --memory 64M --cmdline " + scenario + " " + extra, input);
+    return run("--kernel " + kGuest + " --memory 64M --cmdline " + scenario + " " + extra, input);
 }
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
@@ -78,7 +88,7 @@ TEST(Monitor, UnclaimedMmioReadsAllOnes) {
 }
 
 TEST(Monitor, LowMemoryEndsBelowTheHoleForLargeGuests) {
-    auto r = run("--kernel " TEST_GUEST " --cmdline memory --memory 4608M");
+    auto r = run("--kernel " + kGuest + " --cmdline memory --memory 4608M");
     EXPECT_EQ(r.status, 0) << r.output;
     EXPECT_TRUE(contains(r.output, "top=c0000000 pattern ok")) << r.output;
 }
@@ -112,35 +122,38 @@ TEST(Monitor, TripleFaultExitsThreeWithRegisterDump) {
     EXPECT_EQ(r.status, 3) << r.output;
     EXPECT_TRUE(contains(r.output, "triple fault")) << r.output;
     EXPECT_TRUE(contains(r.output, "rip=0x")) << r.output;
-    EXPECT_TRUE(contains(r.output, "cr3=0x0000000000009000")) << r.output;
+    // The state at the fault (the test guest's page tables), unless KVM
+    // reset the vCPU first, as it does on AMD, and the dump says so.
+    EXPECT_TRUE(contains(r.output, "cr3=0x0000000000009000") || contains(r.output, "these are the vCPU's reset values"))
+        << r.output;
 }
 
 TEST(Monitor, BadInputIsOneErrorLineAndStatusTwo) {
+    const std::string kernel = "--kernel " + kGuest;
+    const std::string ro_disk = " --disk " + kGuest + ",ro";
     const std::string cases[] = {
         "--kernel /nonexistent/bzImage",
         "--kernel /etc/hostname",
-        "--kernel " TEST_GUEST " --vcpus 0",
-        "--kernel " TEST_GUEST " --vcpus 100000",
-        "--kernel " TEST_GUEST " --memory 1M",
-        "--kernel " TEST_GUEST " --memory 100T",
-        "--kernel " TEST_GUEST " --memory twelve",
-        "--kernel " TEST_GUEST " --initrd /nonexistent/initrd",
-        "--kernel " TEST_GUEST " --frobnicate",
+        kernel + " --vcpus 0",
+        kernel + " --vcpus 100000",
+        kernel + " --memory 1M",
+        kernel + " --memory 100T",
+        kernel + " --memory twelve",
+        kernel + " --initrd /nonexistent/initrd",
+        kernel + " --frobnicate",
         "--kernel /dev",
-        "--kernel " TEST_GUEST " --disk /nonexistent/disk.img",
-        "--kernel " TEST_GUEST " --disk /dev",
-        "--kernel " TEST_GUEST " --disk /etc/hostname",  // smaller than a sector
-        "--kernel " TEST_GUEST " --disk " TEST_GUEST ",readonly",
-        "--kernel " TEST_GUEST " --disk ,ro",
-        "--kernel " TEST_GUEST " --net tap=a/b",
-        "--kernel " TEST_GUEST " --net mac=02:00:00:00:00:01",
-        "--kernel " TEST_GUEST " --net tap=t0,mac=01:00:00:00:00:01",
-        "--kernel " TEST_GUEST " --console tty",
-        "--kernel " TEST_GUEST " --root '/dev/vda init=/bin/sh'",
+        kernel + " --disk /nonexistent/disk.img",
+        kernel + " --disk /dev",
+        kernel + " --disk /etc/hostname",  // smaller than a sector
+        kernel + " --disk " + kGuest + ",readonly",
+        kernel + " --disk ,ro",
+        kernel + " --net tap=a/b",
+        kernel + " --net mac=02:00:00:00:00:01",
+        kernel + " --net tap=t0,mac=01:00:00:00:00:01",
+        kernel + " --console tty",
+        kernel + " --root '/dev/vda init=/bin/sh'",
         // Nine virtio devices: the entropy source and eight disks.
-        "--kernel " TEST_GUEST " --disk " TEST_GUEST ",ro --disk " TEST_GUEST ",ro --disk " TEST_GUEST
-        ",ro --disk " TEST_GUEST ",ro --disk " TEST_GUEST ",ro --disk " TEST_GUEST ",ro --disk " TEST_GUEST
-        ",ro --disk " TEST_GUEST ",ro",
+        kernel + ro_disk + ro_disk + ro_disk + ro_disk + ro_disk + ro_disk + ro_disk + ro_disk,
     };
     for (const auto& arguments : cases) {
         auto r = run(arguments);
