@@ -62,11 +62,22 @@ RELEASE=$(cat "$GUESTDIR/kernel-release")
 KMODDIR=$GUESTDIR/kernel-root/lib/modules/$RELEASE
 [[ -s "$KMODDIR/modules.dep" ]] || die "$KMODDIR/modules.dep missing (rerun scripts/build-guest.sh)"
 
-# Firmware for QEMU's microvm direct boot (qboot, Linux boot option ROMs, PVH
-# boot of an ELF vmlinux) plus SeaBIOS for the occasional `-M pc` comparison.
-QEMU_FIRMWARE=(/usr/share/qemu/bios-microvm.bin /usr/share/qemu/linuxboot_dma.bin
-    /usr/share/qemu/linuxboot.bin /usr/share/qemu/pvh.bin /usr/share/qemu/kvmvapic.bin
-    /usr/share/qemu/multiboot_dma.bin /usr/share/seabios/bios-256k.bin)
+# Firmware for QEMU's microvm direct boot (its BIOS, Linux boot option ROMs,
+# PVH boot of an ELF vmlinux) plus SeaBIOS for the occasional `-M pc`
+# comparison, found where this QEMU looks for firmware (`-L help`: Debian
+# splits it between qemu, seabios and ipxe folders, differently by version).
+QEMU_FIRMWARE=()
+QEMU_DATA_DIRS=$("$QEMU" -L help 2>/dev/null) || die "$QEMU -L help failed"
+for name in bios-microvm.bin linuxboot_dma.bin linuxboot.bin pvh.bin kvmvapic.bin multiboot_dma.bin bios-256k.bin; do
+    found=
+    while IFS= read -r dir; do
+        if [[ -f "$dir/$name" ]]; then found=$(readlink -f "$dir/$name"); break; fi
+    done <<<"$QEMU_DATA_DIRS"
+    case $name in
+        bios-microvm.bin|linuxboot_dma.bin|pvh.bin) [[ -n $found ]] || die "QEMU firmware $name not found in: $QEMU_DATA_DIRS" ;;
+    esac
+    [[ -n $found ]] && QEMU_FIRMWARE+=("$name=$found")
+done
 
 # kvm_amd for /dev/kvm; virtio_pci and virtio_blk for disks given to the lab
 # (lab-run.sh --disk); tun and bridge for the network tests' taps and bridges.
@@ -130,7 +141,7 @@ inputs_sums() {
         for f in vmlinuz vmlinux initramfs.cpio.gz kernel-release; do echo "$GUESTDIR/$f"; done
         echo "$HOSPES"; echo "$QEMU"; echo "$BUSYBOX"; echo "$SCRIPT_PATH"
         for f in "${MODORDER[@]}"; do echo "$KMODDIR/$f"; done
-        for f in "${QEMU_FIRMWARE[@]}"; do echo "$f"; done
+        for f in "${QEMU_FIRMWARE[@]}"; do echo "${f#*=}"; done
         echo "$HOSPES_LIBS"; echo "$QEMU_LIBS"
     } | grep -v '^$' | LC_ALL=C sort -u | while IFS= read -r f; do
         sha256sum "$(readlink -f "$f")" | sed "s|  .*|  $f|"
@@ -184,7 +195,7 @@ install_program() {
 install_program "$HOSPES" /usr/bin/hospes "$HOSPES_LIBS"
 install_program "$QEMU" /usr/bin/qemu-system-x86_64 "$QEMU_LIBS"
 for f in "${QEMU_FIRMWARE[@]}"; do
-    install_file "$f" "/qemu-fw/$(basename "$f")"
+    install_file "${f#*=}" "/qemu-fw/${f%%=*}"
 done
 
 # kvm modules in load order.

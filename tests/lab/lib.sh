@@ -42,6 +42,20 @@
 # shellcheck disable=SC1091
 [ -f /lab/env ] && . /lab/env
 LAB_MONITOR=${LAB_MONITOR:-hospes}
+
+# LAB_TRACE=1: the lab host's KVM traces its exits and the exceptions it
+# injects, and a lost guest's report ends with the last 300 events (KVM on
+# AMD resets a vCPU that triple-faulted, so this is the only record of what
+# led to the fault). It slows the lab a little.
+TRACING=/sys/kernel/tracing
+if [ -n "${LAB_TRACE:-}" ]; then
+    mount -t tracefs nodev $TRACING 2>/dev/null
+    echo 8192 >$TRACING/buffer_size_kb
+    for event in kvm_exit kvm_inj_exception kvm_nested_vmexit kvm_pio kvm_mmio kvm_msr kvm_cr kvm_inj_virq; do
+        echo 1 >$TRACING/events/kvm/$event/enable 2>/dev/null
+    done
+    echo 1 >$TRACING/tracing_on
+fi
 LAB_TEST_NAME=${LAB_TEST_NAME:-$(basename "$0" .sh)}
 CHECKS_PASSED=0
 CHECKS_FAILED=0
@@ -226,6 +240,12 @@ guest_lost() {
     fail "guest $GUEST_NAME: $1"
     guest_stop
     guest_tail
+    if [ -n "${LAB_TRACE:-}" ]; then
+        echo 0 >$TRACING/tracing_on
+        echo "----- the lab host's last 300 KVM trace events -----"
+        tail -n 300 $TRACING/trace
+        echo "----- end of the KVM trace -----"
+    fi
     finish
 }
 

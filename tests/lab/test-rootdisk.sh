@@ -45,11 +45,12 @@ if guest_boot 300 "$ROOTFS_MARKER"; then
     check '[ "$(guest_value ERRORS)" = 0 ]' "no errors on vda in the kernel log (got $(guest_value ERRORS) lines)"
     guest_send 'reboot'
     guest_finish 180
-    check '[ "$GUEST_STATUS" = 0 ]' "a clean reboot ends hospes with status 0 (got $GUEST_STATUS)"
+    check '[ "$GUEST_STATUS" = 0 ]' "a clean reboot ends the monitor with status 0 (got $GUEST_STATUS)"
 fi
 check '[ "$(md5sum </tmp/data.img | cut -c1-32)" = "$DATA_MD5" ]' "the read-only image is unchanged"
 
-# A new monitor process on the same disk.
+# A new monitor process on the same disk (the first one, if it failed, was
+# stopped, so the disk is free).
 # shellcheck disable=SC2086
 guest_start rootdisk-2 $DISK_ARGS
 if guest_boot 300 "$ROOTFS_MARKER"; then
@@ -59,7 +60,7 @@ if guest_boot 300 "$ROOTFS_MARKER"; then
     guest_cmd 'rm /data64; sync; echo REMOVED-$((40+2))' '^REMOVED-42'
     guest_send 'poweroff'
     guest_finish 180
-    check '[ "$GUEST_STATUS" = 0 ]' "a clean poweroff ends hospes with status 0 (got $GUEST_STATUS)"
+    check '[ "$GUEST_STATUS" = 0 ]' "a clean poweroff ends the monitor with status 0 (got $GUEST_STATUS)"
 fi
 
 # The root disk with the virtio console: its init and shell are on hvc0.
@@ -69,6 +70,6 @@ if guest_boot 300 "$ROOTFS_MARKER"; then
     check '[ "$(guest_value TTY)" = /dev/hvc0 ]' "the root disk's shell runs on /dev/hvc0 (got $(guest_value TTY))"
     guest_send 'poweroff'
     guest_finish 180
-    check '[ "$GUEST_STATUS" = 0 ]' "poweroff from hvc0 ends hospes with status 0 (got $GUEST_STATUS)"
+    check '[ "$GUEST_STATUS" = 0 ]' "poweroff from hvc0 ends the monitor with status 0 (got $GUEST_STATUS)"
 fi
 finish
