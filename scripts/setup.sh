@@ -10,23 +10,62 @@ packages=(
   libcli11-dev libfmt-dev libspdlog-dev libgtest-dev libgmock-dev libbenchmark-dev liburing-dev
   # fuzzing (libFuzzer comes with clang's runtime)
   clang-19 libclang-rt-19-dev
-  # default guest and nested lab
-  busybox-static cpio lz4 xz-utils gzip zstd qemu-system-x86 file
+  # default guest and nested lab (the lab's emulator: see below)
+  busybox-static cpio lz4 xz-utils gzip zstd file
   # guest root file system image (scripts/build-rootfs.sh)
   debootstrap e2fsprogs
 )
+
+# The nested lab's emulator is QEMU 10 or newer: Debian 12's QEMU 7.2
+# emulates nested AMD-V with faults that crash and hang the lab host and
+# lose the guest's XCR0 (docs/testing.md has the measurements). Debian 12
+# has it in its backports suite, which is added from the archive address the
+# machine's own apt sources use for its main suite.
+QEMU_PACKAGE=qemu-system-x86
+QEMU_MIN_VERSION=1:10~
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+qemu_version=$(dpkg-query -W -f='${Version}' "$QEMU_PACKAGE" 2>/dev/null || true)
+old_qemu=0
+if [ -z "$qemu_version" ] || dpkg --compare-versions "$qemu_version" lt "$QEMU_MIN_VERSION"; then old_qemu=1; fi
+[ ${#missing[@]} -eq 0 ] && [ $old_qemu -eq 0 ] && exit 0
 
-echo "setup: installing ${missing[*]}"
+die() { echo "setup: error: $*" >&2; exit 1; }
 if [ "$(id -u)" -ne 0 ]; then
-  echo "setup: error: missing packages and not root; run: sudo apt-get install ${missing[*]}" >&2
-  exit 1
+  die "missing packages and not root; run: sudo apt-get install ${missing[*]}" \
+    "$([ $old_qemu -eq 1 ] && echo "and $QEMU_PACKAGE (>= ${QEMU_MIN_VERSION#1:}) from backports")"
 fi
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+updated=0
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  apt-get update -qq
+  updated=1
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The newest QEMU the machine's suites offer, taking the backports suite
+# from the same archive as the main suite when none is configured yet.
+if [ $old_qemu -eq 1 ]; then
+  codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+  [ -n "$codename" ] || die "cannot tell the Debian release (no VERSION_CODENAME in /etc/os-release)"
+  suite=$codename-backports
+  targets() { apt-get indextargets --format '$(SITE) $(RELEASE) $(COMPONENT)' | sort -u; }
+  if ! targets | awk -v s="$suite" '$2 == s { found = 1 } END { exit !found }'; then
+    site=$(targets | awk -v s="$codename" '$2 == s && $3 == "main" { print $1; exit }')
+    [ -n "$site" ] || die "no apt source for '$codename main' to take the archive address of $suite from"
+    echo "setup: adding the $suite suite of $site (sources.list.d/hospes-backports.list)"
+    echo "deb $site $suite main" >/etc/apt/sources.list.d/hospes-backports.list
+    updated=0
+  fi
+  [ $updated -eq 1 ] || apt-get update -qq
+  echo "setup: installing $QEMU_PACKAGE from $suite (installed: ${qemu_version:-none})"
+  apt-get install -y -qq --no-install-recommends -t "$suite" "$QEMU_PACKAGE" >/dev/null
+  qemu_version=$(dpkg-query -W -f='${Version}' "$QEMU_PACKAGE")
+  if dpkg --compare-versions "$qemu_version" lt "$QEMU_MIN_VERSION"; then
+    die "$suite offers $QEMU_PACKAGE $qemu_version; the lab needs ${QEMU_MIN_VERSION#1:} or newer"
+  fi
+fi
