@@ -13,7 +13,7 @@ echo "lab tests: outcome, retries, wall time"
 for f in "${results[@]}"; do
     # shellcheck disable=SC2046  # the file holds NAME=VALUE words
     declare $(cat "$f")
-    printf '  lab.%-12s %-13s %s retries  %7.1f s\n' "$test" "$outcome" "$retries" "$total_seconds"
+    printf '  lab.%-12s %-13s %s retries  %7.1f s\n' "${test#test-}" "$outcome" "$retries" "$total_seconds"
     total=$((total + retries))
 done
 echo "lab retries in this run: $total"
