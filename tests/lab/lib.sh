@@ -265,7 +265,20 @@ guest_stop() {
         kill "$GUEST_PID" 2>/dev/null
         while ! guest_exited && [ $i -lt 25 ]; do sleep 0.2; i=$((i + 1)); done
         guest_exited || kill -9 "$GUEST_PID" 2>/dev/null
-        while ! guest_exited; do sleep 0.2; done
+        i=0
+        while ! guest_exited && [ $i -lt 150 ]; do sleep 0.2; i=$((i + 1)); done
+        if ! guest_exited; then
+            # A process that SIGKILL cannot end is stuck in the lab host's
+            # kernel: say where, rather than wait for ever.
+            echo "lab-test: $GUEST_NAME did not end 30 s after SIGKILL; its threads in the lab kernel:"
+            for t in /proc/"$GUEST_PID"/task/*; do
+                echo "  thread ${t##*/} $(grep '^State' "$t/status" 2>/dev/null)"
+                sed 's/^/    /' "$t/stack" 2>/dev/null
+            done
+            GUEST_PID=
+            exec 9>&-
+            return 1
+        fi
         echo "lab-test: $GUEST_NAME stopped (monitor exit status $(cat "$GUEST_STATUS_FILE"))"
     fi
     GUEST_PID=
