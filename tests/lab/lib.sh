@@ -238,6 +238,7 @@ guest_boot() {
 guest_lost() {
     echo "lab-test: guest $GUEST_NAME lost: $1"
     fail "guest $GUEST_NAME: $1"
+    guest_exited || guest_activity
     guest_stop
     guest_tail
     if [ -n "${LAB_TRACE:-}" ]; then
@@ -247,6 +248,29 @@ guest_lost() {
         echo "----- end of the KVM trace -----"
     fi
     finish
+}
+
+# guest_activity: what a guest that stopped answering still does, over 2 s:
+# the CPU time of the monitor's threads and the lab KVM's counters (all VMs;
+# one runs). A halted, idle guest (halt exits, few others) waits for an
+# interrupt that never came; a busy one loops.
+guest_activity() {
+    local kvm=/sys/kernel/debug/kvm c0 c1 t0 t1
+    mount -t debugfs none /sys/kernel/debug 2>/dev/null
+    snapshot() {
+        cat $kvm/exits $kvm/halt_exits $kvm/io_exits $kvm/mmio_exits $kvm/irq_injections 2>/dev/null | tr '\n' ' '
+    }
+    # utime + stime of every thread, in ticks: stat's fields 14 and 15,
+    # counted after the name in parentheses (which may hold spaces).
+    ticks() {
+        cat /proc/"$GUEST_PID"/task/*/stat 2>/dev/null | sed 's/.*) //' | awk '{ t += $12 + $13 } END { print t + 0 }'
+    }
+    c0=$(snapshot); t0=$(ticks)
+    sleep 2
+    c1=$(snapshot); t1=$(ticks)
+    echo "$c0 $c1" | awk -v cpu=$((t1 - t0)) '{
+        printf "lab-test: in 2 s the monitor used %d ticks of CPU; KVM exits +%d (halt +%d, io +%d, mmio +%d), interrupts injected +%d\n",
+            cpu, $6 - $1, $7 - $2, $8 - $3, $9 - $4, $10 - $5 }'
 }
 
 # guest_tail: the last 60 lines of the console (as guest_dump).
