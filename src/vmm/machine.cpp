@@ -189,12 +189,14 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& config, Ho
         supported_cpuid = std::vector<kvm_cpuid_entry2>{};
     }
 
+    const bool tsc_deadline_timer = system->check_extension(KVM_CAP_TSC_DEADLINE_TIMER) > 0;
+
     std::unique_ptr<Machine> machine(new Machine(std::move(*system), std::move(*vm), std::move(*memory), console));
     for (uint32_t index = 0; index < config.vcpus; ++index) {
         auto vcpu = machine->vm_.create_vcpu(index);
         if (!vcpu) return std::unexpected(vcpu.error());
         auto cpuid = supported_cpuid->empty() ? std::vector<kvm_cpuid_entry2>{}
-                                              : x86::vcpu_cpuid(*supported_cpuid, index, config.vcpus);
+                                              : x86::vcpu_cpuid(*supported_cpuid, index, config.vcpus, tsc_deadline_timer);
         if (auto r = x86::setup_vcpu(*vcpu, cpuid); !r)
             return std::unexpected(r.error());
         if (index == 0)

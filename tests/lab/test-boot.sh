@@ -3,7 +3,8 @@
 # In-lab test (run by tests/lab/lab-run.sh inside the nested lab host):
 # boot the default guest with 1 vCPU and 512 MiB, check that user space is
 # reached, that the console takes input, that the guest uses kvm-clock with a
-# wall clock close to the host's, and that `reboot -f` ends hospes with 0.
+# wall clock close to the host's and the TSC-deadline APIC timer, and that
+# `reboot -f` ends hospes with 0.
 LAB_TEST_NAME=boot
 . /lab/lib.sh
 
@@ -21,6 +22,14 @@ if guest_boot; then
         '^CLOCKSOURCE=[a-z]'
     check '[ "$(guest_value CLOCKSOURCE)" = kvm-clock ]' \
         "clocksource is kvm-clock (got $(guest_value CLOCKSOURCE))"
+
+    # The per-CPU timer is the APIC's in TSC-deadline mode; without it the
+    # guest ticks on the PIT, an I/O exit per timer (or, where its APIC
+    # timer check fails, on the PIT alone).
+    guest_cmd 'echo CLOCKEVENTS=$(grep "Clock Event Device:" /proc/timer_list | grep -v NULL | sed "s/.*: *//" | sort -u)' \
+        '^CLOCKEVENTS='
+    check '[ "$(guest_value CLOCKEVENTS)" = lapic-deadline ]' \
+        "the timer is lapic-deadline (got $(guest_value CLOCKEVENTS))"
 
     guest_cmd 'echo DATE=$(date +%s)' '^DATE=[0-9]'
     lab_date=$(now)

@@ -27,11 +27,12 @@ std::vector<kvm_cpuid_entry2> supported() {
 }
 
 TEST(Cpuid, ApicIdAndTopologyPerVcpu) {
-    auto cpu2 = vcpu_cpuid(supported(), 2, 4);
+    auto cpu2 = vcpu_cpuid(supported(), 2, 4, true);
     EXPECT_EQ(find(cpu2, 1).ebx >> 24, 2u);
     EXPECT_EQ((find(cpu2, 1).ebx >> 16) & 0xff, 4u);
     EXPECT_TRUE(find(cpu2, 1).ecx & (1u << 31)) << "hypervisor present";
     EXPECT_TRUE(find(cpu2, 1).edx & (1u << 28)) << "HTT with several logical CPUs";
+    EXPECT_TRUE(find(cpu2, 1).ecx & (1u << 24)) << "TSC-deadline timer, which KVM has";
     EXPECT_EQ(find(cpu2, 0xb, 0).ebx, 1u);
     EXPECT_EQ(find(cpu2, 0xb, 1).ebx, 4u);
     EXPECT_EQ(find(cpu2, 0xb, 1).eax, 2u) << "2 bits of core id for 4 cores";
@@ -43,8 +44,9 @@ TEST(Cpuid, ApicIdAndTopologyPerVcpu) {
 }
 
 TEST(Cpuid, SingleVcpuHasNoHtt) {
-    auto cpu0 = vcpu_cpuid(supported(), 0, 1);
+    auto cpu0 = vcpu_cpuid(supported(), 0, 1, false);
     EXPECT_FALSE(find(cpu0, 1).edx & (1u << 28));
+    EXPECT_FALSE(find(cpu0, 1).ecx & (1u << 24)) << "no TSC-deadline timer where KVM lacks it";
     EXPECT_EQ(find(cpu0, 0xb, 1).eax, 0u);
     EXPECT_EQ(find(cpu0, 0xb, 1).ebx, 1u);
 }

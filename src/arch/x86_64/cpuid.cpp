@@ -13,6 +13,7 @@ constexpr uint32_t kLeafExtendedTopologyV2 = 0x1f;
 constexpr uint32_t kLeafAmdSizes = 0x80000008;
 constexpr uint32_t kLeafAmdTopology = 0x8000001e;
 
+constexpr uint32_t kEcxTscDeadline = 1u << 24;
 constexpr uint32_t kEcxHypervisor = 1u << 31;
 constexpr uint32_t kEdxHtt = 1u << 28;
 
@@ -46,7 +47,7 @@ void set_extended_topology(kvm_cpuid_entry2& entry, uint32_t apic_id, uint32_t v
 }  // namespace
 
 std::vector<kvm_cpuid_entry2> vcpu_cpuid(std::vector<kvm_cpuid_entry2> entries, uint32_t vcpu_index,
-                                         uint32_t vcpu_count) {
+                                         uint32_t vcpu_count, bool tsc_deadline_timer) {
     const uint32_t apic_id = vcpu_index;
     for (auto& entry : entries) {
         switch (entry.function) {
@@ -54,6 +55,12 @@ std::vector<kvm_cpuid_entry2> vcpu_cpuid(std::vector<kvm_cpuid_entry2> entries, 
             // EBX: initial APIC id [31:24], logical processors [23:16], CLFLUSH line [15:8].
             entry.ebx = (apic_id << 24) | ((vcpu_count & 0xff) << 16) | (8u << 8);
             entry.ecx |= kEcxHypervisor;
+            // KVM emulates the TSC-deadline timer but leaves announcing it to
+            // us. Without it Linux calibrates the APIC timer against the PIT,
+            // and where that check fails (timing under emulation) it ticks
+            // on the PIT alone: every timer an I/O exit, one device for all
+            // vCPUs.
+            if (tsc_deadline_timer) entry.ecx |= kEcxTscDeadline;
             if (vcpu_count > 1)
                 entry.edx |= kEdxHtt;
             else
