@@ -39,6 +39,11 @@ TESTS=("$@")
 BUILD=$(cd "$BUILD" && pwd) || { echo "soak: error: no build tree $BUILD" >&2; exit 2; }
 LABDIR=$BUILD/lab
 OUT=${OUT:-$LABDIR/soak/$(date +%Y%m%d-%H%M%S)}
+# The tests of one build tree share its lab and its log files: one soak per
+# tree at a time (for two at once, configure a second tree).
+mkdir -p "$LABDIR"
+exec 8>"$LABDIR/.soak.lock"
+flock -n 8 || { echo "soak: error: another soak is running in $BUILD" >&2; exit 2; }
 mkdir -p "$OUT"
 export LAB_RETRIES=0
 
