@@ -23,9 +23,10 @@ if guest_boot; then
     check '[ "$(guest_value CLOCKSOURCE)" = kvm-clock ]' \
         "clocksource is kvm-clock (got $(guest_value CLOCKSOURCE))"
 
-    # The per-CPU timer is the APIC's in TSC-deadline mode; without it the
-    # guest ticks on the PIT, an I/O exit per timer (or, where its APIC
-    # timer check fails, on the PIT alone).
+    # The per-CPU timer is the APIC's in TSC-deadline mode. Without that
+    # mode the guest first calibrates its APIC timer against the PIT, and
+    # where that check fails (as it did in this lab) it ticks on the PIT
+    # alone, an I/O exit per timer.
     guest_cmd 'echo CLOCKEVENTS=$(grep "Clock Event Device:" /proc/timer_list | grep -v NULL | sed "s/.*: *//" | sort -u)' \
         '^CLOCKEVENTS='
     check '[ "$(guest_value CLOCKEVENTS)" = lapic-deadline ]' \
