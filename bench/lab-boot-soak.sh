@@ -72,8 +72,11 @@ while [ $i -lt "$BOOTS" ]; do
             ;;
         hang)
             hangs=$((hangs + 1))
+            guest_activity
             guest_stop
             guest_tail
+            kvm_trace_tail
+            [ -n "${LAB_TRACE:-}" ] && echo 1 >$TRACING/tracing_on
             ;;
     esac
     echo "boot-soak: boot $i: $outcome after $seconds s"

@@ -17,12 +17,15 @@
 #                  it: pass a copy.
 #   --env N=V      set N=V for the test script (written to /lab/env, which
 #                  lib.sh reads); repeatable. Of the caller's environment
-#                  only LAB_MONITOR, LAB_TRACE and BENCH_* reach the lab, the same way.
+#                  only LAB_MONITOR, LAB_TRACE, LAB_THP and BENCH_* reach the lab, the same way.
 #   --file S:D     put the file S into the lab at the absolute path D (with
 #                  the test script, so the lab is not rebuilt); repeatable.
 # Environment:
 #   LAB_QEMU       the emulator (default qemu-system-x86_64 on the PATH)
 #   LAB_QEMU_ARGS  extra emulator arguments (e.g. -L DIR for its firmware)
+#   LAB_ACCEL      the -accel option (default tcg,thread=multi; a second
+#                  -accel in LAB_QEMU_ARGS would only be QEMU's fallback)
+#   LAB_CPU        the lab host's CPU model (default max)
 #   LAB_MEMORY     the lab host's memory (default 8G)
 #   LAB_RETRIES    boots after a lab host crash or hang (default 2)
 #   LAB_HANG_SECONDS  heartbeat silence that means a hung lab host (90)
@@ -117,9 +120,9 @@ cp "$TEST_SCRIPT" "$TMP/extra/lab/test.sh"
 cp "$LIB" "$TMP/extra/lab/lib.sh"
 chmod 755 "$TMP/extra/lab/test.sh"
 : >"$TMP/extra/lab/env"
-# The caller's LAB_MONITOR, LAB_TRACE and BENCH_* first, so --env wins.
+# The caller's LAB_MONITOR, LAB_TRACE, LAB_THP and BENCH_* first, so --env wins.
 FROM_ENV=()
-while IFS= read -r e; do FROM_ENV+=("$e"); done < <(env | grep -E '^(LAB_MONITOR|LAB_TRACE|BENCH_[A-Z0-9_]+)=' || true)
+while IFS= read -r e; do FROM_ENV+=("$e"); done < <(env | grep -E '^(LAB_MONITOR|LAB_TRACE|LAB_THP|BENCH_[A-Z0-9_]+)=' || true)
 for e in "${FROM_ENV[@]}" "${ENVS[@]}"; do
     # Single-quoted for the lab's sh, whatever the value holds.
     printf "export %s='%s'\n" "${e%%=*}" "$(printf '%s' "${e#*=}" | sed "s/'/'\\\\''/g")" >>"$TMP/extra/lab/env"
@@ -172,7 +175,7 @@ attempt() {
     set +e
     : >"$log"
     timeout --kill-after=10 "$TIMEOUT" \
-        "$QEMU" -accel tcg,thread=multi -cpu max -smp 2 -m "${LAB_MEMORY:-8G}" "${QEMU_EXTRA[@]}" \
+        "$QEMU" -accel "${LAB_ACCEL:-tcg,thread=multi}" -cpu "${LAB_CPU:-max}" -smp 2 -m "${LAB_MEMORY:-8G}" "${QEMU_EXTRA[@]}" \
         -display none -monitor none -serial stdio -nic none -no-reboot \
         -kernel "$LABDIR/bzImage" -initrd "$TMP/initrd" "${DISKS[@]}" \
         -append "console=ttyS0 quiet panic=-1" </dev/null >"$log" &

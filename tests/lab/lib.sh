@@ -56,6 +56,12 @@ if [ -n "${LAB_TRACE:-}" ]; then
     done
     echo 1 >$TRACING/tracing_on
 fi
+# LAB_THP: the lab host's transparent huge page mode (always, madvise or
+# never) for the guests' memory.
+if [ -n "${LAB_THP:-}" ]; then
+    echo "$LAB_THP" >/sys/kernel/mm/transparent_hugepage/enabled
+    echo "lab-test: transparent huge pages: $(cat /sys/kernel/mm/transparent_hugepage/enabled)"
+fi
 LAB_TEST_NAME=${LAB_TEST_NAME:-$(basename "$0" .sh)}
 CHECKS_PASSED=0
 CHECKS_FAILED=0
@@ -241,13 +247,18 @@ guest_lost() {
     guest_exited || guest_activity
     guest_stop
     guest_tail
-    if [ -n "${LAB_TRACE:-}" ]; then
-        echo 0 >$TRACING/tracing_on
-        echo "----- the lab host's last 300 KVM trace events -----"
-        tail -n 300 $TRACING/trace
-        echo "----- end of the KVM trace -----"
-    fi
+    kvm_trace_tail
     finish
+}
+
+# kvm_trace_tail: with LAB_TRACE=1, stop the lab KVM's trace and print its
+# last 300 events.
+kvm_trace_tail() {
+    [ -n "${LAB_TRACE:-}" ] || return 0
+    echo 0 >$TRACING/tracing_on
+    echo "----- the lab host's last 300 KVM trace events -----"
+    tail -n 300 $TRACING/trace
+    echo "----- end of the KVM trace -----"
 }
 
 # guest_activity: what a guest that stopped answering still does, over 2 s:
