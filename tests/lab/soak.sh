@@ -11,8 +11,8 @@
 # ...; `ctest -N -L lab` lists them) or, for a name that is no lab test, a
 # lab benchmark's (blk-exits runs bench/lab-blk-exits.sh).
 #
-# The environment reaches every run: LAB_QEMU, LAB_ACCEL, LAB_CPU and
-# LAB_QEMU_ARGS choose the lab's emulator and its options, LAB_MONITOR=qemu
+# The environment reaches every run: LAB_QEMU, LAB_ACCEL, LAB_CPU, LAB_SMP
+# and LAB_QEMU_ARGS choose the lab's emulator and its options, LAB_MONITOR=qemu
 # runs the guests under QEMU's microvm instead of hospes (tests/lab/lib.sh),
 # LAB_MEMORY and so on.
 #
@@ -52,7 +52,7 @@ QEMU=${LAB_QEMU:-qemu-system-x86_64}
 EMULATOR=$("$QEMU" --version | head -n 1)
 {
     echo "soak: $RUNS runs of ${TESTS[*]}, no retries"
-    echo "soak: lab emulator $EMULATOR ($(command -v "$QEMU") -accel ${LAB_ACCEL:-tcg,thread=multi} -cpu ${LAB_CPU:-max} ${LAB_QEMU_ARGS:-})"
+    echo "soak: lab emulator $EMULATOR ($(command -v "$QEMU") -accel ${LAB_ACCEL:-tcg,thread=multi} -cpu ${LAB_CPU:-max} -smp ${LAB_SMP:-2} ${LAB_QEMU_ARGS:-})"
     echo "soak: guest monitor ${LAB_MONITOR:-hospes}; logs in $OUT"
 } | tee "$OUT/header.txt"
 
