@@ -76,7 +76,6 @@ while [ $i -lt "$BOOTS" ]; do
             guest_stop
             guest_tail
             kvm_trace_tail
-            [ -n "${LAB_TRACE:-}" ] && echo 1 >$TRACING/tracing_on
             ;;
     esac
     echo "boot-soak: boot $i: $outcome after $seconds s"

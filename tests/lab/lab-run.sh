@@ -102,6 +102,9 @@ fi
 QEMU=${LAB_QEMU:-qemu-system-x86_64}
 command -v "$QEMU" >/dev/null || die "$QEMU not found (apt-get install qemu-system-x86)"
 read -r -a QEMU_EXTRA <<<"${LAB_QEMU_ARGS:-}"
+ACCEL=${LAB_ACCEL:-tcg,thread=multi}
+CPU=${LAB_CPU:-max}
+SMP=${LAB_SMP:-1}
 
 if [[ -z "$LOG" ]]; then
     mkdir -p "$LABDIR/logs"
@@ -170,7 +173,7 @@ classify() {
 # status described at the top.
 attempt() {
     local log=$1 start qemu_status lab_up test_status hung=0
-    echo "lab-run: $TEST_NAME (lab $LABDIR, emulator $QEMU, timeout ${TIMEOUT}s, log $log)" >&2
+    echo "lab-run: $TEST_NAME (lab $LABDIR, emulator $QEMU -accel $ACCEL -cpu $CPU -smp $SMP, timeout ${TIMEOUT}s, log $log)" >&2
     start=$(date +%s.%N)
     # The serial console goes to QEMU's stdout, into the log; tail streams it to
     # our stdout. stdin is /dev/null so the run is the same under CI (no stdin)
@@ -178,7 +181,7 @@ attempt() {
     set +e
     : >"$log"
     timeout --kill-after=10 "$TIMEOUT" \
-        "$QEMU" -accel "${LAB_ACCEL:-tcg,thread=multi}" -cpu "${LAB_CPU:-max}" -smp "${LAB_SMP:-1}" -m "${LAB_MEMORY:-8G}" "${QEMU_EXTRA[@]}" \
+        "$QEMU" -accel "$ACCEL" -cpu "$CPU" -smp "$SMP" -m "${LAB_MEMORY:-8G}" "${QEMU_EXTRA[@]}" \
         -display none -monitor none -serial stdio -nic none -no-reboot \
         -kernel "$LABDIR/bzImage" -initrd "$TMP/initrd" "${DISKS[@]}" \
         -append "console=ttyS0 quiet panic=-1" </dev/null >"$log" &

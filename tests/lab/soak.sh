@@ -52,7 +52,7 @@ QEMU=${LAB_QEMU:-qemu-system-x86_64}
 EMULATOR=$("$QEMU" --version | head -n 1)
 {
     echo "soak: $RUNS runs of ${TESTS[*]}, no retries"
-    echo "soak: lab emulator $EMULATOR ($(command -v "$QEMU") -accel ${LAB_ACCEL:-tcg,thread=multi} -cpu ${LAB_CPU:-max} -smp ${LAB_SMP:-1} ${LAB_QEMU_ARGS:-})"
+    echo "soak: lab emulator $EMULATOR ($(command -v "$QEMU")${LAB_ACCEL:+ -accel $LAB_ACCEL}${LAB_CPU:+ -cpu $LAB_CPU}${LAB_SMP:+ -smp $LAB_SMP} ${LAB_QEMU_ARGS:-}; lab-run.sh's defaults otherwise)"
     echo "soak: guest monitor ${LAB_MONITOR:-hospes}; logs in $OUT"
 } | tee "$OUT/header.txt"
 
