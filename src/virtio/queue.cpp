@@ -155,6 +155,8 @@ Result<void> Queue::activate(const GuestMemory& memory) {
 }
 
 void Queue::reset() {
+    resubmit_.clear();
+    resubmit_next_ = 0;
     size_ = max_size_;
     descriptors_ = avail_ = used_ = 0;
     ready_ = false;
@@ -178,6 +180,13 @@ Result<bool> Queue::pop(const GuestMemory& memory, Chain& chain) {
     chain.readable.clear();
     chain.writable.clear();
     if (!ready_) return false;
+    // What a previous back-end left in flight comes first; these heads are
+    // still marked in flight, with their original order.
+    if (resubmit_next_ < resubmit_.size()) {
+        uint16_t head = resubmit_[resubmit_next_++];
+        if (auto read = read_chain(memory, head, chain); !read) return std::unexpected(read.error());
+        return true;
+    }
     uint8_t* const avail_event = used_ring_ + kRingHeader + sizeof(UsedElement) * size_;
 
     // Buffers already known to be available are taken without reading the
@@ -205,7 +214,16 @@ Result<bool> Queue::pop(const GuestMemory& memory, Chain& chain) {
     auto head = read_ring<uint16_t>(avail_ring_ + kRingHeader + 2 * (next_avail_ & (size_ - 1)));
     if (head >= size_)
         return guest_error("available ring entry {} names descriptor {} in a queue of {}", next_avail_, head, size_);
+    if (auto read = read_chain(memory, head, chain); !read) return std::unexpected(read.error());
+    if (inflight_ != nullptr) inflight_->popped(head);
+    ++next_avail_;
+    if (event_idx_) write_ring(avail_event, next_avail_);
+    return true;
+}
 
+Result<void> Queue::read_chain(const GuestMemory& memory, uint16_t head, Chain& chain) {
+    chain.readable.clear();
+    chain.writable.clear();
     chain.head = head;
     bool writable_seen = false;
     const uint32_t limit = std::min<uint32_t>(size_, kMaxChainLength);
@@ -218,11 +236,11 @@ Result<bool> Queue::pop(const GuestMemory& memory, Chain& chain) {
             if (descriptor.flags & kDescNext)
                 return guest_error("chain at head {} has descriptor {} with both NEXT and INDIRECT", chain.head, index);
             if (auto added = add_indirect(memory, descriptor, chain, writable_seen); !added)
-                return std::unexpected(added.error());
+                return added;
             break;
         }
         if (auto added = add_buffer(memory, descriptor, chain, writable_seen); !added)
-            return std::unexpected(added.error());
+            return added;
         if (!(descriptor.flags & kDescNext)) break;
         if (descriptor.next >= size_)
             return guest_error("chain at head {} links to descriptor {} in a queue of {}", chain.head, descriptor.next,
@@ -230,21 +248,42 @@ Result<bool> Queue::pop(const GuestMemory& memory, Chain& chain) {
         index = descriptor.next;
     }
 
-    ++next_avail_;
-    if (event_idx_) write_ring(avail_event, next_avail_);
-    return true;
+    return {};
 }
 
 Result<void> Queue::push(const GuestMemory&, uint16_t head, uint32_t written) {
     if (!ready_) return guest_error("buffer {} returned to a queue that is not ready", head);
     if (head >= size_) return guest_error("buffer {} returned to a queue of {}", head, size_);
+    if (inflight_ != nullptr) inflight_->before_push(head);
     write_ring(used_ring_ + kRingHeader + sizeof(UsedElement) * (next_used_ & (size_ - 1)), UsedElement{head, written});
     // The element (and the data written to the buffers) before the index
     // that publishes it.
     std::atomic_thread_fence(std::memory_order_release);
     ++next_used_;
     write_ring(used_ring_ + 2, next_used_);
+    if (inflight_ != nullptr) {
+        std::atomic_thread_fence(std::memory_order_release);
+        inflight_->after_push(head, next_used_);
+    }
     return {};
+}
+
+void Queue::set_position(uint16_t next_available, uint16_t next_used) {
+    next_avail_ = known_avail_ = next_available;
+    next_used_ = next_used;
+    signalled_valid_ = false;
+}
+
+size_t Queue::resume_inflight() {
+    resubmit_.clear();
+    resubmit_next_ = 0;
+    if (!ready_ || inflight_ == nullptr) return 0;
+    uint16_t used_index = read_ring<uint16_t>(used_ring_ + 2);
+    resubmit_ = inflight_->start(size_, used_index);
+    // Every request taken from the available ring is either in the used ring
+    // or still in flight.
+    set_position(static_cast<uint16_t>(used_index + resubmit_.size()), used_index);
+    return resubmit_.size();
 }
 
 bool Queue::should_notify(const GuestMemory&) {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/error.hpp"
+#include "virtio/inflight.hpp"
 #include "vmm/guest_memory.hpp"
 
 namespace hospes::virtio {
@@ -55,6 +56,18 @@ public:
     // Back to the state after device reset.
     void reset();
 
+    // For a queue that continues where another device process left it
+    // (vhost-user): the next available entry to take, and the used index
+    // as found in the used ring.
+    void set_position(uint16_t next_available, uint16_t next_used);
+    uint16_t next_available() const { return next_avail_; }
+    // Records pops and pushes in `log` (not owned; null: none). When the
+    // queue is ready, start() settles what a previous back-end left: the
+    // requests it had in flight are popped again first, oldest first, and
+    // the available position follows them. Returns how many.
+    void set_inflight_log(InflightLog* log) { inflight_ = log; }
+    size_t resume_inflight();
+
     // The next available chain; nullopt when the driver has made none.
     Result<std::optional<Chain>> pop(const GuestMemory& memory);
     // The same into `chain`, reusing its storage (no allocation on the data
@@ -66,6 +79,9 @@ public:
     bool should_notify(const GuestMemory& memory);
 
 private:
+    // Fills `chain` from the descriptors at `head`.
+    Result<void> read_chain(const GuestMemory& memory, uint16_t head, Chain& chain);
+
     uint16_t max_size_;
     // After reset the size reads as the maximum (virtio-pci's queue_size
     // resets to it); the driver writes the size it chose before activating.
@@ -82,6 +98,9 @@ private:
     uint16_t next_used_ = 0;   // the used ring's index as the device last wrote it
     uint16_t signalled_used_ = 0;  // used index at the last interrupt (EVENT_IDX)
     bool signalled_valid_ = false;
+    InflightLog* inflight_ = nullptr;
+    std::vector<uint16_t> resubmit_;  // heads to pop again, in order
+    size_t resubmit_next_ = 0;
 };
 
 }  // namespace hospes::virtio

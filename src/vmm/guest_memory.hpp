@@ -1,5 +1,10 @@
 // The guest's RAM: host mappings for each guest-physical range, with
 // bounds-checked access. Every guest-supplied address goes through here.
+//
+// RAM is a shared mapping of a memfd, so that it can be handed to another
+// process (a vhost-user backend) as a file descriptor; each region knows
+// its file and offset. This is the one place that knows them: the
+// vhost-user memory table and, later, snapshots read them from here.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +15,7 @@
 
 #include "common/error.hpp"
 #include "common/mapping.hpp"
+#include "common/unique_fd.hpp"
 
 namespace hospes {
 
@@ -18,10 +24,24 @@ public:
     struct Region {
         uint64_t guest_address;
         Mapping host;
+        int file;              // the memfd (or received file) this region maps, owned by GuestMemory
+        uint64_t file_offset;  // where the region starts in it
     };
 
-    // Reserves host memory for each (guest address, size) range.
-    static Result<GuestMemory> create(std::span<const std::pair<uint64_t, uint64_t>> ranges);
+    // A region someone else created, to be mapped here (a backend mapping
+    // a frontend's memory table).
+    struct SharedRegion {
+        uint64_t guest_address;
+        uint64_t size;
+        int file;  // duplicated; the caller keeps its own
+        uint64_t file_offset;
+    };
+
+    // Creates RAM for each (guest address, size) range, in one memfd
+    // (`hugepages`: on the host's huge pages, which must then be reserved).
+    static Result<GuestMemory> create(std::span<const std::pair<uint64_t, uint64_t>> ranges, bool hugepages = false);
+    // Maps regions of files received from another process.
+    static Result<GuestMemory> map(std::span<const SharedRegion> regions);
 
     const std::vector<Region>& regions() const { return regions_; }
 
@@ -49,6 +69,7 @@ public:
     }
 
 private:
+    std::vector<UniqueFd> files_;
     std::vector<Region> regions_;
 };
 
