@@ -134,7 +134,7 @@ bool start(Harness& h, uint8_t feature_bits, uint8_t sizes) {
         CHECK(queue.activate(*h.memory));
     }
     h.tx_base = tx_total(h.device->stats());
-    virtio::ActiveQueues active{&*h.memory, &h.queues, [] {}, [&h](const Error&) { ++h.failures; }};
+    virtio::ActiveQueues active{&*h.memory, &h.queues, [] {}, [&h](const Error&) { ++h.failures; }, {}, -1};
     return h.device->activate(features, std::move(active)).has_value();
 }
 

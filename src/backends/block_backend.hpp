@@ -49,6 +49,9 @@ public:
     virtual size_t reap(std::span<Completion> done) = 0;
     // Waits for every operation in flight; their results are dropped.
     virtual void drain() = 0;
+    // Blocks until at least one operation completed (at once when none is
+    // in flight); reap() collects it.
+    virtual void wait() = 0;
 };
 
 }  // namespace hospes::backends

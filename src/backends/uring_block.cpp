@@ -176,4 +176,10 @@ void UringBlock::drain() {
     failed_.clear();
 }
 
+void UringBlock::wait() {
+    submit();
+    io_uring_cqe* cqe;
+    if (in_flight_ > 0 && failed_.empty()) io_uring_wait_cqe(&ring_, &cqe);
+}
+
 }  // namespace hospes::backends

@@ -38,6 +38,7 @@ public:
     void submit() override;
     size_t reap(std::span<Completion> done) override;
     void drain() override;
+    void wait() override;
 
 private:
     UringBlock() = default;

@@ -31,8 +31,15 @@ bool valid_interface_name(std::string_view name) {
 }  // namespace
 
 Result<DiskConfig> parse_disk(std::string_view spec) {
-    auto parts = split(spec, ',');
     DiskConfig disk;
+    if (spec.starts_with("vhost-user=")) {
+        disk.vhost_user_socket = std::string(spec.substr(11));
+        if (disk.vhost_user_socket.empty()) return bad_input("--disk '{}': no socket given", spec);
+        if (disk.vhost_user_socket.find(',') != std::string::npos)
+            return bad_input("--disk '{}': a vhost-user disk takes no options (the back-end decides them)", spec);
+        return disk;
+    }
+    auto parts = split(spec, ',');
     disk.path = std::string(parts[0]);
     if (disk.path.empty()) return bad_input("--disk '{}': no path given", spec);
     for (size_t i = 1; i < parts.size(); ++i) {

@@ -12,7 +12,7 @@
 
 namespace hospes::cli {
 
-// PATH[,ro|rw][,direct]
+// PATH[,ro|rw][,direct] | vhost-user=SOCKET
 Result<DiskConfig> parse_disk(std::string_view spec);
 // tap=NAME | bridge=BR | both, each with an optional mac=XX:XX:XX:XX:XX:XX
 Result<NetConfig> parse_net(std::string_view spec);

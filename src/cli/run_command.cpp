@@ -23,7 +23,8 @@ void add_run_command(CLI::App& app, RunOptions& options) {
         ->capture_default_str();
     run->add_option("--vcpus", options.vcpus, "number of virtual CPUs")->capture_default_str();
     run->add_option("--disk", options.disks,
-                    "virtio block device: an image file or host block device, PATH[,ro][,direct]; repeatable, "
+                    "virtio block device: an image file or host block device, PATH[,ro][,direct], or one a vhost-user "
+                    "back-end serves, vhost-user=SOCKET; repeatable, "
                     "the first is /dev/vda");
     run->add_option("--net", options.nets,
                     "virtio network card on a tap: tap=NAME, bridge=BRIDGE or both, with optional ,mac=MAC; "

@@ -5,8 +5,9 @@
 
 namespace hospes::log {
 
-// Installs the stderr logger; `verbose` enables debug messages.
-void init(bool verbose);
+// Installs the stderr logger, its lines prefixed "`program`:"; `verbose`
+// enables debug messages.
+void init(bool verbose, const char* program = "hospes");
 
 using spdlog::debug;
 using spdlog::error;

@@ -29,6 +29,11 @@ struct ActiveQueues {
     // Reports a driver error the device cannot continue from (one log line;
     // the transport then sets DEVICE_NEEDS_RESET).
     std::function<void(const Error&)> fail;
+    // For a device whose queues run in another process: the eventfd each
+    // queue's notifications arrive on (KVM's ioeventfd) and the one that
+    // raises the interrupt (KVM's irqfd); empty and -1 when there are none.
+    std::vector<int> notify_fds;
+    int interrupt_fd = -1;
 };
 
 class Device {
@@ -46,6 +51,9 @@ public:
     virtual void queue_notify(uint16_t index) = 0;
     // Back to the state before activation.
     virtual void reset() = 0;
+    // Waits for every request in flight and returns it to the driver, so
+    // the rings can be handed over (vhost-user GET_VRING_BASE).
+    virtual void quiesce() {}
 
     // Host file descriptors the device waits on (a backend's completions, a
     // tap's packets). When one is readable the I/O thread calls
@@ -57,6 +65,11 @@ public:
     };
     virtual std::vector<BackendEvent> backend_events() const { return {}; }
     virtual void backend_ready(size_t /*index*/) {}
+
+    // True when the queues are served by another process (vhost-user): the
+    // transport then offers only the device's own feature bits, hands it
+    // the queue eventfds and irqfd, and cannot know when it interrupts.
+    virtual bool runs_queues_elsewhere() const { return false; }
 };
 
 }  // namespace hospes::virtio

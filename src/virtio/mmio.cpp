@@ -31,7 +31,10 @@ void set_high(uint64_t& value, uint32_t high) { value = (value & 0xffffffffull) 
 MmioTransport::MmioTransport(std::unique_ptr<Device> device, const GuestMemory& memory, RaiseInterrupt interrupt)
     : device_(std::move(device)), memory_(memory), interrupt_(std::move(interrupt)) {
     for (uint16_t size : device_->queue_max_sizes()) queues_.emplace_back(size);
-    offered_features_ = device_->features() | kFeatureVersion1 | kFeatureEventIndex | kFeatureIndirectDescriptors;
+    // A device served elsewhere offers what its back-end implements, ring
+    // features included; here the transport's queue code does.
+    offered_features_ = device_->features() | kFeatureVersion1;
+    if (!device_->runs_queues_elsewhere()) offered_features_ |= kFeatureEventIndex | kFeatureIndirectDescriptors;
 }
 
 void MmioTransport::read(uint64_t offset, std::span<uint8_t> data) {
@@ -75,7 +78,14 @@ uint32_t MmioTransport::read_register(uint64_t offset) {
                                               : 0;
     case kQueueNumMax: return queue ? queue->max_size() : 0;
     case kQueueReady: return queue && queue->ready() ? 1 : 0;
-    case kInterruptStatus: return interrupt_status_;
+    case kInterruptStatus:
+        // A back-end in another process raises the irqfd itself; the
+        // monitor never learns of it. Reporting a used buffer whenever the
+        // device runs makes the driver look at its queues on every
+        // interrupt, so none is missed (a look that finds nothing is cheap,
+        // and an interrupt nobody claims would count as spurious).
+        if (active_ && device_->runs_queues_elsewhere()) return interrupt_status_ | kInterruptUsedBuffer;
+        return interrupt_status_;
     case kStatus: return status_;
     case kConfigGeneration: return 0;
     default: return 0;
@@ -162,7 +172,7 @@ void MmioTransport::write_status(uint32_t value) {
                                 // Called from device code with mutex_ held.
                                 raise(kInterruptUsedBuffer);
                             },
-                            [this](const Error& error) { fail(error); }};
+                            [this](const Error& error) { fail(error); }, notify_fds_, interrupt_fd_};
         if (auto r = device_->activate(driver_features_, std::move(active)); !r)
             fail(r.error());
         else
@@ -191,6 +201,12 @@ void MmioTransport::fail(const Error& error) {
 void MmioTransport::raise(uint32_t cause) {
     interrupt_status_ |= cause;
     interrupt_();
+}
+
+void MmioTransport::set_event_fds(std::vector<int> notify_fds, int interrupt_fd) {
+    std::lock_guard lock(mutex_);
+    notify_fds_ = std::move(notify_fds);
+    interrupt_fd_ = interrupt_fd;
 }
 
 void MmioTransport::backend_ready(size_t index) {

@@ -31,6 +31,11 @@ public:
     // The driver notified queue `index` (ioeventfd, on the I/O thread).
     void notify(uint16_t index);
     uint16_t queue_count() const { return static_cast<uint16_t>(queues_.size()); }
+    // The eventfds KVM signals for each queue's notifications and the
+    // irqfd that raises this device's interrupt, for a device whose queues
+    // run in another process (they are handed to it on activation).
+    void set_event_fds(std::vector<int> notify_fds, int interrupt_fd);
+    bool runs_queues_elsewhere() const { return device_->runs_queues_elsewhere(); }
     // The device's backend event `index` is ready (on the I/O thread).
     void backend_ready(size_t index);
     std::vector<Device::BackendEvent> backend_events() const { return device_->backend_events(); }
@@ -65,6 +70,8 @@ private:
     uint32_t status_ = 0;
     uint32_t interrupt_status_ = 0;
     bool active_ = false;
+    std::vector<int> notify_fds_;
+    int interrupt_fd_ = -1;
 };
 
 }  // namespace hospes::virtio

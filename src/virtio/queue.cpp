@@ -268,21 +268,20 @@ Result<void> Queue::push(const GuestMemory&, uint16_t head, uint32_t written) {
     return {};
 }
 
-void Queue::set_position(uint16_t next_available, uint16_t next_used) {
-    next_avail_ = known_avail_ = next_available;
-    next_used_ = next_used;
-    signalled_valid_ = false;
-}
-
-size_t Queue::resume_inflight() {
+size_t Queue::resume(uint16_t next_available) {
     resubmit_.clear();
     resubmit_next_ = 0;
-    if (!ready_ || inflight_ == nullptr) return 0;
+    if (!ready_) return 0;
     uint16_t used_index = read_ring<uint16_t>(used_ring_ + 2);
-    resubmit_ = inflight_->start(size_, used_index);
-    // Every request taken from the available ring is either in the used ring
-    // or still in flight.
-    set_position(static_cast<uint16_t>(used_index + resubmit_.size()), used_index);
+    if (inflight_ != nullptr) {
+        resubmit_ = inflight_->start(size_, used_index);
+        // Every request taken from the available ring is either in the used
+        // ring or still in flight.
+        next_available = static_cast<uint16_t>(used_index + resubmit_.size());
+    }
+    next_avail_ = known_avail_ = next_available;
+    next_used_ = used_index;
+    signalled_valid_ = false;
     return resubmit_.size();
 }
 

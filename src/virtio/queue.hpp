@@ -56,17 +56,16 @@ public:
     // Back to the state after device reset.
     void reset();
 
-    // For a queue that continues where another device process left it
-    // (vhost-user): the next available entry to take, and the used index
-    // as found in the used ring.
-    void set_position(uint16_t next_available, uint16_t next_used);
-    uint16_t next_available() const { return next_avail_; }
-    // Records pops and pushes in `log` (not owned; null: none). When the
-    // queue is ready, start() settles what a previous back-end left: the
-    // requests it had in flight are popped again first, oldest first, and
-    // the available position follows them. Returns how many.
+    // Records pops and pushes in `log` (not owned; null: none).
     void set_inflight_log(InflightLog* log) { inflight_ = log; }
-    size_t resume_inflight();
+    // For a ready queue that continues where another device process left it
+    // (vhost-user): the used index is read from the used ring, and the next
+    // available entry is `next_available`. With an inflight log, what the
+    // previous back-end left there decides instead: the requests it had in
+    // flight are popped again first, oldest first, and the available
+    // position follows them. Returns how many are popped again.
+    size_t resume(uint16_t next_available);
+    uint16_t next_available() const { return next_avail_; }
 
     // The next available chain; nullopt when the driver has made none.
     Result<std::optional<Chain>> pop(const GuestMemory& memory);

@@ -1,5 +1,7 @@
 #include "vmm/machine.hpp"
 
+#include <linux/virtio_blk.h>
+#include <linux/virtio_ids.h>
 #include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -31,6 +33,7 @@
 #include "devices/virtio/rng.hpp"
 #include "backends/tap.hpp"
 #include "arch/x86_64/aml.hpp"
+#include "vhost_user/device.hpp"
 #include "virtio/mmio.hpp"
 #include "vmm/vcpu_loop.hpp"
 
@@ -160,6 +163,13 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& config, Ho
         virtio_devices.push_back(std::move(device));
     }
     for (const auto& disk : config.disks) {
+        if (!disk.vhost_user_socket.empty()) {
+            auto device = vhost_user::VhostUserDevice::connect(disk.vhost_user_socket, VIRTIO_ID_BLOCK,
+                                                               sizeof(virtio_blk_config), 1, devices::VirtioBlk::kQueueSize);
+            if (!device) return std::unexpected(device.error());
+            virtio_devices.push_back(std::move(*device));
+            continue;
+        }
         auto backend = backends::UringBlock::open(disk.path, {disk.read_only, disk.direct});
         if (!backend) return std::unexpected(backend.error());
         virtio_devices.push_back(std::make_unique<devices::VirtioBlk>(std::move(*backend)));
@@ -246,19 +256,26 @@ Result<void> Machine::add_virtio_devices(std::vector<std::unique_ptr<virtio::Dev
             [[maybe_unused]] auto written = ::write(irq_fd, &one, sizeof(one));
         });
         event_fds_.push_back(std::move(irq));
+        std::vector<int> kicks;
         for (uint16_t queue = 0; queue < transport->queue_count(); ++queue) {
             UniqueFd kick(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
             if (!kick.valid()) return errno_error("eventfd");
             if (auto r = vm_.add_ioeventfd(base + virtio::MmioTransport::kQueueNotifyOffset, 4, queue, kick.get()); !r)
                 return r;
             int kick_fd = kick.get();
-            auto added = io_loop_->add(kick_fd, [kick_fd, transport, queue] {
-                uint64_t count;
-                if (::read(kick_fd, &count, sizeof(count)) == sizeof(count)) transport->notify(queue);
-            });
-            if (!added) return added;
+            kicks.push_back(kick_fd);
+            // A queue served in another process: the back-end reads the
+            // eventfd itself, the monitor never sees the notification.
+            if (!transport->runs_queues_elsewhere()) {
+                auto added = io_loop_->add(kick_fd, [kick_fd, transport, queue] {
+                    uint64_t count;
+                    if (::read(kick_fd, &count, sizeof(count)) == sizeof(count)) transport->notify(queue);
+                });
+                if (!added) return added;
+            }
             event_fds_.push_back(std::move(kick));
         }
+        if (transport->runs_queues_elsewhere()) transport->set_event_fds(std::move(kicks), irq_fd);
         auto backend_events = transport->backend_events();
         for (size_t event = 0; event < backend_events.size(); ++event) {
             auto added = io_loop_->add(

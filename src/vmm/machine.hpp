@@ -31,9 +31,11 @@ class Device;
 class MmioTransport;
 }
 
-// A virtio-blk disk backed by an image file or a host block device.
+// A virtio-blk disk backed by an image file or a host block device, or
+// served by a vhost-user back-end (hospes-blkback) at a socket.
 struct DiskConfig {
     std::string path;
+    std::string vhost_user_socket;  // set: the back-end serves it; path, read_only and direct are its business
     bool read_only = false;
     bool direct = false;  // O_DIRECT: bypass the host page cache
 };

@@ -68,7 +68,7 @@ public:
         uint64_t negotiated = features.value_or(device_.features() | virtio::kFeatureVersion1);
         if (event_idx) negotiated |= virtio::kFeatureEventIndex;
         virtio::ActiveQueues active{&*memory_, &queues_, [this] { ++interrupts_; },
-                                    [this](const Error& e) { failures_.push_back(e); }};
+                                    [this](const Error& e) { failures_.push_back(e); }, {}, -1};
         return device_.activate(negotiated, std::move(active));
     }
 

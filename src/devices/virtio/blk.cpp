@@ -120,6 +120,13 @@ void VirtioBlk::reset() {
     free_slots_.clear();
 }
 
+void VirtioBlk::quiesce() {
+    while (active_.queues != nullptr && free_slots_.size() < slots_.size()) {
+        backend_->wait();
+        complete_ready();
+    }
+}
+
 void VirtioBlk::queue_notify(uint16_t index) {
     if (index != 0 || active_.queues == nullptr) return;
     auto& queue = (*active_.queues)[0];

@@ -32,6 +32,7 @@ public:
     Result<void> activate(uint64_t features, virtio::ActiveQueues queues) override;
     void queue_notify(uint16_t index) override;
     void reset() override;
+    void quiesce() override;
     std::vector<BackendEvent> backend_events() const override { return {{backend_->completion_fd(), true}}; }
     void backend_ready(size_t index) override;
 

@@ -1,0 +1,300 @@
+// hospes-blkback as a separate process, driven through the monitor's own
+// vhost-user device (VhostUserDevice) by the fake driver over shared memfd
+// guest memory: requests reach the image file, a SIGKILLed back-end is
+// replaced and the device reconnects without losing a write, and malformed
+// vhost-user messages end only the connection that sent them.
+#include <fcntl.h>
+#include <linux/virtio_blk.h>
+#include <linux/virtio_ids.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include "support/fake_driver.hpp"
+#include "vhost_user/channel.hpp"
+#include "vhost_user/device.hpp"
+
+namespace hospes {
+namespace {
+
+namespace fs = std::filesystem;
+using test_support::FakeDriver;
+using Buffer = FakeDriver::Buffer;
+using namespace std::chrono_literals;
+
+constexpr uint64_t kDiskSize = 4 << 20;
+
+class BlkbackTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        dir_ = fs::temp_directory_path() / ("hospes-blkback-test-" + std::to_string(::getpid()));
+        fs::create_directories(dir_);
+        image_ = dir_ / "disk.img";
+        other_ = dir_ / "other.img";
+        for (const auto& path : {image_, other_}) {
+            std::ofstream file(path, std::ios::binary);
+            file.seekp(kDiskSize - 1);
+            file.put(0);
+        }
+        start_backend();
+    }
+    void TearDown() override {
+        driver_.reset();
+        device_.reset();
+        stop_backend();
+        fs::remove_all(dir_);
+    }
+
+    void start_backend() {
+        std::string log = (dir_ / "blkback.log").string();
+        backend_ = ::fork();
+        ASSERT_GE(backend_, 0);
+        if (backend_ == 0) {
+            int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+            ::dup2(fd, 2);
+            std::string disk = "d0=" + image_.string(), other = "d1=" + other_.string();
+            ::execl(HOSPES_BLKBACK, HOSPES_BLKBACK, "--socket-dir", dir_.c_str(), "--disk", disk.c_str(), "--disk",
+                    other.c_str(), static_cast<char*>(nullptr));
+            ::_exit(127);
+        }
+        // Ready when the last socket exists.
+        for (int i = 0; i < 500 && !fs::exists(dir_ / "d1.sock"); ++i) std::this_thread::sleep_for(10ms);
+        ASSERT_TRUE(fs::exists(dir_ / "d1.sock")) << backend_log();
+    }
+    void stop_backend(int signal = SIGTERM) {
+        if (backend_ <= 0) return;
+        ::kill(backend_, signal);
+        int status = 0;
+        ::waitpid(backend_, &status, 0);
+        backend_ = -1;
+        fs::remove(dir_ / "d0.sock");
+        fs::remove(dir_ / "d1.sock");
+    }
+    std::string backend_log() const {
+        std::ifstream file(dir_ / "blkback.log");
+        std::stringstream text;
+        text << file.rdbuf();
+        return text.str();
+    }
+
+    void connect() {
+        auto device = vhost_user::VhostUserDevice::connect((dir_ / "d0.sock").string(), VIRTIO_ID_BLOCK,
+                                                           sizeof(virtio_blk_config), 1, 256);
+        ASSERT_TRUE(device) << device.error().message;
+        device_ = std::move(*device);
+        driver_ = std::make_unique<FakeDriver>(*device_);
+        auto started = driver_->start();
+        ASSERT_TRUE(started) << started.error().message;
+    }
+
+    // Lets the device handle its socket and retry timer, as the monitor's
+    // I/O thread does, for up to `time`.
+    void pump(std::chrono::milliseconds time) {
+        auto end = std::chrono::steady_clock::now() + time;
+        int fd = device_->backend_events()[0].fd;
+        while (std::chrono::steady_clock::now() < end) {
+            pollfd p{fd, POLLIN, 0};
+            if (::poll(&p, 1, 10) > 0) device_->backend_ready(0);
+        }
+    }
+
+    // A request with its own buffers; the status byte starts at 0xff.
+    struct Request {
+        uint64_t header, data, status;
+        uint32_t size;
+    };
+    Request submit(uint32_t type, uint64_t sector, uint32_t size, uint8_t fill) {
+        Request r{driver_->alloc(16), driver_->alloc(size, 512), driver_->alloc(1), size};
+        struct {
+            uint32_t type, reserved;
+            uint64_t sector;
+        } header{type, 0, sector};
+        driver_->put(r.header, header);
+        driver_->put<uint8_t>(r.status, 0xff);
+        bool write = type == VIRTIO_BLK_T_OUT;
+        if (write) {
+            std::vector<uint8_t> data(size, fill);
+            driver_->fill(r.data, data);
+        }
+        auto head = driver_->add_chain(0, {Buffer{r.header, 16, false}, Buffer{r.data, size, !write},
+                                           Buffer{r.status, 1, true}});
+        EXPECT_TRUE(head);
+        return r;
+    }
+    // Waits until `count` more used elements arrived.
+    bool wait_used(int count, std::chrono::milliseconds time = 5000ms) {
+        auto end = std::chrono::steady_clock::now() + time;
+        while (count > 0 && std::chrono::steady_clock::now() < end) {
+            if (driver_->next_used(0))
+                --count;
+            else
+                pump(1ms);
+        }
+        return count == 0;
+    }
+    std::vector<uint8_t> image_bytes(uint64_t offset, size_t size) {
+        std::vector<uint8_t> bytes(size);
+        std::ifstream file(image_, std::ios::binary);
+        file.seekg(static_cast<std::streamoff>(offset));
+        file.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size));
+        return bytes;
+    }
+
+    fs::path dir_, image_, other_;
+    pid_t backend_ = -1;
+    std::unique_ptr<vhost_user::VhostUserDevice> device_;
+    std::unique_ptr<FakeDriver> driver_;
+};
+
+TEST_F(BlkbackTest, OffersBlockFeaturesAndConfigurationFromTheBackend) {
+    connect();
+    EXPECT_TRUE(device_->features() & (1ull << VIRTIO_BLK_F_FLUSH));
+    EXPECT_TRUE(device_->features() & virtio::kFeatureEventIndex);
+    uint64_t capacity = 0;
+    device_->read_config(0, {reinterpret_cast<uint8_t*>(&capacity), 8});
+    EXPECT_EQ(capacity, kDiskSize / 512);
+}
+
+TEST_F(BlkbackTest, WritesReachTheImageAndReadBack) {
+    connect();
+    auto write = submit(VIRTIO_BLK_T_OUT, 8, 4096, 0x5a);
+    driver_->kick(0);
+    ASSERT_TRUE(wait_used(1)) << backend_log();
+    EXPECT_EQ(driver_->get<uint8_t>(write.status), VIRTIO_BLK_S_OK);
+    EXPECT_EQ(image_bytes(8 * 512, 4096), std::vector<uint8_t>(4096, 0x5a));
+
+    auto read = submit(VIRTIO_BLK_T_IN, 8, 4096, 0);
+    driver_->kick(0);
+    ASSERT_TRUE(wait_used(1));
+    EXPECT_EQ(driver_->get<uint8_t>(read.status), VIRTIO_BLK_S_OK);
+    auto bytes = driver_->bytes(read.data, 4096);
+    EXPECT_EQ(std::vector<uint8_t>(bytes.begin(), bytes.end()), std::vector<uint8_t>(4096, 0x5a));
+}
+
+TEST_F(BlkbackTest, ABackendKilledAndRestartedLosesNoWrite) {
+    connect();
+    // Ten rounds: requests made available while the back-end is stopped,
+    // then it is killed; a new one must take them all over.
+    std::vector<Request> requests;
+    for (int round = 0; round < 10; ++round) {
+        ::kill(backend_, SIGSTOP);
+        for (int i = 0; i < 8; ++i)
+            requests.push_back(submit(VIRTIO_BLK_T_OUT, static_cast<uint64_t>(requests.size()) * 8, 4096,
+                                      static_cast<uint8_t>(requests.size() + 1)));
+        driver_->kick(0);
+        stop_backend(SIGKILL);
+        pump(50ms);
+        EXPECT_FALSE(device_->connected());
+        start_backend();
+        ASSERT_TRUE(wait_used(8)) << "round " << round << "\n" << backend_log();
+    }
+    EXPECT_EQ(device_->reconnects(), 10u);
+    for (size_t i = 0; i < requests.size(); ++i) {
+        EXPECT_EQ(driver_->get<uint8_t>(requests[i].status), VIRTIO_BLK_S_OK) << i;
+        EXPECT_EQ(image_bytes(i * 8 * 512, 4096), std::vector<uint8_t>(4096, static_cast<uint8_t>(i + 1))) << i;
+    }
+}
+
+// Raw vhost-user messages to d1 while d0 serves a guest.
+class BlkbackMalformedTest : public BlkbackTest {
+protected:
+    vhost_user::Channel raw() {
+        auto channel = vhost_user::connect_unix((dir_ / "d1.sock").string());
+        EXPECT_TRUE(channel) << channel.error().message;
+        return std::move(*channel);
+    }
+    // True when the back-end closed the connection.
+    static bool closed(vhost_user::Channel& channel) {
+        pollfd p{channel.fd(), POLLIN, 0};
+        if (::poll(&p, 1, 2000) <= 0) return false;
+        char byte;
+        return ::recv(channel.fd(), &byte, 1, MSG_DONTWAIT) == 0;
+    }
+    void still_serves_d0() {
+        auto r = submit(VIRTIO_BLK_T_OUT, 0, 512, 0x11);
+        driver_->kick(0);
+        ASSERT_TRUE(wait_used(1)) << backend_log();
+        EXPECT_EQ(driver_->get<uint8_t>(r.status), VIRTIO_BLK_S_OK);
+    }
+};
+
+TEST_F(BlkbackMalformedTest, EachEndsOnlyItsOwnConnection) {
+    connect();
+    using vhost_user::Request;
+    struct Case {
+        const char* what;
+        uint32_t request;
+        std::vector<uint8_t> payload;
+        bool with_fd;
+    };
+    vhost_user::MemoryTable table{};
+    table.count = 1;
+    table.regions[0] = {0, 1 << 20, 0x10000, 0};
+    std::vector<uint8_t> table_bytes(reinterpret_cast<uint8_t*>(&table),
+                                     reinterpret_cast<uint8_t*>(&table) + 8 + sizeof(vhost_user::MemoryRegion));
+    vhost_user::VringAddress outside{0, 0, 0x10000, 0x7fff0000, 0x10000, 0};
+    std::vector<Case> cases = {
+        {"unknown request", 999, {}, false},
+        {"memory table without its fd", static_cast<uint32_t>(Request::SetMemTable), table_bytes, false},
+        {"memory table with a file that is not sealed", static_cast<uint32_t>(Request::SetMemTable), table_bytes, true},
+        {"features never offered", static_cast<uint32_t>(Request::SetFeatures), {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, false},
+        {"short payload", static_cast<uint32_t>(Request::SetVringNum), {1, 2, 3}, false},
+        {"queue that does not exist", static_cast<uint32_t>(Request::SetVringNum), {9, 0, 0, 0, 0, 1, 0, 0}, false},
+        {"kick without fd", static_cast<uint32_t>(Request::SetVringKick), {0, 0, 0, 0, 0, 0, 0, 0}, false},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.what);
+        auto channel = raw();
+        int file = ::open(image_.c_str(), O_RDONLY | O_CLOEXEC);
+        int fds[] = {file};
+        ASSERT_TRUE(channel.send(c.request, 0, c.payload, c.with_fd ? std::span<const int>(fds) : std::span<const int>()));
+        ::close(file);
+        EXPECT_TRUE(closed(channel));
+        still_serves_d0();
+    }
+    // A ring outside the shared memory, after a valid set-up.
+    {
+        auto channel = raw();
+        auto memory = GuestMemory::create(std::vector<std::pair<uint64_t, uint64_t>>{{0, 1 << 20}});
+        ASSERT_TRUE(memory);
+        const auto& region = memory->regions()[0];
+        vhost_user::MemoryTable good{};
+        good.count = 1;
+        good.regions[0] = {0, region.host.size(), 0x10000, region.file_offset};
+        int fds[] = {region.file};
+        uint64_t features = virtio::kFeatureVersion1 | vhost_user::kFeatureProtocolFeatures;
+        ASSERT_TRUE(channel.send_object(static_cast<uint32_t>(Request::SetFeatures), 0, features));
+        ASSERT_TRUE(channel.send(static_cast<uint32_t>(Request::SetMemTable), 0,
+                                 {reinterpret_cast<const uint8_t*>(&good), 8 + sizeof(vhost_user::MemoryRegion)}, fds));
+        ASSERT_TRUE(channel.send_object(static_cast<uint32_t>(Request::SetVringNum), 0, vhost_user::VringState{0, 256}));
+        ASSERT_TRUE(channel.send_object(static_cast<uint32_t>(Request::SetVringAddr), 0, outside));
+        int kick = ::eventfd(0, EFD_CLOEXEC);
+        int kick_fds[] = {kick};
+        ASSERT_TRUE(channel.send_object(static_cast<uint32_t>(Request::SetVringKick), 0, uint64_t{0}, kick_fds));
+        ASSERT_TRUE(channel.send_object(static_cast<uint32_t>(Request::SetVringEnable), 0, vhost_user::VringState{0, 1}));
+        ::close(kick);
+        EXPECT_TRUE(closed(channel));
+        still_serves_d0();
+    }
+    // One log line each, naming the problem.
+    auto log = backend_log();
+    EXPECT_NE(log.find("request 999 is not supported"), std::string::npos) << log;
+    EXPECT_NE(log.find("not sealed"), std::string::npos) << log;
+    EXPECT_NE(log.find("is not in the shared memory"), std::string::npos) << log;
+}
+
+}  // namespace
+}  // namespace hospes
