@@ -21,22 +21,27 @@ packages=(
 # lose the guest's XCR0 (docs/testing.md has the measurements). Debian 12
 # has it in its backports suite, which is added from the archive address the
 # machine's own apt sources use for its main suite.
-QEMU_PACKAGE=qemu-system-x86
+# qemu-utils brings qemu-storage-daemon, the peer back-end of the vhost-user
+# tests; it comes from the same suite as the emulator.
+QEMU_PACKAGES=(qemu-system-x86 qemu-utils)
 QEMU_MIN_VERSION=1:10~
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-qemu_version=$(dpkg-query -W -f='${Version}' "$QEMU_PACKAGE" 2>/dev/null || true)
 old_qemu=0
-if [ -z "$qemu_version" ] || dpkg --compare-versions "$qemu_version" lt "$QEMU_MIN_VERSION"; then old_qemu=1; fi
+qemu_version=
+for p in "${QEMU_PACKAGES[@]}"; do
+  v=$(dpkg-query -W -f='${Status} ${Version}' "$p" 2>/dev/null | sed -n 's/^install ok installed //p' || true)
+  if [ -z "$v" ] || dpkg --compare-versions "$v" lt "$QEMU_MIN_VERSION"; then old_qemu=1; qemu_version=${v:-$qemu_version}; fi
+done
 [ ${#missing[@]} -eq 0 ] && [ $old_qemu -eq 0 ] && exit 0
 
 die() { echo "setup: error: $*" >&2; exit 1; }
 if [ "$(id -u)" -ne 0 ]; then
   die "missing packages and not root; run: sudo apt-get install ${missing[*]}" \
-    "$([ $old_qemu -eq 1 ] && echo "and $QEMU_PACKAGE (>= ${QEMU_MIN_VERSION#1:}) from backports")"
+    "$([ $old_qemu -eq 1 ] && echo "and ${QEMU_PACKAGES[*]} (>= ${QEMU_MIN_VERSION#1:}) from backports")"
 fi
 export DEBIAN_FRONTEND=noninteractive
 updated=0
@@ -62,10 +67,12 @@ if [ $old_qemu -eq 1 ]; then
     updated=0
   fi
   [ $updated -eq 1 ] || apt-get update -qq
-  echo "setup: installing $QEMU_PACKAGE from $suite (installed: ${qemu_version:-none})"
-  apt-get install -y -qq --no-install-recommends -t "$suite" "$QEMU_PACKAGE" >/dev/null
-  qemu_version=$(dpkg-query -W -f='${Version}' "$QEMU_PACKAGE")
-  if dpkg --compare-versions "$qemu_version" lt "$QEMU_MIN_VERSION"; then
-    die "$suite offers $QEMU_PACKAGE $qemu_version; the lab needs ${QEMU_MIN_VERSION#1:} or newer"
-  fi
+  echo "setup: installing ${QEMU_PACKAGES[*]} from $suite (installed: ${qemu_version:-none})"
+  apt-get install -y -qq --no-install-recommends -t "$suite" "${QEMU_PACKAGES[@]}" >/dev/null
+  for p in "${QEMU_PACKAGES[@]}"; do
+    qemu_version=$(dpkg-query -W -f='${Version}' "$p")
+    if dpkg --compare-versions "$qemu_version" lt "$QEMU_MIN_VERSION"; then
+      die "$suite offers $p $qemu_version; the lab needs ${QEMU_MIN_VERSION#1:} or newer"
+    fi
+  done
 fi

@@ -18,7 +18,9 @@
 #                 busybox-static + applet symlinks,
 #                 the kvm, tun and bridge modules and their dependencies (load order in
 #                 /etc/lab-modules),
-#                 /usr/bin/hospes (HOSPES_BINARY) with its shared libraries,
+#                 /usr/bin/hospes (HOSPES_BINARY) and /usr/bin/hospes-blkback (built
+#                 beside it) with their shared libraries,
+#                 /usr/bin/qemu-storage-daemon with its shared libraries,
 #                 /usr/bin/qemu-system-x86_64 with its shared libraries and
 #                 the firmware a `-M microvm` direct boot needs in /qemu-fw
 #                 (pass `-L /qemu-fw`), as a comparison peer on the same KVM,
@@ -51,6 +53,12 @@ HOSPES=$(readlink -f "$3")
 [[ -f "$HOSPES" && -x "$HOSPES" ]] || die "hospes binary $3 is not an executable file"
 SCRIPT_PATH=$(readlink -f "${BASH_SOURCE[0]}")
 QEMU=$(command -v qemu-system-x86_64) || die "qemu-system-x86_64 not found (apt-get install qemu-system-x86)"
+# The block back-end is built beside the monitor; qemu-storage-daemon is the
+# peer back-end of the vhost-user tests.
+BLKBACK=$(dirname "$HOSPES")/hospes-blkback
+[[ -x "$BLKBACK" ]] || die "$BLKBACK not found (build the hospes-blkback target)"
+QSD=$(command -v qemu-storage-daemon) || die "qemu-storage-daemon not found (apt-get install qemu-utils)"
+QSD=$(readlink -f "$QSD")
 QEMU=$(readlink -f "$QEMU")
 BUSYBOX=$(dpkg-query -L busybox-static 2>/dev/null | grep -m1 -E '/s?bin/busybox$') ||
     die "busybox-static is not installed"
@@ -134,15 +142,17 @@ done
 
 HOSPES_LIBS=$(shared_libs "$HOSPES")
 QEMU_LIBS=$(shared_libs "$QEMU")
+BLKBACK_LIBS=$(shared_libs "$BLKBACK")
+QSD_LIBS=$(shared_libs "$QSD")
 
 inputs_sums() {
     local f
     {
         for f in vmlinuz vmlinux initramfs.cpio.gz kernel-release; do echo "$GUESTDIR/$f"; done
-        echo "$HOSPES"; echo "$QEMU"; echo "$BUSYBOX"; echo "$SCRIPT_PATH"
+        echo "$HOSPES"; echo "$QEMU"; echo "$BUSYBOX"; echo "$SCRIPT_PATH"; echo "$BLKBACK"; echo "$QSD"
         for f in "${MODORDER[@]}"; do echo "$KMODDIR/$f"; done
         for f in "${QEMU_FIRMWARE[@]}"; do echo "${f#*=}"; done
-        echo "$HOSPES_LIBS"; echo "$QEMU_LIBS"
+        echo "$HOSPES_LIBS"; echo "$QEMU_LIBS"; echo "$BLKBACK_LIBS"; echo "$QSD_LIBS"
     } | grep -v '^$' | LC_ALL=C sort -u | while IFS= read -r f; do
         sha256sum "$(readlink -f "$f")" | sed "s|  .*|  $f|"
     done
@@ -194,6 +204,8 @@ install_program() {
 }
 install_program "$HOSPES" /usr/bin/hospes "$HOSPES_LIBS"
 install_program "$QEMU" /usr/bin/qemu-system-x86_64 "$QEMU_LIBS"
+install_program "$BLKBACK" /usr/bin/hospes-blkback "$BLKBACK_LIBS"
+install_program "$QSD" /usr/bin/qemu-storage-daemon "$QSD_LIBS"
 for f in "${QEMU_FIRMWARE[@]}"; do
     install_file "${f#*=}" "/qemu-fw/${f%%=*}"
 done

@@ -103,7 +103,7 @@ is_hospes() { [ "$LAB_MONITOR" = hospes ]; }
 # bridge card's added to its bridge, by an ifup script, as hospes does.
 qemu_args() {
     local vcpus=1 memory=512M kernel=/guest/vmlinuz initrd=/guest/initramfs.cpio.gz
-    local cmdline='' root='' devices='' console=serial n=0 spec path opts mac
+    local cmdline='' root='' devices='' console=serial n=0 spec path opts mac shared_memory=
     while [ $# -gt 0 ]; do
         case $1 in
             -v) shift; continue ;;
@@ -116,6 +116,15 @@ qemu_args() {
             --console) console=$2 ;;
             --disk)
                 n=$((n + 1))
+                case $2 in
+                    vhost-user=*)
+                        # QEMU's vhost-user front-end needs guest memory it can share.
+                        devices="$devices -chardev socket,id=c$n,path=${2#vhost-user=} -device vhost-user-blk-device,chardev=c$n"
+                        shared_memory=1
+                        shift 2
+                        continue
+                        ;;
+                esac
                 path=${2%%,*}
                 # hospes: io_uring, the page cache unless ",direct", discard.
                 opts=format=raw,if=none,discard=unmap,aio=io_uring
@@ -159,6 +168,8 @@ qemu_args() {
     fi
     [ -n "$root" ] && QEMU_CMDLINE="$QEMU_CMDLINE root=$root"
     QEMU_ARGS="-M microvm -enable-kvm -cpu host -smp $vcpus -m $memory -nodefaults -no-user-config -no-reboot"
+    [ -n "$shared_memory" ] &&
+        QEMU_ARGS="$QEMU_ARGS -object memory-backend-memfd,id=ram,size=$memory,share=on -machine memory-backend=ram"
     QEMU_ARGS="$QEMU_ARGS -display none -monitor none -L /qemu-fw -kernel $kernel -initrd $initrd"
     QEMU_ARGS="$QEMU_ARGS -device virtio-rng-device$devices"
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# run-rootdisk.sh ROOTFS_IMAGE LAB_RUN_ARGS...
+# run-rootdisk.sh ROOTFS_IMAGE LAB_RUN_ARGS... [TEST_SCRIPT]
 #
-# Runs test-rootdisk.sh in the lab on a sparse copy of the root disk image,
+# Runs TEST_SCRIPT (default test-rootdisk.sh) in the lab on a sparse copy of the root disk image,
 # then checks the copy with `e2fsck -fn` on this host: whatever the guests
 # did, the file system they leave must be clean.
 set -euo pipefail
@@ -13,7 +13,12 @@ COPY=$(mktemp "${TMPDIR:-/tmp}/rootdisk.XXXXXX.ext4")
 trap 'rm -f "$COPY"' EXIT
 cp --sparse=always "$IMAGE" "$COPY"
 status=0
-"$HERE/lab-run.sh" --disk "$COPY" "$@" "$HERE/test-rootdisk.sh" || status=$?
+script=$HERE/test-rootdisk.sh
+if [[ $# -gt 0 && "${*: -1}" == *.sh ]]; then
+    script=${*: -1}
+    set -- "${@:1:$#-1}"
+fi
+"$HERE/lab-run.sh" --disk "$COPY" "$@" "$script" || status=$?
 if ! e2fsck -fn "$COPY"; then
     echo "FAIL: e2fsck -fn finds the root disk unclean after the test"
     exit 1

@@ -208,6 +208,46 @@ TEST_F(BlkbackTest, ABackendKilledAndRestartedLosesNoWrite) {
     }
 }
 
+// The same front-end against qemu-storage-daemon's vhost-user-blk export:
+// a back-end nobody here wrote.
+TEST_F(BlkbackTest, TheFrontEndWorksWithQemuStorageDaemon) {
+    stop_backend();
+    if (::access("/usr/bin/qemu-storage-daemon", X_OK) != 0) GTEST_SKIP() << "qemu-storage-daemon is not installed";
+    std::string socket = (dir_ / "qsd.sock").string();
+    pid_t qsd = ::fork();
+    ASSERT_GE(qsd, 0);
+    if (qsd == 0) {
+        std::string blockdev = "driver=file,node-name=d0,filename=" + image_.string();
+        std::string exp = "type=vhost-user-blk,id=e0,node-name=d0,addr.type=unix,addr.path=" + socket + ",writable=on";
+        ::execl("/usr/bin/qemu-storage-daemon", "qemu-storage-daemon", "--blockdev", blockdev.c_str(), "--export",
+                exp.c_str(), static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    for (int i = 0; i < 500 && !fs::exists(socket); ++i) std::this_thread::sleep_for(10ms);
+    auto device = vhost_user::VhostUserDevice::connect(socket, VIRTIO_ID_BLOCK, sizeof(virtio_blk_config), 1, 256);
+    ASSERT_TRUE(device) << device.error().message;
+    device_ = std::move(*device);
+    uint64_t capacity = 0;
+    device_->read_config(0, {reinterpret_cast<uint8_t*>(&capacity), 8});
+    EXPECT_EQ(capacity, kDiskSize / 512);
+    driver_ = std::make_unique<FakeDriver>(*device_);
+    ASSERT_TRUE(driver_->start());
+    auto write = submit(VIRTIO_BLK_T_OUT, 16, 4096, 0x3c);
+    driver_->kick(0);
+    EXPECT_TRUE(wait_used(1));
+    EXPECT_EQ(driver_->get<uint8_t>(write.status), VIRTIO_BLK_S_OK);
+    auto read = submit(VIRTIO_BLK_T_IN, 16, 4096, 0);
+    driver_->kick(0);
+    EXPECT_TRUE(wait_used(1));
+    auto bytes = driver_->bytes(read.data, 4096);
+    EXPECT_EQ(std::vector<uint8_t>(bytes.begin(), bytes.end()), std::vector<uint8_t>(4096, 0x3c));
+    driver_.reset();
+    device_.reset();
+    ::kill(qsd, SIGTERM);
+    ::waitpid(qsd, nullptr, 0);
+    EXPECT_EQ(image_bytes(16 * 512, 4096), std::vector<uint8_t>(4096, 0x3c));
+}
+
 // Raw vhost-user messages to d1 while d0 serves a guest.
 class BlkbackMalformedTest : public BlkbackTest {
 protected:
