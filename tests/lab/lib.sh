@@ -119,7 +119,7 @@ qemu_args() {
                 case $2 in
                     vhost-user=*)
                         # QEMU's vhost-user front-end needs guest memory it can share.
-                        devices="$devices -chardev socket,id=c$n,path=${2#vhost-user=} -device vhost-user-blk-device,chardev=c$n"
+                        devices="$devices -chardev socket,id=c$n,path=${2#vhost-user=} -device vhost-user-blk,chardev=c$n"
                         shared_memory=1
                         shift 2
                         continue
