@@ -4,7 +4,9 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 
+#include <cctype>
 #include <csignal>
+#include <cstring>
 
 #include "backends/uring_block.hpp"
 #include "cli/device_options.hpp"

@@ -107,7 +107,6 @@ bool BackendConnection::process() {
             if (index >= rings_.size() || !rings_[index].kick.valid()) continue;
             uint64_t kicks;
             if (::read(rings_[index].kick.get(), &kicks, sizeof(kicks)) != sizeof(kicks)) continue;
-            ++counters_.kicks;
             if (device_active_ && !broken_) device_->queue_notify(static_cast<uint16_t>(index));
         }
     }
@@ -235,17 +234,15 @@ Result<void> BackendConnection::handle(const Message& message) {
         default: return bad_input("request {} is not supported", message.header.request);
         }
     }();
-    if (!result) {
-        // With REPLY_ACK the front-end learns of the failure; either way the
-        // connection ends, since the front-end and we no longer agree.
-        if ((message.header.flags & kFlagNeedReply) && (protocol_features_ & kProtocolReplyAck) &&
-            !has_reply(request))
-            reply_u64(message, 1);
-        return result;
+    // With REPLY_ACK the front-end learns the outcome. A failure ends the
+    // connection either way, since the front-end and we no longer agree.
+    const bool ack = (message.header.flags & kFlagNeedReply) && (protocol_features_ & kProtocolReplyAck) &&
+                     !has_reply(request);
+    if (ack) {
+        auto acked = reply_u64(message, result ? 0 : 1);
+        if (result) return acked;
     }
-    if ((message.header.flags & kFlagNeedReply) && (protocol_features_ & kProtocolReplyAck) && !has_reply(request))
-        return reply_u64(message, 0);
-    return {};
+    return result;
 }
 
 Result<void> BackendConnection::set_mem_table(const Message& message) {
@@ -365,7 +362,6 @@ Result<void> BackendConnection::set_inflight(const Message& message) {
     stop_device();
     inflight_logs_.clear();
     inflight_ = Mapping(p, needed);
-    inflight_file_ = UniqueFd(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
     inflight_queue_size_ = given->queue_size;
     uint64_t stride = virtio::inflight_queue_bytes(given->queue_size);
     for (uint16_t q = 0; q < given->queue_count; ++q)

@@ -30,7 +30,6 @@ namespace hospes::vhost_user {
 
 struct BackendCounters {
     uint64_t resubmitted = 0;  // requests run again from the inflight region
-    uint64_t kicks = 0;
 };
 
 class BackendConnection {
@@ -92,7 +91,6 @@ private:
     std::vector<Ring> rings_;
     std::vector<virtio::Queue> queues_;
     // The inflight region: the front-end keeps it; we map it.
-    UniqueFd inflight_file_;
     Mapping inflight_;
     uint16_t inflight_queue_size_ = 0;
     std::vector<virtio::InflightLog> inflight_logs_;

@@ -23,8 +23,6 @@ VhostUserDevice::VhostUserDevice(const std::string& socket_path, uint32_t device
                                  uint16_t queue_count, uint16_t queue_size)
     : frontend_(socket_path, queue_count, queue_size),
       device_type_(device_type),
-      queue_count_(queue_count),
-      queue_size_(queue_size),
       config_(config_size) {}
 
 Result<std::unique_ptr<VhostUserDevice>> VhostUserDevice::connect(const std::string& socket_path, uint32_t device_type,
@@ -57,7 +55,9 @@ Result<void> VhostUserDevice::connected_now() {
 
 uint64_t VhostUserDevice::features() const { return frontend_.device_features() & kPassedFeatures; }
 
-std::vector<uint16_t> VhostUserDevice::queue_max_sizes() const { return std::vector<uint16_t>(queue_count_, queue_size_); }
+std::vector<uint16_t> VhostUserDevice::queue_max_sizes() const {
+    return std::vector<uint16_t>(frontend_.queue_count(), frontend_.queue_max_size());
+}
 
 void VhostUserDevice::read_config(uint64_t offset, std::span<uint8_t> data) {
     std::memset(data.data(), 0, data.size());

@@ -52,7 +52,6 @@ private:
 
     Frontend frontend_;
     uint32_t device_type_;
-    uint16_t queue_count_, queue_size_;
     std::vector<uint8_t> config_;  // as last read from the back-end
     UniqueFd events_;              // epoll: the socket and the retry timer
     UniqueFd retry_timer_;

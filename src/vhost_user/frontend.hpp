@@ -52,6 +52,8 @@ public:
     Result<void> reconnect();
 
     const std::string& path() const { return path_; }
+    uint16_t queue_count() const { return queue_count_; }
+    uint16_t queue_max_size() const { return queue_max_size_; }
     uint64_t device_features() const { return features_ & ~kFeatureProtocolFeatures; }
     // Reads the device's configuration space from the back-end (GET_CONFIG).
     Result<void> read_config(uint32_t offset, std::span<uint8_t> data);

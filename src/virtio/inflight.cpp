@@ -32,8 +32,8 @@ InflightDescriptor* InflightLog::descriptors() const {
 }
 
 void InflightLog::initialise(uint16_t queue_size) {
-    std::memset(area_.data(), 0, inflight_queue_bytes(queue_size) <= area_.size() ? inflight_queue_bytes(queue_size)
-                                                                                  : area_.size());
+    // start() checked that the area holds this much.
+    std::memset(area_.data(), 0, inflight_queue_bytes(queue_size));
     store(header()->descriptor_count, queue_size);
     store(header()->version, kVersion);
     counter_ = 0;

@@ -32,8 +32,9 @@ public:
     void notify(uint16_t index);
     uint16_t queue_count() const { return static_cast<uint16_t>(queues_.size()); }
     // The eventfds KVM signals for each queue's notifications and the
-    // irqfd that raises this device's interrupt, for a device whose queues
-    // run in another process (they are handed to it on activation).
+    // irqfd that raises this device's interrupt, handed to the device on
+    // activation (a device whose queues run in another process passes them
+    // on; the others do not need them).
     void set_event_fds(std::vector<int> notify_fds, int interrupt_fd);
     bool runs_queues_elsewhere() const { return device_->runs_queues_elsewhere(); }
     // The device's backend event `index` is ready (on the I/O thread).

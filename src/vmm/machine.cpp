@@ -275,7 +275,7 @@ Result<void> Machine::add_virtio_devices(std::vector<std::unique_ptr<virtio::Dev
             }
             event_fds_.push_back(std::move(kick));
         }
-        if (transport->runs_queues_elsewhere()) transport->set_event_fds(std::move(kicks), irq_fd);
+        transport->set_event_fds(std::move(kicks), irq_fd);
         auto backend_events = transport->backend_events();
         for (size_t event = 0; event < backend_events.size(); ++event) {
             auto added = io_loop_->add(

@@ -40,15 +40,22 @@ protected:
         buffer_ = driver_->alloc(64);
     }
     virtio::Queue& queue() { return (*device_.active.queues)[0]; }
-    // A queue as a new back-end process would set it up on the same rings.
-    virtio::Queue fresh_queue() {
-        virtio::Queue q(16);
-        q.set_size(16);
-        q.set_descriptor_table(queue().descriptor_table());
-        q.set_driver_area(queue().driver_area());
-        q.set_device_area(queue().device_area());
-        EXPECT_TRUE(q.activate(driver_->memory()));
-        return q;
+    // A queue as a new back-end process sets it up on the same rings, with
+    // an inflight log over `area` (resume() is the test's to call).
+    struct Backend {
+        explicit Backend(std::span<uint8_t> area) : log(area) {}
+        virtio::InflightLog log;
+        virtio::Queue queue{16};
+    };
+    std::unique_ptr<Backend> restart(std::span<uint8_t> area) {
+        auto b = std::make_unique<Backend>(area);
+        b->queue.set_size(16);
+        b->queue.set_descriptor_table(queue().descriptor_table());
+        b->queue.set_driver_area(queue().driver_area());
+        b->queue.set_device_area(queue().device_area());
+        EXPECT_TRUE(b->queue.activate(driver_->memory()));
+        b->queue.set_inflight_log(&b->log);
+        return b;
     }
     uint16_t add() { return *driver_->add_chain(0, {FakeDriver::Buffer{buffer_, 64, true}}); }
     uint16_t pop(virtio::Queue& q) {
@@ -81,9 +88,8 @@ TEST_F(InflightTest, RequestsInFlightAtACrashAreRunAgainOldestFirst) {
     ASSERT_TRUE(queue().push(driver_->memory(), b, 1));
     ASSERT_TRUE(queue().push(driver_->memory(), d, 1));
     // The back-end dies; a new one starts from the region alone.
-    virtio::InflightLog again(region_);
-    auto next = fresh_queue();
-    next.set_inflight_log(&again);
+    auto again = restart(region_);
+    auto& next = again->queue;
     EXPECT_EQ(next.resume(0), 2u);
     EXPECT_EQ(next.next_available(), 4);
     EXPECT_EQ(pop(next), a);
@@ -93,11 +99,9 @@ TEST_F(InflightTest, RequestsInFlightAtACrashAreRunAgainOldestFirst) {
     EXPECT_EQ(pop(next), e);
     // Completed, they leave the log.
     for (uint16_t head : {a, c, e}) ASSERT_TRUE(next.push(driver_->memory(), head, 1));
-    virtio::InflightLog third(region_);
-    auto last = fresh_queue();
-    last.set_inflight_log(&third);
-    EXPECT_EQ(last.resume(0), 0u);
-    EXPECT_EQ(last.next_available(), 5);
+    auto third = restart(region_);
+    EXPECT_EQ(third->queue.resume(0), 0u);
+    EXPECT_EQ(third->queue.next_available(), 5);
 }
 
 TEST_F(InflightTest, ABatchPublishedButNotClearedCountsAsDone) {
@@ -116,11 +120,9 @@ TEST_F(InflightTest, ABatchPublishedButNotClearedCountsAsDone) {
     ASSERT_TRUE(queue().push(driver_->memory(), b, 1));
     entries[b].inflight = 1;
     header->used_index = used_before;
-    virtio::InflightLog again(region_);
-    auto next = fresh_queue();
-    next.set_inflight_log(&again);
-    EXPECT_EQ(next.resume(0), 0u);
-    EXPECT_EQ(next.next_available(), 2);
+    auto again = restart(region_);
+    EXPECT_EQ(again->queue.resume(0), 0u);
+    EXPECT_EQ(again->queue.next_available(), 2);
 }
 
 TEST_F(InflightTest, GarbageInTheRegionIsBoundedByTheQueue) {
@@ -133,12 +135,26 @@ TEST_F(InflightTest, GarbageInTheRegionIsBoundedByTheQueue) {
     auto* header = reinterpret_cast<virtio::InflightQueueHeader*>(region_.data());
     EXPECT_EQ(header->descriptor_count, 16);
     EXPECT_EQ(header->version, 1);
-    // Too small a region is not used at all.
-    std::vector<uint8_t> tiny(8);
-    virtio::InflightLog small(tiny);
-    auto next = fresh_queue();
-    next.set_inflight_log(&small);
-    EXPECT_EQ(next.resume(0), 0u);
+    // A well-formed header over garbage entries: every head marked in flight
+    // is at most the queue's 16, the batch head out of range is ignored, and
+    // flags that are neither 0 nor 1 count as not in flight.
+    auto* entries = reinterpret_cast<virtio::InflightDescriptor*>(region_.data() + sizeof(*header));
+    for (uint16_t i = 0; i < 16; ++i) {
+        entries[i].inflight = i % 2 ? 1 : 7;
+        entries[i].counter = 1000 - i;
+    }
+    header->last_batch_head = 0xffff;
+    header->used_index = 3;
+    auto again = restart(region_);
+    EXPECT_EQ(again->queue.resume(0), 8u);
+    EXPECT_EQ(again->queue.next_available(), 8);  // the used ring's 0 + 8 in flight
+    EXPECT_EQ(pop(again->queue), 15);             // the smallest counter first
+    EXPECT_EQ(entries[0].inflight, 0);
+    // Too small a region is not used at all, and not written.
+    std::vector<uint8_t> tiny(8, 0xee);
+    auto small = restart(tiny);
+    EXPECT_EQ(small->queue.resume(0), 0u);
+    EXPECT_EQ(tiny, std::vector<uint8_t>(8, 0xee));
 }
 
 }  // namespace
