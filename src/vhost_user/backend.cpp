@@ -19,7 +19,11 @@ constexpr uint64_t kTagKick = 1;        // + ring index
 constexpr uint64_t kTagDevice = 1 << 16;  // + device event index
 
 constexpr uint64_t kProtocolFeatures = kProtocolReplyAck | kProtocolConfig | kProtocolInflightShmfd | kProtocolResetDevice;
-constexpr uint16_t kMaxRingSize = 32768;
+// The largest ring a front-end's driver may set up here. The device model
+// offers a smaller maximum to drivers in our own monitor, but another
+// front-end decides for itself: QEMU's virtio-mmio reports 1024
+// (VIRTQUEUE_MAX_SIZE) whatever its device's queue size, and Linux takes it.
+constexpr uint16_t kMaxRingSize = 1024;
 
 // Requests that carry a reply of their own (REPLY_ACK does not add one).
 bool has_reply(Request request) {
@@ -49,8 +53,8 @@ Result<std::unique_ptr<BackendConnection>> BackendConnection::create(Channel cha
     int flags = ::fcntl(c->channel_.fd(), F_GETFL);
     if (flags < 0 || ::fcntl(c->channel_.fd(), F_SETFL, flags | O_NONBLOCK) != 0) return errno_error("fcntl");
     if (auto r = c->watch(c->channel_.fd(), kTagSocket); !r) return std::unexpected(r.error());
-    for (uint16_t size : c->device_->queue_max_sizes()) {
-        c->queues_.emplace_back(size);
+    for (size_t i = 0; i < c->device_->queue_max_sizes().size(); ++i) {
+        c->queues_.emplace_back(kMaxRingSize);
         c->rings_.emplace_back();
     }
     c->device_events_ = c->device_->backend_events();

@@ -76,13 +76,13 @@ KMODDIR=$GUESTDIR/kernel-root/lib/modules/$RELEASE
 # splits it between qemu, seabios and ipxe folders, differently by version).
 QEMU_FIRMWARE=()
 QEMU_DATA_DIRS=$("$QEMU" -L help 2>/dev/null) || die "$QEMU -L help failed"
-for name in bios-microvm.bin linuxboot_dma.bin linuxboot.bin pvh.bin kvmvapic.bin multiboot_dma.bin bios-256k.bin; do
+for name in bios-microvm.bin linuxboot_dma.bin linuxboot.bin pvh.bin kvmvapic.bin multiboot_dma.bin bios-256k.bin qboot.rom; do
     found=
     while IFS= read -r dir; do
         if [[ -f "$dir/$name" ]]; then found=$(readlink -f "$dir/$name"); break; fi
     done <<<"$QEMU_DATA_DIRS"
     case $name in
-        bios-microvm.bin|linuxboot_dma.bin|pvh.bin) [[ -n $found ]] || die "QEMU firmware $name not found in: $QEMU_DATA_DIRS" ;;
+        bios-microvm.bin|linuxboot_dma.bin|pvh.bin|qboot.rom) [[ -n $found ]] || die "QEMU firmware $name not found in: $QEMU_DATA_DIRS" ;;
     esac
     [[ -n $found ]] && QEMU_FIRMWARE+=("$name=$found")
 done

@@ -119,7 +119,10 @@ qemu_args() {
                 case $2 in
                     vhost-user=*)
                         # QEMU's vhost-user front-end needs guest memory it can share.
-                        devices="$devices -chardev socket,id=c$n,path=${2#vhost-user=} -device vhost-user-blk,chardev=c$n"
+                        # Its virtio-mmio offers the driver 1024 entries whatever the
+                        # device's queue-size; the same size keeps the inflight region
+                        # in use.
+                        devices="$devices -chardev socket,id=c$n,path=${2#vhost-user=} -device vhost-user-blk,chardev=c$n,queue-size=1024"
                         shared_memory=1
                         shift 2
                         continue
@@ -168,8 +171,13 @@ qemu_args() {
     fi
     [ -n "$root" ] && QEMU_CMDLINE="$QEMU_CMDLINE root=$root"
     QEMU_ARGS="-M microvm -enable-kvm -cpu host -smp $vcpus -m $memory -nodefaults -no-user-config -no-reboot"
+    # With a vhost-user disk the firmware is qboot: microvm's default,
+    # SeaBIOS, reads virtio-mmio disks itself with buffers in its ROM area,
+    # which QEMU does not share with back-ends (only RAM); the back-end
+    # refuses the request and SeaBIOS waits for it forever. qboot loads the
+    # kernel without touching disks.
     [ -n "$shared_memory" ] &&
-        QEMU_ARGS="$QEMU_ARGS -object memory-backend-memfd,id=ram,size=$memory,share=on -machine memory-backend=ram"
+        QEMU_ARGS="$QEMU_ARGS -object memory-backend-memfd,id=ram,size=$memory,share=on -machine memory-backend=ram -bios /qemu-fw/qboot.rom"
     QEMU_ARGS="$QEMU_ARGS -display none -monitor none -L /qemu-fw -kernel $kernel -initrd $initrd"
     QEMU_ARGS="$QEMU_ARGS -device virtio-rng-device$devices"
 }

@@ -8,7 +8,10 @@
 #     guest goes on, the file reads back with the checksum of what was
 #     written (after dropping the guest's page cache), and its kernel logs
 #     no I/O error.
-#  2. qemu-storage-daemon's vhost-user-blk export serves the root disk to
+#  2. QEMU (microvm with memfd memory and qboot, vhost-user-blk on
+#     virtio-mmio) boots the same root disk from hospes-blkback: a front-end
+#     nobody here wrote.
+#  3. qemu-storage-daemon's vhost-user-blk export serves the root disk to
 #     hospes: a back-end nobody here wrote.
 # run-rootdisk.sh then runs e2fsck -fn on the image.
 LAB_TEST_NAME=blkback
@@ -62,6 +65,19 @@ echo "lab-test: the monitor reconnected $(guest_text | grep -c 'reconnected afte
 echo "lab-test: hospes-blkback resubmitted requests in flight at $(grep -c 'run again' /tmp/blkback.log) of its starts:" \
     "$(grep -o '[0-9]* requests in flight before' /tmp/blkback.log | cut -d' ' -f1 | tr '\n' ' ')"
 
+# QEMU as the front-end of hospes-blkback (a front-end nobody here wrote).
+LAB_MONITOR=qemu
+guest_start blkback-qemu --disk vhost-user=$SOCKETS/root.sock --root /dev/vda --memory 512M
+if guest_boot 300 "$ROOTFS_MARKER"; then
+    guest_cmd 'echo QROOT=$(awk "\$2 == \"/\" {print \$1}" /proc/mounts)-$(head -c 1048576 /dev/urandom | tee /qemu1m | md5sum | cut -c1-8)-$(sync; echo 3 >/proc/sys/vm/drop_caches; md5sum </qemu1m | cut -c1-8)' '^QROOT='
+    Q=$(guest_value QROOT)
+    check 'echo "$Q" | grep -q "^/dev/vda-" && [ "$(echo "$Q" | cut -d- -f2)" = "$(echo "$Q" | cut -d- -f3)" ]' \
+        "QEMU boots the root disk from hospes-blkback; a 1 MiB file reads back (got $Q)"
+    guest_cmd 'rm /qemu1m; sync; echo QREMOVED-$((40+2))' '^QREMOVED-42'
+    guest_send 'poweroff'
+    guest_finish 180
+fi
+LAB_MONITOR=hospes
 stop_blkback
 
 # qemu-storage-daemon as the back-end of hospes.
