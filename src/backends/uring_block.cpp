@@ -7,6 +7,7 @@
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 
 #include <unistd.h>
 
@@ -18,11 +19,11 @@
 
 namespace hospes::backends {
 
-Result<std::unique_ptr<UringBlock>> UringBlock::open(const std::string& path, const BlockOpenOptions& options) {
-    std::unique_ptr<UringBlock> disk(new UringBlock);
+Result<OpenDisk> open_disk(const std::string& path, const BlockOpenOptions& options) {
+    OpenDisk disk;
     int flags = (options.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | (options.direct ? O_DIRECT : 0);
-    disk->file_ = UniqueFd(::open(path.c_str(), flags));
-    if (!disk->file_.valid()) {
+    disk.file = UniqueFd(::open(path.c_str(), flags));
+    if (!disk.file.valid()) {
         int error = errno;
         if (error == EINVAL && options.direct)
             return bad_input("disk '{}': the file system does not support O_DIRECT (drop ,direct)", path);
@@ -30,49 +31,95 @@ Result<std::unique_ptr<UringBlock>> UringBlock::open(const std::string& path, co
                          std::strerror(error));
     }
     struct stat info{};
-    if (::fstat(disk->file_.get(), &info) != 0) return errno_error("disk '{}': fstat", path);
+    if (::fstat(disk.file.get(), &info) != 0) return errno_error("disk '{}': fstat", path);
     if (S_ISREG(info.st_mode)) {
-        disk->size_ = static_cast<uint64_t>(info.st_size);
+        disk.size = static_cast<uint64_t>(info.st_size);
     } else if (S_ISBLK(info.st_mode)) {
         uint64_t bytes = 0;
         int sector = 512;
-        if (::ioctl(disk->file_.get(), BLKGETSIZE64, &bytes) != 0) return errno_error("disk '{}': BLKGETSIZE64", path);
-        if (::ioctl(disk->file_.get(), BLKSSZGET, &sector) != 0) return errno_error("disk '{}': BLKSSZGET", path);
-        disk->size_ = bytes;
-        disk->block_size_ = static_cast<uint32_t>(sector);
+        if (::ioctl(disk.file.get(), BLKGETSIZE64, &bytes) != 0) return errno_error("disk '{}': BLKGETSIZE64", path);
+        if (::ioctl(disk.file.get(), BLKSSZGET, &sector) != 0) return errno_error("disk '{}': BLKSSZGET", path);
+        disk.size = bytes;
+        disk.block_size = static_cast<uint32_t>(sector);
     } else {
         return bad_input("disk '{}' is neither a regular file nor a block device", path);
     }
-    if (disk->size_ < 512) return bad_input("disk '{}' is smaller than one 512-byte sector", path);
-    if (disk->size_ % 512 != 0)
+    if (disk.size < 512) return bad_input("disk '{}' is smaller than one 512-byte sector", path);
+    if (disk.size % 512 != 0)
         log::warn("disk '{}': its last {} bytes are not a whole sector; the guest does not see them", path,
-                  disk->size_ % 512);
+                  disk.size % 512);
     // Two guests writing one disk corrupt it: a writable disk is held
     // exclusively, a read-only one shared with other readers (for as long as
     // the file stays open, so a crashed monitor releases it).
-    if (::flock(disk->file_.get(), (options.read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
+    if (::flock(disk.file.get(), (options.read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
         if (errno == EWOULDBLOCK)
             return bad_input("disk '{}' is in use by another guest{}", path,
                              options.read_only ? " that writes it" : " (a disk is written by one guest at a time)");
         return errno_error("disk '{}': flock", path);
     }
-    disk->read_only_ = options.read_only;
-    disk->serial_ = std::filesystem::path(path).filename().string().substr(0, 20);
+    disk.read_only = options.read_only;
+    disk.serial = std::filesystem::path(path).filename().string().substr(0, 20);
+    return disk;
+}
 
+Result<std::unique_ptr<UringBlock>> UringBlock::open(const std::string& path, const BlockOpenOptions& options) {
+    auto disk = open_disk(path, options);
+    if (!disk) return std::unexpected(disk.error());
+    auto served = serve(*disk, options.depth);
+    if (!served) return std::unexpected(Error{served.error().kind, fmt::format("disk '{}': {}", path, served.error().message)});
+    return served;
+}
+
+Result<std::unique_ptr<UringBlock>> UringBlock::serve(const OpenDisk& opened, unsigned depth) {
+    std::unique_ptr<UringBlock> disk(new UringBlock);
+    disk->file_ = UniqueFd(::fcntl(opened.file.get(), F_DUPFD_CLOEXEC, 0));
+    if (!disk->file_.valid()) return errno_error("fcntl");
+    disk->size_ = opened.size;
+    disk->block_size_ = opened.block_size;
+    disk->read_only_ = opened.read_only;
+    disk->serial_ = opened.serial;
     disk->event_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!disk->event_.valid()) return errno_error("eventfd");
-    if (int r = io_uring_queue_init(options.depth, &disk->ring_, 0); r < 0) {
+    auto fail = [](int r, const char* what) {
         errno = -r;
-        return errno_error("disk '{}': io_uring_queue_init", path);
-    }
+        return errno_error("{}", what);
+    };
+    // Created disabled, so that the restrictions are in place before the
+    // first submission; registrations are free until then.
+    if (int r = io_uring_queue_init(depth, &disk->ring_, IORING_SETUP_R_DISABLED); r < 0)
+        return fail(r, "io_uring_queue_init");
     disk->ring_ready_ = true;
+    int files[] = {disk->file_.get()};
+    if (int r = io_uring_register_files(&disk->ring_, files, 1); r < 0) return fail(r, "io_uring_register_files");
     // Every completion signals the eventfd. (The "async only" variant is no
     // use here: completions that arrive through task work, such as O_DIRECT
     // and async buffered reads, would never be signalled.)
-    if (int r = io_uring_register_eventfd(&disk->ring_, disk->event_.get()); r < 0) {
-        errno = -r;
-        return errno_error("disk '{}': io_uring_register_eventfd", path);
+    if (int r = io_uring_register_eventfd(&disk->ring_, disk->event_.get()); r < 0)
+        return fail(r, "io_uring_register_eventfd");
+    io_uring_restriction restrictions[7] = {};
+    uint8_t allowed[] = {IORING_OP_READV, IORING_OP_WRITEV, IORING_OP_FSYNC, IORING_OP_FALLOCATE};
+    for (size_t i = 0; i < std::size(allowed); ++i) {
+        restrictions[i].opcode = IORING_RESTRICTION_SQE_OP;
+        restrictions[i].sqe_op = allowed[i];
     }
+    restrictions[4].opcode = IORING_RESTRICTION_SQE_FLAGS_ALLOWED;
+    restrictions[4].sqe_flags = IOSQE_FIXED_FILE;
+    restrictions[5].opcode = IORING_RESTRICTION_SQE_FLAGS_REQUIRED;
+    restrictions[5].sqe_flags = IOSQE_FIXED_FILE;
+    // Giving the file back is allowed: the destructor does, so that the
+    // disk's lock goes with the UringBlock, not later with the ring's
+    // asynchronous teardown.
+    restrictions[6].opcode = IORING_RESTRICTION_REGISTER_OP;
+    restrictions[6].register_op = IORING_UNREGISTER_FILES;
+    // Debian 12's liburing 2.3 declares io_uring_register_restrictions and
+    // io_uring_enable_rings but does not export them: the system call.
+    auto register_ring = [&](unsigned opcode, void* argument, unsigned count) {
+        long r = ::syscall(__NR_io_uring_register, disk->ring_.ring_fd, opcode, argument, count);
+        return r < 0 ? -errno : 0;
+    };
+    if (int r = register_ring(IORING_REGISTER_RESTRICTIONS, restrictions, 7); r < 0)
+        return fail(r, "io_uring restrictions");
+    if (int r = register_ring(IORING_REGISTER_ENABLE_RINGS, nullptr, 0); r < 0) return fail(r, "io_uring enable");
     return disk;
 }
 
@@ -80,6 +127,7 @@ UringBlock::~UringBlock() {
     if (!ring_ready_) return;
     // Guest memory must not be written after the monitor lets it go.
     drain();
+    io_uring_unregister_files(&ring_);
     io_uring_queue_exit(&ring_);
 }
 
@@ -95,41 +143,48 @@ io_uring_sqe* UringBlock::next_sqe() {
     return sqe;
 }
 
+// Every operation names the disk as registered file 0, as the ring's
+// restrictions require.
+void UringBlock::on_disk(io_uring_sqe* sqe, uint64_t tag) {
+    sqe->flags |= IOSQE_FIXED_FILE;
+    io_uring_sqe_set_data64(sqe, tag);
+}
+
 void UringBlock::read(uint64_t offset, std::span<const iovec> iov, uint64_t tag) {
     io_uring_sqe* sqe = next_sqe();
     if (sqe == nullptr) return failed_.push_back(tag);
-    io_uring_prep_readv(sqe, file_.get(), iov.data(), static_cast<unsigned>(iov.size()), offset);
-    io_uring_sqe_set_data64(sqe, tag);
+    io_uring_prep_readv(sqe, kRegisteredFile, iov.data(), static_cast<unsigned>(iov.size()), offset);
+    on_disk(sqe, tag);
 }
 
 void UringBlock::write(uint64_t offset, std::span<const iovec> iov, uint64_t tag) {
     io_uring_sqe* sqe = next_sqe();
     if (sqe == nullptr) return failed_.push_back(tag);
-    io_uring_prep_writev(sqe, file_.get(), iov.data(), static_cast<unsigned>(iov.size()), offset);
-    io_uring_sqe_set_data64(sqe, tag);
+    io_uring_prep_writev(sqe, kRegisteredFile, iov.data(), static_cast<unsigned>(iov.size()), offset);
+    on_disk(sqe, tag);
 }
 
 void UringBlock::flush(uint64_t tag) {
     io_uring_sqe* sqe = next_sqe();
     if (sqe == nullptr) return failed_.push_back(tag);
-    io_uring_prep_fsync(sqe, file_.get(), IORING_FSYNC_DATASYNC);
-    io_uring_sqe_set_data64(sqe, tag);
+    io_uring_prep_fsync(sqe, kRegisteredFile, IORING_FSYNC_DATASYNC);
+    on_disk(sqe, tag);
 }
 
 void UringBlock::discard(uint64_t offset, uint64_t length, uint64_t tag) {
     io_uring_sqe* sqe = next_sqe();
     if (sqe == nullptr) return failed_.push_back(tag);
-    io_uring_prep_fallocate(sqe, file_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+    io_uring_prep_fallocate(sqe, kRegisteredFile, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                             static_cast<off_t>(offset), static_cast<off_t>(length));
-    io_uring_sqe_set_data64(sqe, tag);
+    on_disk(sqe, tag);
 }
 
 void UringBlock::write_zeroes(uint64_t offset, uint64_t length, bool may_unmap, uint64_t tag) {
     io_uring_sqe* sqe = next_sqe();
     if (sqe == nullptr) return failed_.push_back(tag);
     int mode = (may_unmap ? FALLOC_FL_PUNCH_HOLE : FALLOC_FL_ZERO_RANGE) | FALLOC_FL_KEEP_SIZE;
-    io_uring_prep_fallocate(sqe, file_.get(), mode, static_cast<off_t>(offset), static_cast<off_t>(length));
-    io_uring_sqe_set_data64(sqe, tag);
+    io_uring_prep_fallocate(sqe, kRegisteredFile, mode, static_cast<off_t>(offset), static_cast<off_t>(length));
+    on_disk(sqe, tag);
 }
 
 void UringBlock::submit() {

@@ -19,9 +19,28 @@ struct BlockOpenOptions {
     unsigned depth = 256;  // operations in flight at most
 };
 
+// An image or block device opened and locked, not yet served: what a
+// privileged process opens and an unprivileged one serves (hospes-blkback).
+struct OpenDisk {
+    UniqueFd file;
+    uint64_t size = 0;
+    uint32_t block_size = 512;
+    bool read_only = false;
+    std::string serial;
+};
+
+// Opens `path` as a disk and locks it (flock): a writable disk
+// exclusively, a read-only one shared with other readers.
+Result<OpenDisk> open_disk(const std::string& path, const BlockOpenOptions& options);
+
 class UringBlock final : public BlockBackend {
 public:
     static Result<std::unique_ptr<UringBlock>> open(const std::string& path, const BlockOpenOptions& options);
+    // Serves an open disk (its file is duplicated, sharing the lock). The
+    // ring is restricted: only reads, writes, fsync and fallocate, and only
+    // on this disk (a registered file), so whoever holds the ring cannot
+    // use it to open or reach anything else (io_uring bypasses seccomp).
+    static Result<std::unique_ptr<UringBlock>> serve(const OpenDisk& disk, unsigned depth);
     ~UringBlock() override;
 
     uint64_t size() const override { return size_; }
@@ -43,6 +62,8 @@ public:
 private:
     UringBlock() = default;
     io_uring_sqe* next_sqe();
+    void on_disk(io_uring_sqe* sqe, uint64_t tag);
+    static constexpr int kRegisteredFile = 0;
 
     UniqueFd file_;
     UniqueFd event_;
