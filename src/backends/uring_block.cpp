@@ -51,7 +51,13 @@ Result<OpenDisk> open_disk(const std::string& path, const BlockOpenOptions& opti
     // Two guests writing one disk corrupt it: a writable disk is held
     // exclusively, a read-only one shared with other readers (for as long as
     // the file stays open, so a crashed monitor releases it).
-    if (::flock(disk.file.get(), (options.read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
+    int locked;
+    for (unsigned waited = 0;; waited += 50) {
+        locked = ::flock(disk.file.get(), (options.read_only ? LOCK_SH : LOCK_EX) | LOCK_NB);
+        if (locked == 0 || errno != EWOULDBLOCK || waited >= options.lock_wait_ms) break;
+        ::usleep(50'000);
+    }
+    if (locked != 0) {
         if (errno == EWOULDBLOCK)
             return bad_input("disk '{}' is in use by another guest{}", path,
                              options.read_only ? " that writes it" : " (a disk is written by one guest at a time)");

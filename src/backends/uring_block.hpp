@@ -17,6 +17,9 @@ struct BlockOpenOptions {
     bool read_only = false;
     bool direct = false;   // O_DIRECT
     unsigned depth = 256;  // operations in flight at most
+    // How long a lock another process holds is waited for (a back-end
+    // restarted while its killed predecessor still lets go); 0: not at all.
+    unsigned lock_wait_ms = 0;
 };
 
 // An image or block device opened and locked, not yet served: what a

@@ -1,5 +1,6 @@
 #include "blkback/server.hpp"
 
+#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -42,30 +43,24 @@ Result<DiskExport> parse_export(std::string_view spec) {
 
 Result<std::unique_ptr<Server>> Server::create(const std::string& socket_dir, std::vector<DiskExport> exports) {
     auto server = std::make_unique<Server>();
-    server->epoll_ = UniqueFd(::epoll_create1(EPOLL_CLOEXEC));
-    if (!server->epoll_.valid()) return errno_error("epoll_create1");
-    sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGTERM);
-    sigaddset(&stop, SIGINT);
-    server->signals_ = UniqueFd(::signalfd(-1, &stop, SFD_CLOEXEC | SFD_NONBLOCK));
-    if (!server->signals_.valid()) return errno_error("signalfd");
-    epoll_event event{EPOLLIN, {.u64 = kTagSignals}};
-    if (::epoll_ctl(server->epoll_.get(), EPOLL_CTL_ADD, server->signals_.get(), &event) != 0)
-        return errno_error("epoll_ctl");
     for (size_t i = 0; i < exports.size(); ++i) {
         for (size_t j = 0; j < i; ++j)
             if (exports[j].name == exports[i].name) return bad_input("--disk: the name '{}' is given twice", exports[i].name);
         Export e;
-        e.socket_path = socket_dir + "/" + exports[i].name + ".sock";
-        e.config = std::move(exports[i]);
-        auto listener = vhost_user::listen_unix(e.socket_path);
+        // A back-end started again at once after being killed may find its
+        // predecessor's lock not yet released (the kernel frees it as the
+        // dead process's io_uring goes): it waits up to 5 s.
+        auto disk = backends::open_disk(exports[i].disk.path,
+                                        {exports[i].disk.read_only, exports[i].disk.direct, 256, 5000});
+        if (!disk) return std::unexpected(disk.error());
+        e.disk = std::move(*disk);
+        std::string path = socket_dir + "/" + exports[i].name + ".sock";
+        auto listener = vhost_user::listen_unix(path);
         if (!listener) return std::unexpected(listener.error());
         e.listener = std::move(*listener);
-        epoll_event add{EPOLLIN, {.u64 = 2 * i}};
-        if (::epoll_ctl(server->epoll_.get(), EPOLL_CTL_ADD, e.listener.get(), &add) != 0)
-            return errno_error("epoll_ctl");
+        e.config = std::move(exports[i]);
         server->exports_.push_back(std::move(e));
+        server->socket_paths_.push_back(std::move(path));
     }
     return server;
 }
@@ -78,7 +73,7 @@ void Server::accept(Export& disk) {
         log::warn("{}: refusing a second connection while one is served", disk.config.name);
         return;
     }
-    auto backend = backends::UringBlock::open(disk.config.disk.path, {disk.config.disk.read_only, disk.config.disk.direct});
+    auto backend = backends::UringBlock::serve(disk.disk, 256);
     if (!backend) {
         log::warn("{}: {}", disk.config.name, backend.error().message);
         return;
@@ -104,11 +99,30 @@ void Server::accept(Export& disk) {
 void Server::close_connection(Export& disk) {
     if (!disk.connection) return;
     ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, disk.connection->fd(), nullptr);
-    disk.resubmitted += disk.connection->counters().resubmitted;
+    log::info("{}: connection ended ({} requests run again from the inflight region)", disk.config.name,
+              disk.connection->counters().resubmitted);
     disk.connection.reset();
 }
 
-int Server::run() {
+int Server::serve(bool test_hooks) {
+    epoll_ = UniqueFd(::epoll_create1(EPOLL_CLOEXEC));
+    if (!epoll_.valid()) return kExitHostError;
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    if (test_hooks) sigaddset(&signals, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    UniqueFd signal_fd(::signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK));
+    epoll_event event{EPOLLIN, {.u64 = kTagSignals}};
+    if (!signal_fd.valid() || ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, signal_fd.get(), &event) != 0) {
+        log::error("signalfd: {}", std::strerror(errno));
+        return kExitHostError;
+    }
+    for (size_t i = 0; i < exports_.size(); ++i) {
+        epoll_event add{EPOLLIN, {.u64 = 2 * i}};
+        if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, exports_[i].listener.get(), &add) != 0) return kExitHostError;
+    }
     for (;;) {
         epoll_event events[32];
         int count = ::epoll_wait(epoll_.get(), events, 32, -1);
@@ -120,12 +134,16 @@ int Server::run() {
         for (int i = 0; i < count; ++i) {
             uint64_t tag = events[i].data.u64;
             if (tag == kTagSignals) {
-                for (auto& disk : exports_) {
-                    if (disk.connection) disk.resubmitted += disk.connection->counters().resubmitted;
-                    log::info("{}: {} connections, {} requests resubmitted after reconnects", disk.config.name,
-                              disk.connections, disk.resubmitted);
-                    disk.connection.reset();
+                signalfd_siginfo info{};
+                if (::read(signal_fd.get(), &info, sizeof(info)) != sizeof(info)) continue;
+                if (info.ssi_signo == SIGUSR1) {
+                    // The test hook: a system call outside the allowlist.
+                    log::warn("test hook: opening '{}' by path", exports_[0].config.disk.path);
+                    UniqueFd forbidden(::open(exports_[0].config.disk.path.c_str(), O_RDONLY | O_CLOEXEC));
+                    log::error("test hook: the forbidden open returned {}", forbidden.get());
+                    continue;
                 }
+                for (auto& disk : exports_) close_connection(disk);
                 return 0;
             }
             auto& disk = exports_[tag / 2];

@@ -4,8 +4,9 @@
 #  1. hospes-blkback serves the Debian root disk (the lab's /dev/vda, a copy
 #     run-rootdisk.sh passes) to a hospes guest, which boots from it with
 #     the stock virtio_blk driver; while the guest writes 48 MiB with fsync,
-#     the back-end is killed with SIGKILL five times and started again: the
-#     guest goes on, the file reads back with the checksum of what was
+#     the back-end's worker is killed with SIGKILL four times (its
+#     supervisor starts another at once) and then the whole back-end once
+#     (the test starts it again): the guest goes on, the file reads back with the checksum of what was
 #     written (after dropping the guest's page cache), and its kernel logs
 #     no I/O error.
 #  2. QEMU (microvm with memfd memory and qboot, vhost-user-blk on
@@ -40,15 +41,25 @@ if guest_boot 300 "$ROOTFS_MARKER"; then
     # 48 MiB in 1 MiB writes, each followed by fsync (dd conv=fsync syncs
     # once at the end; oflag=dsync makes every write durable before the next).
     guest_send 'head -c 50331648 /dev/urandom | tee /tmp/src | md5sum | sed "s/ .*//; s/^/WRITTEN=/"; dd if=/tmp/src of=/data48 bs=1M oflag=dsync 2>/dev/null; sync; echo WROTE-$((40+2))'
+    # Four times the worker (the process that serves the guest; its
+    # supervisor starts another at once), then the whole back-end, which
+    # the test starts again.
     kills=0
     while [ $kills -lt 5 ]; do
         sleep 2
-        kill -KILL "$BLKBACK" 2>/dev/null && wait "$BLKBACK" 2>/dev/null
         kills=$((kills + 1))
-        start_blkback
+        if [ $kills -lt 5 ]; then
+            worker=$(cat /proc/$BLKBACK/task/$BLKBACK/children 2>/dev/null | cut -d' ' -f1)
+            [ -n "$worker" ] && kill -KILL "$worker"
+        else
+            kill -KILL "$BLKBACK" 2>/dev/null && wait "$BLKBACK" 2>/dev/null
+            start_blkback
+        fi
     done
     guest_wait '^WROTE-42' 300
-    pass "the guest's writes went on through $kills SIGKILLs of hospes-blkback"
+    pass "the guest's writes went on through 4 SIGKILLs of hospes-blkback's worker and 1 of the whole back-end"
+    check '[ "$(grep -c "worker killed by signal 9" /tmp/blkback.log)" = 4 ]' \
+        "the supervisor started the worker again after each of its 4 deaths (log: $(grep -c "worker killed by signal 9" /tmp/blkback.log))"
     WRITTEN=$(guest_value WRITTEN)
     guest_cmd 'echo 3 >/proc/sys/vm/drop_caches; echo READ=$(md5sum </data48 | cut -c1-32)' '^READ=[0-9a-f]' 300
     check '[ -n "$WRITTEN" ] && [ "$(guest_value READ)" = "$WRITTEN" ]' \
@@ -64,6 +75,7 @@ echo "lab-test: the monitor reconnected $(guest_text | grep -c 'reconnected afte
     "$(guest_text | grep -o 'reconnected after [0-9]* ms' | sed 's/reconnected after //' | tr '\n' ' ')"
 echo "lab-test: hospes-blkback resubmitted requests in flight at $(grep -c 'run again' /tmp/blkback.log) of its starts:" \
     "$(grep -o '[0-9]* requests in flight before' /tmp/blkback.log | cut -d' ' -f1 | tr '\n' ' ')"
+echo "lab-test: hospes-blkback's worker: $(grep -c 'worker killed' /tmp/blkback.log) deaths; as user $(grep Uid /proc/$(cat /proc/$BLKBACK/task/$BLKBACK/children | cut -d' ' -f1)/status 2>/dev/null)"
 
 # QEMU as the front-end of hospes-blkback (a front-end nobody here wrote).
 LAB_MONITOR=qemu

@@ -67,7 +67,8 @@ protected:
             ::dup2(fd, 2);
             std::string disk = "d0=" + image_.string(), other = "d1=" + other_.string();
             ::execl(HOSPES_BLKBACK, HOSPES_BLKBACK, "--socket-dir", dir_.c_str(), "--disk", disk.c_str(), "--disk",
-                    other.c_str(), static_cast<char*>(nullptr));
+                    other.c_str(), test_hooks_ ? "--test-hooks" : static_cast<char*>(nullptr),
+                    static_cast<char*>(nullptr));
             ::_exit(127);
         }
         // Ready when the last socket exists.
@@ -88,6 +89,23 @@ protected:
         std::stringstream text;
         text << file.rdbuf();
         return text.str();
+    }
+
+    // The supervisor's child, the worker, once it is there.
+    pid_t worker_pid() const {
+        for (int i = 0; i < 500; ++i) {
+            std::ifstream children("/proc/" + std::to_string(backend_) + "/task/" + std::to_string(backend_) +
+                                   "/children");
+            pid_t pid = 0;
+            if (children >> pid && pid > 0) return pid;
+            std::this_thread::sleep_for(10ms);
+        }
+        return -1;
+    }
+    static size_t count(const std::string& text, const std::string& what) {
+        size_t n = 0;
+        for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+        return n;
     }
 
     void connect() {
@@ -155,6 +173,7 @@ protected:
 
     fs::path dir_, image_, other_;
     pid_t backend_ = -1;
+    bool test_hooks_ = false;
     std::unique_ptr<vhost_user::VhostUserDevice> device_;
     std::unique_ptr<FakeDriver> driver_;
 };
@@ -186,22 +205,29 @@ TEST_F(BlkbackTest, WritesReachTheImageAndReadBack) {
 
 TEST_F(BlkbackTest, ABackendKilledAndRestartedLosesNoWrite) {
     connect();
-    // Ten rounds: requests made available while the back-end is stopped,
-    // then it is killed; a new one must take them all over.
+    // Ten rounds: requests made available while the worker is stopped, then
+    // it is killed (its supervisor starts another at once) or, every other
+    // round, the whole back-end is killed and started again; the new worker
+    // must take them all over.
     std::vector<Request> requests;
     for (int round = 0; round < 10; ++round) {
-        ::kill(backend_, SIGSTOP);
+        pid_t worker = worker_pid();
+        ASSERT_GT(worker, 0) << backend_log();
+        ::kill(worker, SIGSTOP);
         for (int i = 0; i < 8; ++i)
             requests.push_back(submit(VIRTIO_BLK_T_OUT, static_cast<uint64_t>(requests.size()) * 8, 4096,
                                       static_cast<uint8_t>(requests.size() + 1)));
         driver_->kick(0);
-        stop_backend(SIGKILL);
-        pump(50ms);
-        EXPECT_FALSE(device_->connected());
-        start_backend();
+        if (round % 2 == 0) {
+            ::kill(worker, SIGKILL);
+        } else {
+            stop_backend(SIGKILL);
+            start_backend();
+        }
         ASSERT_TRUE(wait_used(8)) << "round " << round << "\n" << backend_log();
     }
     EXPECT_EQ(device_->reconnects(), 10u);
+    EXPECT_EQ(count(backend_log(), "worker killed by signal 9"), 5u) << backend_log();
     for (size_t i = 0; i < requests.size(); ++i) {
         EXPECT_EQ(driver_->get<uint8_t>(requests[i].status), VIRTIO_BLK_S_OK) << i;
         EXPECT_EQ(image_bytes(i * 8 * 512, 4096), std::vector<uint8_t>(4096, static_cast<uint8_t>(i + 1))) << i;
@@ -246,6 +272,45 @@ TEST_F(BlkbackTest, TheFrontEndWorksWithQemuStorageDaemon) {
     ::kill(qsd, SIGTERM);
     ::waitpid(qsd, nullptr, 0);
     EXPECT_EQ(image_bytes(16 * 512, 4096), std::vector<uint8_t>(4096, 0x3c));
+}
+
+// The worker runs confined: as root, an unprivileged user in an empty root
+// directory; always, a system call allowlist. A forbidden call (the test
+// hook opens a disk by path) kills the worker only; the supervisor starts
+// another and the guest's I/O goes on.
+TEST_F(BlkbackTest, AForbiddenSystemCallKillsOnlyTheWorker) {
+    stop_backend();
+    test_hooks_ = true;
+    start_backend();
+    connect();
+    pid_t worker = worker_pid();
+    ASSERT_GT(worker, 0);
+    if (::geteuid() == 0) {
+        std::ifstream status("/proc/" + std::to_string(worker) + "/status");
+        std::string line, uid;
+        while (std::getline(status, line))
+            if (line.starts_with("Uid:")) uid = line;
+        EXPECT_EQ(uid, "Uid:\t65534\t65534\t65534\t65534") << "the worker runs as nobody";
+        auto root = fs::path("/proc/" + std::to_string(worker) + "/root");
+        EXPECT_TRUE(fs::is_empty(root)) << "the worker sees no host file: " << fs::read_symlink(root);
+    }
+    auto before = submit(VIRTIO_BLK_T_OUT, 0, 4096, 0x21);
+    driver_->kick(0);
+    ASSERT_TRUE(wait_used(1));
+    ::kill(worker, SIGUSR1);
+    for (int i = 0; i < 200 && count(backend_log(), "starting it again") == 0; ++i) pump(10ms);
+    auto log = backend_log();
+    EXPECT_NE(log.find("test hook: opening"), std::string::npos) << log;
+    EXPECT_NE(log.find("killed by signal 31 (Bad system call): a system call outside its allowlist"), std::string::npos)
+        << log;
+    EXPECT_EQ(log.find("the forbidden open returned"), std::string::npos) << log;
+    EXPECT_NE(worker_pid(), worker);
+    auto after = submit(VIRTIO_BLK_T_OUT, 8, 4096, 0x22);
+    driver_->kick(0);
+    ASSERT_TRUE(wait_used(1)) << backend_log();
+    EXPECT_EQ(driver_->get<uint8_t>(before.status), VIRTIO_BLK_S_OK);
+    EXPECT_EQ(driver_->get<uint8_t>(after.status), VIRTIO_BLK_S_OK);
+    EXPECT_EQ(image_bytes(8 * 512, 4096), std::vector<uint8_t>(4096, 0x22));
 }
 
 // Raw vhost-user messages to d1 while d0 serves a guest.

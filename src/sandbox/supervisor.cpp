@@ -1,0 +1,102 @@
+#include "sandbox/supervisor.hpp"
+
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include "common/log.hpp"
+#include "common/unique_fd.hpp"
+
+namespace hospes::sandbox {
+
+namespace {
+
+pid_t start_worker(const SupervisorOptions& options, std::span<const char* const> syscalls,
+                   const std::function<int()>& worker) {
+    pid_t pid = ::fork();
+    if (pid != 0) return pid;
+    if (auto r = confine(options.confinement, syscalls); !r) {
+        log::error("the {} worker cannot be confined: {}", options.name, r.error().message);
+        ::_exit(kExitHostError);
+    }
+    ::_exit(worker());
+}
+
+std::string describe(int status) {
+    if (WIFSIGNALED(status)) {
+        int signal = WTERMSIG(status);
+        return fmt::format("killed by signal {} ({}){}", signal, strsignal(signal),
+                           signal == SIGSYS ? ": a system call outside its allowlist" : "");
+    }
+    return fmt::format("exited with status {}", WEXITSTATUS(status));
+}
+
+}  // namespace
+
+int supervise(SupervisorOptions options, std::span<const char* const> syscalls, const std::function<int()>& worker) {
+    char root[] = "/tmp/hospes-empty-root.XXXXXX";
+    if (::geteuid() == 0) {
+        if (::mkdtemp(root) == nullptr) {
+            log::error("mkdtemp: {}", std::strerror(errno));
+            return kExitHostError;
+        }
+        ::chmod(root, 0555);
+        options.confinement.empty_root = root;
+    }
+    struct RemoveRoot {
+        const std::string& path;
+        ~RemoveRoot() {
+            if (!path.empty()) ::rmdir(path.c_str());
+        }
+    } remove_root{options.confinement.empty_root};
+
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGCHLD);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    UniqueFd signal_fd(::signalfd(-1, &signals, SFD_CLOEXEC));
+    if (!signal_fd.valid()) {
+        log::error("signalfd: {}", std::strerror(errno));
+        return kExitHostError;
+    }
+
+    options.confinement.supervisor = ::getpid();
+    using Clock = std::chrono::steady_clock;
+    auto started = Clock::now();
+    uint64_t restarts = 0;
+    pid_t pid = start_worker(options, syscalls, worker);
+    for (;;) {
+        signalfd_siginfo info{};
+        if (::read(signal_fd.get(), &info, sizeof(info)) != sizeof(info)) continue;
+        if (info.ssi_signo != SIGCHLD) {
+            ::kill(pid, SIGTERM);
+            int status = 0;
+            ::waitpid(pid, &status, 0);
+            log::info("stopped; the {} worker was restarted {} times", options.name, restarts);
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 0;
+        }
+        int status = 0;
+        if (::waitpid(pid, &status, WNOHANG) != pid) continue;
+        if (WIFEXITED(status)) {
+            log::error("the {} worker {}; stopping", options.name, describe(status));
+            return WEXITSTATUS(status) == 0 ? kExitHostError : WEXITSTATUS(status);
+        }
+        // A worker that dies as soon as it starts would otherwise spin: at
+        // most one start per 100 ms.
+        auto lived = Clock::now() - started;
+        log::warn("the {} worker {}; starting it again", options.name, describe(status));
+        if (lived < std::chrono::milliseconds(100)) std::this_thread::sleep_for(std::chrono::milliseconds(100) - lived);
+        started = Clock::now();
+        ++restarts;
+        pid = start_worker(options, syscalls, worker);
+    }
+}
+
+}  // namespace hospes::sandbox
