@@ -73,6 +73,12 @@ int supervise(SupervisorOptions options, std::span<const char* const> syscalls, 
     uint64_t restarts = 0;
     pid_t pid = start_worker(options, syscalls, worker);
     for (;;) {
+        // Without a worker there is nothing to supervise (and kill(-1) must
+        // never be reached).
+        if (pid < 0) {
+            log::error("cannot start the {} worker: {}", options.name, std::strerror(errno));
+            return kExitHostError;
+        }
         signalfd_siginfo info{};
         if (::read(signal_fd.get(), &info, sizeof(info)) != sizeof(info)) continue;
         if (info.ssi_signo != SIGCHLD) {
