@@ -26,6 +26,10 @@ Result<GuestMemory> GuestMemory::create(std::span<const std::pair<uint64_t, uint
         void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, file.get(),
                          static_cast<off_t>(offset));
         if (p == MAP_FAILED) return errno_error("cannot map {} bytes of guest memory", size);
+        // Shared memory gets transparent huge pages only when asked for
+        // (and the host's shmem_enabled is advise or always): without them
+        // every guest page is a 4 KiB mapping, as anonymous memory was not.
+        if (!hugepages) ::madvise(p, size, MADV_HUGEPAGE);
         memory.regions_.push_back({address, Mapping(p, size), file.get(), offset});
         offset += size;
     }

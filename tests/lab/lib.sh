@@ -56,6 +56,10 @@ if [ -n "${LAB_TRACE:-}" ]; then
     done
     echo 1 >$TRACING/tracing_on
 fi
+# Guest RAM is a memfd (shared memory), which gets transparent huge pages
+# only where shmem_enabled allows it; hospes asks for them (MADV_HUGEPAGE),
+# so "advise" gives guests the huge pages anonymous memory had.
+echo advise >/sys/kernel/mm/transparent_hugepage/shmem_enabled 2>/dev/null
 # LAB_THP: the lab host's transparent huge page mode (always, madvise or
 # never) for the guests' memory.
 if [ -n "${LAB_THP:-}" ]; then
