@@ -39,11 +39,19 @@ int main(int argc, char** argv) {
 
     CLI::App app{"hospes-blkback: serves guests' disks over vhost-user"};
     std::string socket_dir;
-    std::vector<std::string> disks;
+    std::vector<std::string> disks, host_disks;
+    std::string control;
     std::string user = "65534:65534";
     bool verbose = false, test_hooks = false;
     app.add_option("--socket-dir", socket_dir, "where each disk's socket NAME.sock is made")->required();
-    app.add_option("--disk", disks, "NAME=PATH[,ro][,direct]: a disk to serve")->required();
+    app.add_option("--disk", disks,
+                   "NAME=PATH[,ro][,direct][,weight=N][,iops=N][,bps=N[K|M|G]][,iops_burst=N][,bps_burst=N]: "
+                   "a disk to serve, its weight (1-10000, default 100) and caps")
+        ->required();
+    app.add_option("--host-disk", host_disks,
+                   "PATH[,depth=N][,iops=N][,bps=N][,iops_burst=N][,bps_burst=N]: the host disk PATH is (or is on): "
+                   "requests at once (default 32) and caps for all the disks on it");
+    app.add_option("--control", control, "the control socket (default: SOCKET_DIR/control)");
     app.add_option("--user", user, "UID[:GID] the worker runs as (when started as root)")->capture_default_str();
     app.add_flag("--test-hooks", test_hooks, "SIGUSR1 makes the worker try a forbidden system call (for tests)");
     app.add_flag("-v,--verbose", verbose, "log debug messages");
@@ -73,7 +81,17 @@ int main(int argc, char** argv) {
         }
         exports.push_back(std::move(*e));
     }
-    auto server = hospes::blkback::Server::create(socket_dir, std::move(exports));
+    std::vector<hospes::blkback::HostDiskConfig> hosts;
+    for (const auto& spec : host_disks) {
+        auto h = hospes::blkback::parse_host_disk(spec);
+        if (!h) {
+            hospes::log::error("{}", h.error().message);
+            return hospes::kExitBadInput;
+        }
+        hosts.push_back(std::move(*h));
+    }
+    if (control.empty()) control = socket_dir + "/control";
+    auto server = hospes::blkback::Server::create(socket_dir, std::move(exports), std::move(hosts), control);
     if (!server) {
         hospes::log::error("{}", server.error().message);
         return hospes::exit_status_for(server.error());

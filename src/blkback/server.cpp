@@ -2,14 +2,21 @@
 
 #include <fcntl.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cctype>
+#include <charconv>
+#include <chrono>
 #include <csignal>
 #include <cstring>
 
 #include "backends/uring_block.hpp"
+#include "blkback/control.hpp"
 #include "cli/device_options.hpp"
 #include "common/log.hpp"
 #include "devices/virtio/blk.hpp"
@@ -17,8 +24,13 @@
 namespace hospes::blkback {
 
 namespace {
-// epoll tags: an export's listener is 2*i, its connection 2*i+1; signals last.
+// epoll tags: an export's listener is 2*i, its connection 2*i+1; the
+// control socket's listener and clients and the signals are at the top.
 constexpr uint64_t kTagSignals = ~0ull;
+constexpr uint64_t kTagControl = ~0ull - 1;
+constexpr uint64_t kTagControlClient = 1ull << 62;  // + slot
+constexpr size_t kMaxControlClients = 8;
+constexpr size_t kMaxControlLine = 64 * 1024;
 
 bool valid_name(std::string_view name) {
     if (name.empty() || name.size() > 64) return false;
@@ -26,23 +38,146 @@ bool valid_name(std::string_view name) {
         if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) return false;
     return name[0] != '.';
 }
+
+// A count with an optional K, M or G (binary) suffix.
+Result<uint64_t> parse_count(std::string_view spec, std::string_view key, std::string_view text, bool suffixes) {
+    uint64_t value = 0, unit = 1;
+    std::string_view digits = text;
+    if (suffixes && !text.empty()) {
+        switch (text.back()) {
+        case 'K': case 'k': unit = 1ull << 10; break;
+        case 'M': case 'm': unit = 1ull << 20; break;
+        case 'G': case 'g': unit = 1ull << 30; break;
+        default: break;
+        }
+        if (unit != 1) digits.remove_suffix(1);
+    }
+    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+    if (digits.empty() || ec != std::errc{} || end != digits.data() + digits.size() || value > (1ull << 50) / unit)
+        return bad_input("'{}': {}={} is not a number{}", spec, key, text, suffixes ? " (with K, M or G)" : "");
+    return value * unit;
+}
+
+// Applies one KEY=VALUE of a policy; false when the key is not one.
+Result<bool> parse_policy_option(std::string_view spec, std::string_view option, PolicyChange& change) {
+    auto at = option.find('=');
+    if (at == std::string_view::npos) return false;
+    auto key = option.substr(0, at), value = option.substr(at + 1);
+    bool bytes = key == "bps" || key == "bps_burst";
+    std::optional<uint64_t>* target = key == "iops"         ? &change.iops
+                                      : key == "bps"        ? &change.bps
+                                      : key == "iops_burst" ? &change.iops_burst
+                                      : key == "bps_burst"  ? &change.bps_burst
+                                                            : nullptr;
+    if (target == nullptr && key != "weight" && key != "depth") return false;
+    auto n = parse_count(spec, key, value, bytes);
+    if (!n) return std::unexpected(n.error());
+    if (key == "weight") {
+        if (*n < 1 || *n > Policy::kMaxWeight) return bad_input("'{}': weight must be 1 to {}", spec, Policy::kMaxWeight);
+        change.weight = static_cast<uint32_t>(*n);
+    } else if (key == "depth") {
+        if (*n < 1 || *n > 1024) return bad_input("'{}': depth must be 1 to 1024", spec);
+        change.depth = static_cast<uint32_t>(*n);
+    } else {
+        *target = *n;
+    }
+    return true;
+}
+
+void apply(const PolicyChange& change, Limits& limits) {
+    if (change.iops) limits.iops = *change.iops;
+    if (change.bps) limits.bps = *change.bps;
+    if (change.iops_burst) limits.iops_burst = *change.iops_burst;
+    if (change.bps_burst) limits.bps_burst = *change.bps_burst;
+}
+
+std::string device_id(uint64_t device) { return fmt::format("{}:{}", major(device), minor(device)); }
+
+// The host disk a file lives on: a block device is its own.
+Result<uint64_t> host_device_of(int fd, std::string_view path) {
+    struct stat st{};
+    if (::fstat(fd, &st) != 0) return errno_error("cannot stat '{}'", path);
+    return S_ISBLK(st.st_mode) ? st.st_rdev : st.st_dev;
+}
 }  // namespace
 
 Result<DiskExport> parse_export(std::string_view spec) {
     auto at = spec.find('=');
-    if (at == std::string_view::npos) return bad_input("--disk '{}': expected NAME=PATH[,ro][,direct]", spec);
+    if (at == std::string_view::npos)
+        return bad_input("--disk '{}': expected NAME=PATH[,ro][,direct][,weight=N][,iops=N][,bps=N]", spec);
     DiskExport e;
     e.name = std::string(spec.substr(0, at));
     if (!valid_name(e.name))
         return bad_input("--disk '{}': name '{}' must be 1 to 64 letters, digits, '-', '_' or '.'", spec, e.name);
-    auto disk = cli::parse_disk(spec.substr(at + 1));
+    // The policy's options are ours; the rest are the disk's.
+    std::string disk_spec;
+    PolicyChange change;
+    size_t begin = at + 1;
+    for (bool first = true; begin <= spec.size(); first = false) {
+        size_t comma = spec.find(',', begin);
+        if (comma == std::string_view::npos) comma = spec.size();
+        auto option = spec.substr(begin, comma - begin);
+        begin = comma + 1;
+        if (!first) {
+            auto ours = parse_policy_option(spec, option, change);
+            if (!ours) return std::unexpected(ours.error());
+            if (*ours) {
+                if (change.depth) return bad_input("--disk '{}': depth is set per host disk (--host-disk)", spec);
+                continue;
+            }
+            disk_spec += ',';
+        }
+        disk_spec += option;
+    }
+    auto disk = cli::parse_disk(disk_spec);
     if (!disk) return std::unexpected(disk.error());
+    if (!disk->vhost_user_socket.empty()) return bad_input("--disk '{}': a back-end serves files and devices", spec);
     e.disk = std::move(*disk);
+    if (change.weight) e.policy.weight = *change.weight;
+    apply(change, e.policy.limits);
     return e;
 }
 
-Result<std::unique_ptr<Server>> Server::create(const std::string& socket_dir, std::vector<DiskExport> exports) {
+Result<HostDiskConfig> parse_host_disk(std::string_view spec) {
+    HostDiskConfig config;
+    size_t comma = spec.find(',');
+    config.path = std::string(spec.substr(0, comma));
+    if (config.path.empty()) return bad_input("--host-disk '{}': no path given", spec);
+    PolicyChange change;
+    while (comma != std::string_view::npos) {
+        size_t next = spec.find(',', comma + 1);
+        auto option = spec.substr(comma + 1, next == std::string_view::npos ? std::string_view::npos : next - comma - 1);
+        comma = next;
+        auto ours = parse_policy_option(spec, option, change);
+        if (!ours) return std::unexpected(ours.error());
+        if (!*ours || change.weight)
+            return bad_input("--host-disk '{}': unknown option '{}' (expected depth, iops, bps, iops_burst or bps_burst)",
+                             spec, option);
+    }
+    if (change.depth) config.depth = *change.depth;
+    apply(change, config.limits);
+    return config;
+}
+
+Result<std::unique_ptr<Server>> Server::create(const std::string& socket_dir, std::vector<DiskExport> exports,
+                                               std::vector<HostDiskConfig> host_disks,
+                                               const std::string& control_path) {
     auto server = std::make_unique<Server>();
+    // Policy and counters outlive a worker: they are in memory it shares
+    // with the supervisor, which forks every worker.
+    size_t size = exports.size() * sizeof(SharedDisk) + (exports.size() + host_disks.size()) * sizeof(SharedHostDisk);
+    void* shared = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (shared == MAP_FAILED) return errno_error("cannot map {} bytes of shared memory", size);
+    server->shared_ = Mapping(shared, size);
+    auto* disks = reinterpret_cast<SharedDisk*>(server->shared_.data());
+    auto* hosts = reinterpret_cast<SharedHostDisk*>(server->shared_.data() + exports.size() * sizeof(SharedDisk));
+    auto host_for = [&](uint64_t device) {
+        for (auto* host : server->shared_hosts_)
+            if (host->device == device) return host;
+        auto* host = new (hosts + server->shared_hosts_.size()) SharedHostDisk{device, HostDisk::kDefaultDepth, {}};
+        server->shared_hosts_.push_back(host);
+        return host;
+    };
     for (size_t i = 0; i < exports.size(); ++i) {
         for (size_t j = 0; j < i; ++j)
             if (exports[j].name == exports[i].name) return bad_input("--disk: the name '{}' is given twice", exports[i].name);
@@ -54,14 +189,38 @@ Result<std::unique_ptr<Server>> Server::create(const std::string& socket_dir, st
                                         {exports[i].disk.read_only, exports[i].disk.direct, 256, 5000});
         if (!disk) return std::unexpected(disk.error());
         e.disk = std::move(*disk);
+        auto device = host_device_of(e.disk.file.get(), exports[i].disk.path);
+        if (!device) return std::unexpected(device.error());
+        e.host_device = *device;
+        host_for(*device);
         std::string path = socket_dir + "/" + exports[i].name + ".sock";
         auto listener = vhost_user::listen_unix(path);
         if (!listener) return std::unexpected(listener.error());
         e.listener = std::move(*listener);
+        e.shared = new (disks + i) SharedDisk{exports[i].policy, {}, 0, 0};
         e.config = std::move(exports[i]);
         server->exports_.push_back(std::move(e));
         server->socket_paths_.push_back(std::move(path));
     }
+    for (const auto& host : host_disks) {
+        UniqueFd fd(::open(host.path.c_str(), O_PATH | O_CLOEXEC));
+        if (!fd.valid()) return errno_error("--host-disk: cannot open '{}'", host.path);
+        struct stat st{};
+        if (::fstat(fd.get(), &st) != 0) return errno_error("--host-disk: cannot stat '{}'", host.path);
+        uint64_t device = S_ISBLK(st.st_mode) ? st.st_rdev : st.st_dev;
+        SharedHostDisk* found = nullptr;
+        for (auto* shared_host : server->shared_hosts_)
+            if (shared_host->device == device) found = shared_host;
+        if (found == nullptr)
+            return bad_input("--host-disk '{}': no --disk is on that host disk ({})", host.path, device_id(device));
+        found->depth = host.depth;
+        found->limits = host.limits;
+    }
+    auto control = vhost_user::listen_unix(control_path);
+    if (!control) return std::unexpected(control.error());
+    // Only its owner (root, or the user who started us) may change policy.
+    if (::chmod(control_path.c_str(), 0600) != 0) return errno_error("cannot chmod '{}'", control_path);
+    server->control_listener_ = std::move(*control);
     return server;
 }
 
@@ -79,6 +238,7 @@ void Server::accept(Export& disk) {
         return;
     }
     auto device = std::make_unique<devices::VirtioBlk>(std::move(*backend));
+    auto* blk = device.get();
     auto connection = vhost_user::BackendConnection::create(vhost_user::Channel(std::move(socket)), std::move(device),
                                                             disk.config.name);
     if (!connection) {
@@ -92,16 +252,110 @@ void Server::accept(Export& disk) {
         return;
     }
     disk.connection = std::move(*connection);
-    ++disk.connections;
-    log::info("{}: connected ({} so far)", disk.config.name, disk.connections);
+    disk.client->attach(blk);
+    ++disk.shared->connections;
+    log::info("{}: connected ({} so far)", disk.config.name, disk.shared->connections);
 }
 
 void Server::close_connection(Export& disk) {
     if (!disk.connection) return;
+    disk.client->attach(nullptr);
     ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, disk.connection->fd(), nullptr);
-    log::info("{}: connection ended ({} requests run again from the inflight region)", disk.config.name,
-              disk.connection->counters().resubmitted);
+    uint64_t resubmitted = disk.connection->counters().resubmitted;
+    disk.shared->resubmitted += resubmitted;
+    log::info("{}: connection ended ({} requests run again from the inflight region)", disk.config.name, resubmitted);
     disk.connection.reset();
+}
+
+void Server::accept_control() {
+    UniqueFd socket(::accept4(control_listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+    if (!socket.valid()) return;
+    for (size_t slot = 0; slot < kMaxControlClients; ++slot) {
+        if (slot == control_clients_.size()) control_clients_.emplace_back();
+        if (control_clients_[slot]) continue;
+        epoll_event add{EPOLLIN, {.u64 = kTagControlClient + slot}};
+        if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, socket.get(), &add) != 0) return;
+        control_clients_[slot] = ControlClient{std::move(socket), {}};
+        return;
+    }
+    log::warn("control: refusing a client: {} are connected", kMaxControlClients);
+}
+
+bool Server::serve_control(ControlClient& client) {
+    char buffer[4096];
+    ssize_t n = ::read(client.socket.get(), buffer, sizeof(buffer));
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return true;
+    if (n <= 0) return false;
+    client.input.append(buffer, static_cast<size_t>(n));
+    for (size_t end; (end = client.input.find('\n')) != std::string::npos;) {
+        std::string answer = control_answer(*this, std::string_view(client.input).substr(0, end)) + "\n";
+        client.input.erase(0, end + 1);
+        // Answers are short; a client that does not read them is dropped
+        // rather than waited for.
+        if (::write(client.socket.get(), answer.data(), answer.size()) != static_cast<ssize_t>(answer.size())) {
+            log::warn("control: dropping a client that does not read its answers");
+            return false;
+        }
+    }
+    if (client.input.size() > kMaxControlLine) {
+        log::warn("control: dropping a client whose request is longer than {} bytes", kMaxControlLine);
+        return false;
+    }
+    return true;
+}
+
+std::vector<DiskStatus> Server::disks() const {
+    std::vector<DiskStatus> result;
+    for (const auto& e : exports_) {
+        DiskStatus status{e.config.name, e.config.disk.path, device_id(e.host_device), e.connection != nullptr,
+                          e.shared->policy, e.shared->counters, e.shared->connections, e.shared->resubmitted};
+        if (e.connection) status.resubmitted += e.connection->counters().resubmitted;
+        result.push_back(std::move(status));
+    }
+    return result;
+}
+
+std::vector<HostDiskStatus> Server::host_disks() const {
+    std::vector<HostDiskStatus> result;
+    for (const auto* host : shared_hosts_) {
+        HostDiskStatus status{device_id(host->device), host->depth, host->limits, {}};
+        for (const auto& e : exports_)
+            if (e.host_device == host->device) status.disks.push_back(e.config.name);
+        result.push_back(std::move(status));
+    }
+    return result;
+}
+
+Result<void> Server::set_disk(std::string_view name, const PolicyChange& change) {
+    for (auto& e : exports_) {
+        if (e.config.name != name) continue;
+        if (change.depth) return bad_input("depth is set per host disk");
+        if (change.weight && (*change.weight < 1 || *change.weight > Policy::kMaxWeight))
+            return bad_input("weight must be 1 to {}", Policy::kMaxWeight);
+        if (change.weight) e.shared->policy.weight = *change.weight;
+        apply(change, e.shared->policy.limits);
+        if (e.client != nullptr) e.client->set_policy(e.shared->policy, Clock::now());
+        log::info("{}: weight {}, iops {}, bps {}, bursts {} and {}", name, e.shared->policy.weight,
+                  e.shared->policy.limits.iops, e.shared->policy.limits.bps, e.shared->policy.limits.iops_burst,
+                  e.shared->policy.limits.bps_burst);
+        return {};
+    }
+    return bad_input("no disk is named '{}'", name);
+}
+
+Result<void> Server::set_host_disk(std::string_view id, const PolicyChange& change) {
+    for (auto* host : shared_hosts_) {
+        if (device_id(host->device) != id) continue;
+        if (change.weight) return bad_input("weight is set per disk");
+        if (change.depth && (*change.depth < 1 || *change.depth > 1024)) return bad_input("depth must be 1 to 1024");
+        if (change.depth) host->depth = *change.depth;
+        apply(change, host->limits);
+        for (auto& disk : scheduler_.host_disks())
+            if (disk->device == host->device) scheduler_.set_host_disk(*disk, host->depth, host->limits, Clock::now());
+        log::info("host disk {}: depth {}, iops {}, bps {}", id, host->depth, host->limits.iops, host->limits.bps);
+        return {};
+    }
+    return bad_input("no host disk is '{}'", id);
 }
 
 int Server::serve(bool test_hooks) {
@@ -119,13 +373,29 @@ int Server::serve(bool test_hooks) {
         log::error("signalfd: {}", std::strerror(errno));
         return kExitHostError;
     }
+    epoll_event control{EPOLLIN, {.u64 = kTagControl}};
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, control_listener_.get(), &control) != 0) return kExitHostError;
+    auto now = Clock::now();
+    for (auto* host : shared_hosts_) scheduler_.set_host_disk(scheduler_.host_disk(host->device), host->depth, host->limits, now);
     for (size_t i = 0; i < exports_.size(); ++i) {
         epoll_event add{EPOLLIN, {.u64 = 2 * i}};
         if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, exports_[i].listener.get(), &add) != 0) return kExitHostError;
+        auto& e = exports_[i];
+        e.client = &scheduler_.add_client(scheduler_.host_disk(e.host_device), e.config.name, e.shared->counters);
+        e.client->set_policy(e.shared->policy, now);
     }
     for (;;) {
+        // The scheduler runs after every batch of events: kicks and
+        // completions both may let requests start.
+        int timeout = -1;
+        if (scheduler_.more_work()) {
+            timeout = 0;
+        } else if (auto wakeup = scheduler_.next_wakeup()) {
+            auto wait = std::chrono::ceil<std::chrono::milliseconds>(*wakeup - Clock::now()).count();
+            timeout = static_cast<int>(std::clamp<int64_t>(wait, 0, 1000));
+        }
         epoll_event events[32];
-        int count = ::epoll_wait(epoll_.get(), events, 32, -1);
+        int count = ::epoll_wait(epoll_.get(), events, 32, timeout);
         if (count < 0 && errno == EINTR) continue;
         if (count < 0) {
             log::error("epoll_wait: {}", std::strerror(errno));
@@ -146,12 +416,25 @@ int Server::serve(bool test_hooks) {
                 for (auto& disk : exports_) close_connection(disk);
                 return 0;
             }
+            if (tag == kTagControl) {
+                accept_control();
+                continue;
+            }
+            if (tag >= kTagControlClient) {
+                auto& client = control_clients_[tag - kTagControlClient];
+                if (client && !serve_control(*client)) {
+                    ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, client->socket.get(), nullptr);
+                    client.reset();
+                }
+                continue;
+            }
             auto& disk = exports_[tag / 2];
             if (tag % 2 == 0)
                 accept(disk);
             else if (disk.connection && !disk.connection->process())
                 close_connection(disk);
         }
+        scheduler_.run(Clock::now());
     }
 }
 

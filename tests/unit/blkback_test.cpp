@@ -9,6 +9,8 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -19,6 +21,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -65,10 +68,15 @@ protected:
         if (backend_ == 0) {
             int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
             ::dup2(fd, 2);
-            std::string disk = "d0=" + image_.string(), other = "d1=" + other_.string();
-            ::execl(HOSPES_BLKBACK, HOSPES_BLKBACK, "--socket-dir", dir_.c_str(), "--disk", disk.c_str(), "--disk",
-                    other.c_str(), test_hooks_ ? "--test-hooks" : static_cast<char*>(nullptr),
-                    static_cast<char*>(nullptr));
+            std::vector<std::string> args = {HOSPES_BLKBACK, "--socket-dir", dir_.string(),
+                                             "--disk",       "d0=" + image_.string() + disk_options_[0],
+                                             "--disk",       "d1=" + other_.string() + disk_options_[1]};
+            if (test_hooks_) args.push_back("--test-hooks");
+            args.insert(args.end(), extra_args_.begin(), extra_args_.end());
+            std::vector<char*> argv;
+            for (auto& arg : args) argv.push_back(arg.data());
+            argv.push_back(nullptr);
+            ::execv(HOSPES_BLKBACK, argv.data());
             ::_exit(127);
         }
         // Ready when the last socket exists.
@@ -174,6 +182,8 @@ protected:
     fs::path dir_, image_, other_;
     pid_t backend_ = -1;
     bool test_hooks_ = false;
+    std::string disk_options_[2];          // appended to each --disk
+    std::vector<std::string> extra_args_;  // more options for hospes-blkback
     std::unique_ptr<vhost_user::VhostUserDevice> device_;
     std::unique_ptr<FakeDriver> driver_;
 };
@@ -399,6 +409,211 @@ TEST_F(BlkbackMalformedTest, EachEndsOnlyItsOwnConnection) {
     EXPECT_NE(log.find("request 999 is not supported"), std::string::npos) << log;
     EXPECT_NE(log.find("not sealed"), std::string::npos) << log;
     EXPECT_NE(log.find("is not in the shared memory"), std::string::npos) << log;
+}
+
+
+// Sharing one host disk. Two guests on one back-end, their images on one
+// host disk that is capped at kDiskIops (standing for a disk that does no
+// more): guest A keeps 64 reads in flight, guest B 16. The scheduler divides
+// the disk by weight, gives an idle guest's share to the other, and holds
+// a guest's own cap, with its burst once; the policy is changed while
+// running through the control socket.
+class BlkbackPolicyTest : public BlkbackTest {
+protected:
+    static constexpr double kDiskIops = 4000;
+
+    void SetUp() override {
+        BlkbackTest::SetUp();
+        stop_backend();
+        extra_args_ = {"--host-disk", dir_.string() + ",iops=" + std::to_string(int(kDiskIops))};
+        start_backend();
+    }
+
+    struct Guest {
+        std::unique_ptr<vhost_user::VhostUserDevice> device;
+        std::unique_ptr<FakeDriver> driver;
+        unsigned depth = 0;
+        uint64_t completed = 0, failed = 0;
+        std::vector<uint64_t> buffers;  // per slot: header, data, status
+        std::vector<int> slot_of;       // by head
+        std::mt19937_64 random{42};
+    };
+    std::unique_ptr<Guest> guest(const char* disk, unsigned depth) {
+        auto g = std::make_unique<Guest>();
+        auto device = vhost_user::VhostUserDevice::connect((dir_ / (std::string(disk) + ".sock")).string(),
+                                                           VIRTIO_ID_BLOCK, sizeof(virtio_blk_config), 1, 256);
+        EXPECT_TRUE(device) << device.error().message;
+        if (!device) return nullptr;
+        g->device = std::move(*device);
+        g->driver = std::make_unique<FakeDriver>(*g->device);
+        EXPECT_TRUE(g->driver->start());
+        g->depth = depth;
+        g->slot_of.assign(256, -1);
+        for (unsigned i = 0; i < depth; ++i) {
+            g->buffers.push_back(g->driver->alloc(16));
+            g->buffers.push_back(g->driver->alloc(4096, 4096));
+            g->buffers.push_back(g->driver->alloc(1));
+        }
+        return g;
+    }
+    // A 4 KiB read at a random place, in the slot's buffers.
+    static void issue(Guest& g, unsigned slot) {
+        uint64_t header = g.buffers[3 * slot], data = g.buffers[3 * slot + 1], status = g.buffers[3 * slot + 2];
+        struct {
+            uint32_t type, reserved;
+            uint64_t sector;
+        } request{VIRTIO_BLK_T_IN, 0, (g.random() % (kDiskSize / 4096)) * 8};
+        g.driver->put(header, request);
+        g.driver->put<uint8_t>(status, 0xff);
+        auto head = g.driver->add_chain(0, {Buffer{header, 16, false}, Buffer{data, 4096, true}, Buffer{status, 1, true}});
+        ASSERT_TRUE(head);
+        g.slot_of[*head] = static_cast<int>(slot);
+    }
+    // Keeps each guest's reads in flight for `time` (a guest whose depth
+    // is 0 is idle); returns what each completed.
+    std::vector<uint64_t> run(const std::vector<Guest*>& guests, std::chrono::milliseconds time) {
+        std::vector<uint64_t> before;
+        for (auto* g : guests) {
+            before.push_back(g->completed);
+            if (g->completed == 0 && g->failed == 0)
+                for (unsigned slot = 0; slot < g->depth; ++slot) issue(*g, slot);
+            g->driver->kick(0);
+        }
+        auto end = std::chrono::steady_clock::now() + time;
+        while (std::chrono::steady_clock::now() < end) {
+            bool any = false;
+            for (auto* g : guests) {
+                bool used = false;
+                while (auto element = g->driver->next_used(0)) {
+                    int slot = element->id < 256 ? g->slot_of[element->id] : -1;
+                    if (slot < 0) continue;
+                    uint8_t status = g->driver->get<uint8_t>(g->buffers[3 * slot + 2]);
+                    ++(status == VIRTIO_BLK_S_OK ? g->completed : g->failed);
+                    issue(*g, static_cast<unsigned>(slot));
+                    used = true;
+                }
+                if (used) g->driver->kick(0);
+                any = any || used;
+            }
+            if (!any) std::this_thread::sleep_for(50us);
+        }
+        std::vector<uint64_t> done;
+        for (size_t i = 0; i < guests.size(); ++i) done.push_back(guests[i]->completed - before[i]);
+        return done;
+    }
+    // The host disk the images are on, as the control socket names it.
+    std::string disk_id() const {
+        struct stat st{};
+        ::stat(image_.c_str(), &st);
+        return std::to_string(major(st.st_dev)) + ":" + std::to_string(minor(st.st_dev));
+    }
+    std::string control(const std::string& request) {
+        auto channel = vhost_user::connect_unix((dir_ / "control").string());
+        EXPECT_TRUE(channel) << channel.error().message;
+        if (!channel) return {};
+        std::string line = request + "\n";
+        EXPECT_EQ(::write(channel->fd(), line.data(), line.size()), static_cast<ssize_t>(line.size()));
+        std::string answer;
+        char c;
+        while (::read(channel->fd(), &c, 1) == 1 && c != '\n') answer += c;
+        return answer;
+    }
+};
+
+TEST_F(BlkbackPolicyTest, SharesTheHostDiskByWeightAndHoldsCaps) {
+    auto a = guest("d0", 64), b = guest("d1", 16);
+    ASSERT_TRUE(a && b);
+    // Alone, A has the whole disk: the scheduler is work-conserving.
+    run({a.get()}, 500ms);
+    auto alone = run({a.get()}, 2000ms)[0] / 2.0;
+    EXPECT_GT(alone, 0.90 * kDiskIops) << backend_log();
+    EXPECT_LT(alone, 1.05 * kDiskIops);
+
+    // Equal weights: B gets at least 45 % though A keeps 4 times as many
+    // requests waiting.
+    run({a.get(), b.get()}, 500ms);
+    auto equal = run({a.get(), b.get()}, 3000ms);
+    double b_share = double(equal[1]) / double(equal[0] + equal[1]);
+    EXPECT_GE(b_share, 0.45) << equal[0] << " and " << equal[1];
+    std::printf("[ figures  ] alone: A %.0f/s; equal weights: A %lu, B %lu (B %.1f %%)\n", alone, equal[0], equal[1],
+                100 * b_share);
+
+    // Weights 1:3, set while running: A's share within 10 % of 25 %.
+    EXPECT_EQ(control(R"({"execute":"set-disk","disk":"d1","weight":300})"), R"({"return":{}})");
+    run({a.get(), b.get()}, 500ms);
+    auto weighted = run({a.get(), b.get()}, 3000ms);
+    double a_share = double(weighted[0]) / double(weighted[0] + weighted[1]);
+    EXPECT_NEAR(a_share, 0.25, 0.025) << weighted[0] << " and " << weighted[1];
+    std::printf("[ figures  ] weights 1:3: A %lu, B %lu (A %.1f %%)\n", weighted[0], weighted[1], 100 * a_share);
+
+    // A cap of 1000 requests/s with a burst of 500, A alone and the disk
+    // uncapped: the burst goes at once, then the cap holds within 5 % for
+    // 30 s, and the burst is not given again while A stays at its cap.
+    EXPECT_EQ(control(R"({"execute":"set-host-disk","host_disk":")" + disk_id() + R"(","iops":0})"), R"({"return":{}})");
+    run({a.get()}, 500ms);  // drains what the weights held back
+    EXPECT_EQ(control(R"({"execute":"set-disk","disk":"d0","iops":1000,"iops_burst":500})"), R"({"return":{}})");
+    auto burst = run({a.get()}, 200ms)[0];
+    EXPECT_GE(burst, 500u) << "the burst is honoured";
+    EXPECT_LT(burst, 500u + 200u + 100u) << "and only the burst (and the 200 ms at the cap)";
+    uint64_t total = 0, worst_second = 0;
+    for (int second = 0; second < 30; ++second) {
+        auto n = run({a.get()}, 1000ms)[0];
+        total += n;
+        worst_second = std::max(worst_second, n);
+    }
+    EXPECT_NEAR(double(total) / 30, 1000, 50) << "a cap of 1000 requests/s holds within 5 % over 30 s";
+    EXPECT_LE(worst_second, 1060u) << "no second burst";
+    std::printf("[ figures  ] cap 1000/s, burst 500: %lu in the first 200 ms, %.1f/s over 30 s, at most %lu in a second\n",
+                burst, double(total) / 30, worst_second);
+    EXPECT_EQ(a->failed + b->failed, 0u);
+
+    // The back-end's own counters agree.
+    auto query = control(R"({"execute":"query"})");
+    EXPECT_NE(query.find(R"("iops":1000)"), std::string::npos) << query;
+    EXPECT_NE(query.find(R"("weight":300)"), std::string::npos) << query;
+    // (It counts requests started: A's completed ones and some in flight.)
+    auto at = query.find(R"("reads":)");
+    ASSERT_NE(at, std::string::npos) << query;
+    uint64_t reads = std::stoull(query.substr(at + 8));
+    EXPECT_GE(reads, a->completed) << query;
+    EXPECT_LE(reads, a->completed + a->depth) << query;
+}
+
+// The control socket answers malformed requests with one error line and
+// goes on serving.
+TEST_F(BlkbackPolicyTest, TheControlSocketRefusesMalformedRequests) {
+    struct Case {
+        const char* request;
+        const char* error;
+    } cases[] = {
+        {"{", "not JSON"},
+        {"[1,2]", "must be a JSON object"},
+        {R"({"execute":5})", "the request has no"},
+        {R"({"execute":"reboot"})", "unknown command 'reboot'"},
+        {R"({"execute":"set-disk","disk":"nope","iops":5})", "no disk is named 'nope'"},
+        {R"({"execute":"set-disk","disk":"d0","iops":-5})", "'iops' must be a number of at least 0"},
+        {R"({"execute":"set-disk","disk":"d0","weight":0})", "weight must be 1 to 10000"},
+        {R"({"execute":"set-disk","disk":"d0","colour":"red"})", "unknown key 'colour'"},
+        {R"({"execute":"set-disk","iops":5})", "set-disk needs"},
+        {R"({"execute":"set-host-disk","host_disk":"0:0","depth":4})", "no host disk is '0:0'"},
+        {R"({"execute":"query","x":1})", "query takes no arguments"},
+    };
+    for (const auto& c : cases) {
+        auto answer = control(c.request);
+        EXPECT_TRUE(answer.starts_with(R"({"error":")")) << c.request << " -> " << answer;
+        EXPECT_NE(answer.find(c.error), std::string::npos) << c.request << " -> " << answer;
+    }
+    EXPECT_TRUE(control(R"({"execute":"query"})").starts_with(R"({"return":{"disks":[)"));
+
+    // What was set outlives the worker: a new one has it.
+    EXPECT_EQ(control(R"({"execute":"set-disk","disk":"d0","iops":777,"weight":9})"), R"({"return":{}})");
+    pid_t worker = worker_pid();
+    ASSERT_GT(worker, 0);
+    ::kill(worker, SIGKILL);
+    for (int i = 0; i < 200 && (worker_pid() == worker || worker_pid() <= 0); ++i) std::this_thread::sleep_for(10ms);
+    auto query = control(R"({"execute":"query"})");
+    EXPECT_NE(query.find(R"("iops":777)"), std::string::npos) << query;
+    EXPECT_NE(query.find(R"("weight":9)"), std::string::npos) << query;
 }
 
 }  // namespace

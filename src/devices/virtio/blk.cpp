@@ -129,6 +129,7 @@ void VirtioBlk::quiesce() {
 
 void VirtioBlk::queue_notify(uint16_t index) {
     if (index != 0 || active_.queues == nullptr) return;
+    if (gate_ != nullptr) return gate_->kicked();
     auto& queue = (*active_.queues)[0];
     for (;;) {
         auto popped = queue.pop(*active_.memory, chain_);
@@ -141,6 +142,18 @@ void VirtioBlk::queue_notify(uint16_t index) {
         if (broken_) break;
     }
     complete_ready();
+}
+
+std::optional<VirtioBlk::Started> VirtioBlk::start_next() {
+    if (active_.queues == nullptr || broken_) return std::nullopt;
+    auto popped = (*active_.queues)[0].pop(*active_.memory, chain_);
+    if (!popped) {
+        fail(popped.error());
+        return std::nullopt;
+    }
+    if (!*popped) return std::nullopt;
+    start(chain_);
+    return last_started_;
 }
 
 void VirtioBlk::complete_ready() {
@@ -159,6 +172,7 @@ void VirtioBlk::complete_ready() {
 }
 
 void VirtioBlk::start(const virtio::Chain& chain) {
+    last_started_ = {};
     // The status byte is the last device-writable byte.
     uint8_t* status = nullptr;
     for (auto it = chain.writable.rbegin(); it != chain.writable.rend(); ++it)
@@ -214,6 +228,7 @@ void VirtioBlk::start(const virtio::Chain& chain) {
             backend_->write(request.offset, request.iov, tag);
         else
             backend_->read(request.offset, request.iov, tag);
+        last_started_ = {!is_write, is_write, length};
         return;
     }
     case VIRTIO_BLK_T_FLUSH:

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "backends/block_backend.hpp"
@@ -38,6 +39,30 @@ public:
 
     // Requests the device refused as malformed since activation (for tests).
     uint64_t bad_requests() const { return bad_requests_; }
+
+    // Who decides when requests are taken from the ring (hospes-blkback's
+    // scheduler). Without one, every request is started as soon as the
+    // driver notifies; with one, a notification only calls kicked(), and
+    // requests wait in the ring (back-pressure on the guest) until the gate
+    // takes them with start_next().
+    class Gate {
+    public:
+        virtual ~Gate() = default;
+        virtual void kicked() = 0;
+    };
+    void set_gate(Gate* gate) { gate_ = gate; }
+    // What start_next() took from the ring.
+    struct Started {
+        bool is_read = false, is_write = false;
+        uint64_t bytes = 0;  // data bytes to transfer
+    };
+    // Takes one request from the ring and starts it (submit() hands it to
+    // the host); nothing when the ring is empty or the device not running.
+    std::optional<Started> start_next();
+    // Hands started requests to the host and completes what has finished.
+    void submit() { complete_ready(); }
+    // Requests handed to the host and not yet completed.
+    uint32_t in_flight() const { return static_cast<uint32_t>(slots_.size() - free_slots_.size()); }
 
 private:
     // A request handed to the backend, by tag.
@@ -71,6 +96,8 @@ private:
     std::vector<uint32_t> free_slots_;
     bool pushed_ = false;  // used ring changed since the last interrupt check
     bool broken_ = false;
+    Gate* gate_ = nullptr;
+    Started last_started_;  // what start() last took, for start_next()
     uint64_t bad_requests_ = 0;
     uint64_t host_errors_ = 0;
 };
