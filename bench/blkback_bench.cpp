@@ -899,6 +899,8 @@ std::map<std::string, std::pair<long, long>> rss_by_kind(pid_t pid) {
                 kind = "guest memory (memfd)";
             else if (name.find("hospes-inflight") != std::string::npos)
                 kind = "inflight regions (memfd)";
+            else if (name.starts_with("/dev/zero"))  // MAP_SHARED | MAP_ANONYMOUS
+                kind = "shared with the supervisor";
             else if (name.find("io_uring") != std::string::npos)
                 kind = "io_uring rings";
             else if (name.empty() || name == "[heap]")
