@@ -1,13 +1,18 @@
 // hospes-blkback: the block driver domain. Serves many guests' disks over
 // vhost-user (blkback/server.hpp): a privileged supervisor opens the disks
 // and sockets, a confined worker serves them and is restarted when it dies.
+#include <unistd.h>
+
 #include <csignal>
+#include <cstdio>
+#include <cstring>
 
 #include <CLI/CLI.hpp>
 
 #include "blkback/server.hpp"
 #include "common/log.hpp"
 #include "sandbox/supervisor.hpp"
+#include "vhost_user/channel.hpp"
 
 namespace {
 
@@ -27,6 +32,29 @@ constexpr const char* kWorkerSyscalls[] = {
     "exit", "exit_group",
 };
 
+// The client side of the control socket, for operators and scripts.
+int send_request(const std::string& path, std::string request) {
+    auto channel = hospes::vhost_user::connect_unix(path);
+    if (!channel) {
+        hospes::log::error("{}", channel.error().message);
+        return hospes::kExitHostError;
+    }
+    request += '\n';
+    std::string answer;
+    char c = 0;
+    if (::write(channel->fd(), request.data(), request.size()) != static_cast<ssize_t>(request.size())) {
+        hospes::log::error("cannot send to '{}': {}", path, std::strerror(errno));
+        return hospes::kExitHostError;
+    }
+    while (::read(channel->fd(), &c, 1) == 1 && c != '\n') answer += c;
+    if (c != '\n') {
+        hospes::log::error("'{}' closed without an answer", path);
+        return hospes::kExitHostError;
+    }
+    std::printf("%s\n", answer.c_str());
+    return answer.starts_with("{\"return\"") ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -43,15 +71,18 @@ int main(int argc, char** argv) {
     std::string control;
     std::string user = "65534:65534";
     bool verbose = false, test_hooks = false;
-    app.add_option("--socket-dir", socket_dir, "where each disk's socket NAME.sock is made")->required();
-    app.add_option("--disk", disks,
+    auto* dir_option = app.add_option("--socket-dir", socket_dir, "where each disk's socket NAME.sock is made");
+    auto* disk_option = app.add_option("--disk", disks,
                    "NAME=PATH[,ro][,direct][,weight=N][,iops=N][,bps=N[K|M|G]][,iops_burst=N][,bps_burst=N]: "
-                   "a disk to serve, its weight (1-10000, default 100) and caps")
-        ->required();
+                   "a disk to serve, its weight (1-10000, default 100) and caps");
     app.add_option("--host-disk", host_disks,
                    "PATH[,depth=N][,iops=N][,bps=N][,iops_burst=N][,bps_burst=N]: the host disk PATH is (or is on): "
                    "requests at once (default 32) and caps for all the disks on it");
     app.add_option("--control", control, "the control socket (default: SOCKET_DIR/control)");
+    std::string request;
+    app.add_option("--send", request,
+                   "send one JSON request to a running back-end's --control socket, print the answer and exit "
+                   "(status 1 when it is an error)");
     app.add_option("--user", user, "UID[:GID] the worker runs as (when started as root)")->capture_default_str();
     app.add_flag("--test-hooks", test_hooks, "SIGUSR1 makes the worker try a forbidden system call (for tests)");
     app.add_flag("-v,--verbose", verbose, "log debug messages");
@@ -65,6 +96,17 @@ int main(int argc, char** argv) {
         return hospes::kExitBadInput;
     }
     hospes::log::init(verbose, "hospes-blkback");
+    if (!request.empty()) {
+        if (control.empty()) {
+            hospes::log::error("--send needs --control SOCKET");
+            return hospes::kExitBadInput;
+        }
+        return send_request(control, request);
+    }
+    if (dir_option->count() == 0 || disk_option->count() == 0) {
+        hospes::log::error("--socket-dir and at least one --disk are required");
+        return hospes::kExitBadInput;
+    }
     hospes::sandbox::SupervisorOptions options{"disk", {}};
     if (std::sscanf(user.c_str(), "%u:%u", &options.confinement.uid, &options.confinement.gid) < 1 ||
         user.find_first_not_of("0123456789:") != std::string::npos) {

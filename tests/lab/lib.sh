@@ -198,25 +198,42 @@ guest_spawn() {
     rm -f "$GUEST_OUT" "$GUEST_FIFO" "$GUEST_STATUS_FILE" "$GUEST_PID_FILE"
     mkfifo "$GUEST_FIFO"
     : >"$GUEST_OUT"
-    # Hold the fifo open read-write on fd 9: opening it never blocks, and
-    # hospes never sees end-of-file on its console input while the test runs.
-    exec 9<>"$GUEST_FIFO"
+    # Hold the fifo open read-write on fd GUEST_FD (9; another for a second
+    # guest at once, see guest_use): opening it never blocks, and hospes
+    # never sees end-of-file on its console input while the test runs.
+    GUEST_FD=${GUEST_FD:-9}
+    echo "$GUEST_FD" >"/tmp/$GUEST_NAME.fd"
+    eval "exec $GUEST_FD<>\"\$GUEST_FIFO\""
     echo "lab-test: $*"
     GUEST_T0=$(now)
     # A subshell waits for hospes and records its exit status in a file: a
     # finished child stays a zombie (and `kill -0` keeps succeeding) until the
     # shell reaps it, so polling the pid alone would not notice the exit.
     (
-        "$@" <"$GUEST_FIFO" >"$GUEST_OUT" 2>&1 9>&- &
+        "$@" <"$GUEST_FIFO" >"$GUEST_OUT" 2>&1 7>&- 8>&- 9>&- &
         echo $! >"$GUEST_PID_FILE"
         wait $!
         echo $? >"$GUEST_STATUS_FILE"
-    ) 9>&- &
+    ) 7>&- 8>&- 9>&- &
     while [ ! -s "$GUEST_PID_FILE" ]; do sleep 0.1; done
     GUEST_PID=$(cat "$GUEST_PID_FILE")
 }
 
 guest_exited() { [ -s "$GUEST_STATUS_FILE" ]; }
+
+# Several guests at once: each guest_start makes its guest the current one
+# (what guest_send, guest_wait and the rest act on); start the second with
+# GUEST_FD=8 (the third 7), and guest_use NAME makes a running one current.
+guest_use() {
+    GUEST_NAME=$1
+    GUEST_OUT=/tmp/$1.out
+    GUEST_FIFO=/tmp/$1.in
+    GUEST_STATUS_FILE=/tmp/$1.status
+    GUEST_PID_FILE=/tmp/$1.pid
+    GUEST_PID=$(cat "$GUEST_PID_FILE")
+    GUEST_FD=$(cat "/tmp/$1.fd")
+    guest_exited && GUEST_PID=
+}
 
 # guest_wait PATTERN [TIMEOUT]: 0 once an output line matches the extended
 # regular expression, 1 on timeout or when hospes exits first.
@@ -241,7 +258,7 @@ guest_wait() {
     done
 }
 
-guest_send() { printf '%s\n' "$1" >&9; }
+guest_send() { printf '%s\n' "$1" >&"$GUEST_FD"; }
 
 guest_cmd() {
     guest_send "$1"
@@ -333,13 +350,13 @@ guest_stop() {
                 sed 's/^/    /' "$t/stack" 2>/dev/null
             done
             GUEST_PID=
-            exec 9>&-
+            eval "exec $GUEST_FD>&-"
             return 1
         fi
         echo "lab-test: $GUEST_NAME stopped (monitor exit status $(cat "$GUEST_STATUS_FILE"))"
     fi
     GUEST_PID=
-    exec 9>&-
+    eval "exec $GUEST_FD>&-"
 }
 
 guest_finish() {
@@ -359,7 +376,7 @@ guest_finish() {
     done
     GUEST_STATUS=$(cat "$GUEST_STATUS_FILE")
     GUEST_PID=
-    exec 9>&-
+    eval "exec $GUEST_FD>&-"
     echo "lab-test: the monitor exited with status $GUEST_STATUS after $(($(now) - GUEST_T0)) s"
     guest_dump
 }

@@ -1,0 +1,110 @@
+#!/bin/sh
+# shellcheck shell=dash disable=SC1091,SC2016,SC2034  # sourced /lab/lib.sh; guest commands are literal
+# In-lab test: two guests share one host disk through hospes-blkback (the
+# noisy neighbour). Both guests (the default guest, stock Debian kernel and
+# virtio_blk) read their own disk with 4 KiB direct reads, guest A with 8
+# readers at once and guest B with 4; their images are on one host file
+# system. The figures are the back-end's own counters (requests taken from
+# each guest's ring), read through its control socket.
+#  1. A alone, no cap: its rate R says what the lab can do.
+#  2. The host disk is capped at 40 % of R (a disk the two guests
+#     saturate): with equal weights B gets at least 45 % of it.
+#  3. Weights 1:3 (set while running): A's share is within 10 % of 25 %.
+#  4. The host disk uncapped, B idle, A capped at 30 % of R with a burst of
+#     R requests: the first 5 s carry the burst, the next 30 s hold the cap
+#     within 5 %, with no second burst.
+LAB_TEST_NAME=blkshare
+. /lab/lib.sh
+
+DIR=/tmp/share
+mkdir -p $DIR
+truncate -s 64M $DIR/a.img $DIR/b.img
+hospes-blkback --socket-dir $DIR --disk a=$DIR/a.img --disk b=$DIR/b.img 2>/tmp/blkshare.log &
+BLKBACK=$!
+i=0
+while [ ! -S $DIR/b.sock ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+ctl() { hospes-blkback --control $DIR/control --send "$1"; }
+# requests A B: the back-end's counts so far, "A B".
+requests() { ctl '{"execute":"query"}' | grep -o '"requests":[0-9]*' | cut -d: -f2 | tr '\n' ' '; }
+HOST_DISK=$(ctl '{"execute":"query"}' | grep -o '"host_disk":"[0-9:]*"' | head -n 1 | cut -d'"' -f4)
+echo "lab-test: both images are on host disk $HOST_DISK"
+
+READERS='i=0; while [ $i -lt $N ]; do (while [ ! -e /tmp/stop ]; do dd if=/dev/vda of=/dev/null bs=4096 count=4096 iflag=direct 2>/dev/null; done) & i=$((i + 1)); done; echo READING-$((40+2))'
+
+guest_start share-a --disk vhost-user=$DIR/a.sock --memory 256M
+guest_boot 300
+GUEST_FD=8 guest_start share-b --disk vhost-user=$DIR/b.sock --memory 256M
+guest_boot 300
+
+# rate FROM TO SECONDS: requests per second between two counts.
+rate() { echo $((($2 - $1) / $3)); }
+
+# 1. A alone.
+guest_use share-a
+guest_cmd "rm -f /tmp/stop; N=8; $READERS" '^READING-42'
+sleep 3
+set -- $(requests); a0=$1
+sleep 10
+set -- $(requests); a1=$1
+R=$(rate "$a0" "$a1" 10)
+echo "lab-test: guest A alone, uncapped: $R requests/s"
+check "[ $R -ge 100 ]" "guest A alone reads at least 100 requests/s (got $R)"
+
+# 2. Equal weights on a saturated host disk.
+CAP=$((R * 40 / 100))
+ctl "{\"execute\":\"set-host-disk\",\"host_disk\":\"$HOST_DISK\",\"iops\":$CAP}" >/dev/null
+guest_use share-b
+guest_cmd "rm -f /tmp/stop; N=4; $READERS" '^READING-42'
+sleep 3
+set -- $(requests); a0=$1 b0=$2
+sleep 20
+set -- $(requests); a1=$1 b1=$2
+A=$((a1 - a0)) B=$((b1 - b0))
+SHARE=$((B * 1000 / (A + B)))
+echo "lab-test: host disk capped at $CAP/s, equal weights: A $A, B $B requests in 20 s (B $((SHARE / 10)).$((SHARE % 10)) %)"
+check "[ $SHARE -ge 450 ]" "with equal weights guest B gets at least 45 % of the host disk (got $SHARE per mille)"
+check "[ $(((A + B) / 20)) -ge $((CAP * 95 / 100)) ] && [ $(((A + B) / 20)) -le $((CAP * 105 / 100)) ]" \
+    "the two guests together get the host disk's $CAP/s within 5 % (got $(((A + B) / 20))/s)"
+
+# 3. Weights 1:3.
+ctl '{"execute":"set-disk","disk":"b","weight":300}' >/dev/null
+sleep 3
+set -- $(requests); a0=$1 b0=$2
+sleep 20
+set -- $(requests); a1=$1 b1=$2
+A=$((a1 - a0)) B=$((b1 - b0))
+SHARE=$((A * 1000 / (A + B)))
+echo "lab-test: weights 1:3: A $A, B $B requests in 20 s (A $((SHARE / 10)).$((SHARE % 10)) %)"
+check "[ $SHARE -ge 225 ] && [ $SHARE -le 275 ]" "with weights 1:3 guest A's share is within 10 % of 25 % (got $SHARE per mille)"
+
+# 4. A's own cap and burst, B idle, the host disk uncapped.
+guest_cmd 'touch /tmp/stop; wait; echo IDLE-$((40+2))' '^IDLE-42' 120
+ctl "{\"execute\":\"set-host-disk\",\"host_disk\":\"$HOST_DISK\",\"iops\":0}" >/dev/null
+ctl '{"execute":"set-disk","disk":"b","weight":100}' >/dev/null
+guest_use share-a
+ACAP=$((R * 30 / 100))
+set -- $(requests); a0=$1
+ctl "{\"execute\":\"set-disk\",\"disk\":\"a\",\"iops\":$ACAP,\"iops_burst\":$R}" >/dev/null
+sleep 5
+set -- $(requests); a1=$1
+sleep 30
+set -- $(requests); a2=$1
+FIRST=$((a1 - a0)) HELD=$(((a2 - a1) / 30))
+echo "lab-test: guest A capped at $ACAP/s with a burst of $R: $FIRST requests in the first 5 s, then $HELD/s over 30 s"
+check "[ $FIRST -ge $(((R + 5 * ACAP) * 85 / 100)) ]" \
+    "the burst is honoured: the first 5 s carry about $R + 5 x $ACAP requests (got $FIRST)"
+check "[ $HELD -ge $((ACAP * 95 / 100)) ] && [ $HELD -le $((ACAP * 105 / 100)) ]" \
+    "the cap of $ACAP/s holds within 5 % over 30 s, with no second burst (got $HELD/s)"
+guest_cmd 'touch /tmp/stop; wait; echo ERRORS=$(dmesg | grep -c -i -E "I/O error|blocked for more")' '^ERRORS=' 120
+check '[ "$(guest_value ERRORS)" = 0 ]' "no I/O errors or hung tasks in guest A's kernel log"
+echo "lab-test: hospes-blkback's counters: $(ctl '{"execute":"query"}')"
+
+for g in share-a share-b; do
+    guest_use $g
+    guest_send 'poweroff -f'
+    guest_finish 120
+    check '[ "$GUEST_STATUS" = 0 ]' "guest $g powers off, status 0 (got $GUEST_STATUS)"
+done
+kill -TERM $BLKBACK 2>/dev/null
+wait $BLKBACK 2>/dev/null
+finish
