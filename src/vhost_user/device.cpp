@@ -107,7 +107,9 @@ void VhostUserDevice::lost(const std::string& why) {
     frontend_.disconnect();
     lost_at_ = std::chrono::steady_clock::now();
     log::warn("vhost-user '{}': {}; the guest's I/O waits until the back-end is back", frontend_.path(), why);
-    itimerspec every{{0, 100'000'000}, {0, 100'000'000}};
+    // The first try comes soon: a back-end whose supervisor holds the
+    // socket answers as soon as its new worker runs. Then every 100 ms.
+    itimerspec every{{0, 100'000'000}, {0, 5'000'000}};
     ::timerfd_settime(retry_timer_.get(), 0, &every, nullptr);
 }
 

@@ -5,7 +5,7 @@
 // interrupts go straight between the guest and the back-end.
 //
 // When the back-end's socket closes, the guest keeps running and its I/O
-// waits; the device retries the socket every 100 ms and, once a back-end
+// waits; the device retries the socket after 5 ms, then every 100 ms, and, once a back-end
 // answers, sets everything up again (see Frontend::reconnect).
 #pragma once
 
