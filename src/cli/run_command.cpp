@@ -31,6 +31,9 @@ void add_run_command(CLI::App& app, RunOptions& options) {
                     "repeatable");
     run->add_option("--console", options.console, "the guest console: serial (ttyS0) or virtio (hvc0)")
         ->capture_default_str();
+    run->add_flag("--hugepages", options.hugepages,
+                  "guest RAM on the host's 2 MiB huge pages (reserved beforehand in /proc/sys/vm/nr_hugepages); "
+                  "all of it is taken when the guest starts");
     run->add_option("--root", options.root, "root device, e.g. /dev/vda (adds root=DEVICE to the command line)");
 }
 
@@ -45,6 +48,7 @@ Result<MachineConfig> machine_config(const RunOptions& options, const std::strin
     if (!memory) return std::unexpected(Error{ErrorKind::BadInput, "--memory: " + memory.error().message});
     config.memory_size = *memory;
     config.vcpus = options.vcpus;
+    config.hugepages = options.hugepages;
     auto console = parse_console(options.console);
     if (!console) return std::unexpected(console.error());
     config.console = *console;

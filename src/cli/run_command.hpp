@@ -28,6 +28,7 @@ struct RunOptions {
     std::vector<std::string> nets;
     std::string console = "serial";
     std::string root;  // appended to the command line as root=ROOT
+    bool hugepages = false;
 };
 
 void add_run_command(CLI::App& app, RunOptions& options);

@@ -4,7 +4,24 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <fstream>
+#include <string>
+
 namespace hospes {
+
+namespace {
+// The host's free default-size huge pages, for the error message.
+uint64_t free_huge_pages() {
+    std::ifstream meminfo("/proc/meminfo");
+    std::string key;
+    uint64_t value = 0;
+    while (meminfo >> key >> value) {
+        if (key == "HugePages_Free:") return value;
+        meminfo.ignore(64, '\n');
+    }
+    return 0;
+}
+}  // namespace
 
 Result<GuestMemory> GuestMemory::create(std::span<const std::pair<uint64_t, uint64_t>> ranges, bool hugepages) {
     uint64_t total = 0;
@@ -12,6 +29,10 @@ Result<GuestMemory> GuestMemory::create(std::span<const std::pair<uint64_t, uint
     UniqueFd file(
         ::memfd_create("hospes-guest-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING | (hugepages ? MFD_HUGETLB : 0u)));
     if (!file.valid()) return errno_error("cannot create guest memory{}", hugepages ? " on huge pages" : "");
+    if (hugepages)
+        for (auto [address, size] : ranges)
+            if (address % kHugePageSize != 0 || size % kHugePageSize != 0)
+                return bad_input("guest memory on huge pages must come in whole {} MiB pages", kHugePageSize / (1 << 20));
     // The file's size reserves nothing: pages are allocated when first touched.
     if (::ftruncate(file.get(), static_cast<off_t>(total)) != 0)
         return errno_error("cannot size guest memory to {} bytes", total);
@@ -23,8 +44,13 @@ Result<GuestMemory> GuestMemory::create(std::span<const std::pair<uint64_t, uint
     uint64_t offset = 0;
     for (auto [address, size] : ranges) {
         // Safe: a fresh shared mapping of our own file, within its size.
-        void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, file.get(),
-                         static_cast<off_t>(offset));
+        // Huge pages are reserved now (no MAP_NORESERVE): too few is an
+        // error here, not a SIGBUS when the guest first touches the page.
+        void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | (hugepages ? 0 : MAP_NORESERVE),
+                         file.get(), static_cast<off_t>(offset));
+        if (p == MAP_FAILED && hugepages)
+            return errno_error("cannot reserve {} MiB of huge pages for guest memory (free: {} MiB; reserve more in "
+                               "/proc/sys/vm/nr_hugepages)", size / (1 << 20), free_huge_pages() * kHugePageSize / (1 << 20));
         if (p == MAP_FAILED) return errno_error("cannot map {} bytes of guest memory", size);
         // Shared memory gets transparent huge pages only when asked for
         // (and the host's shmem_enabled is advise or always): without them

@@ -39,6 +39,7 @@ public:
 
     // Creates RAM for each (guest address, size) range, in one memfd
     // (`hugepages`: on the host's huge pages, which must then be reserved).
+    static constexpr uint64_t kHugePageSize = 2 << 20;  // the host's default huge page size on x86-64
     static Result<GuestMemory> create(std::span<const std::pair<uint64_t, uint64_t>> ranges, bool hugepages = false);
     // Maps regions of files received from another process.
     static Result<GuestMemory> map(std::span<const SharedRegion> regions);

@@ -95,6 +95,8 @@ Result<void> check_machine_limits(const MachineConfig& config, int kvm_max_vcpus
     if (config.memory_size < kMinimumMemory)
         return bad_input("memory too small: {} KiB; at least {} MiB", config.memory_size / KiB, kMinimumMemory / MiB);
     if (config.memory_size % (4 * KiB) != 0) return bad_input("memory size must be a multiple of 4 KiB");
+    if (config.hugepages && config.memory_size % GuestMemory::kHugePageSize != 0)
+        return bad_input("--hugepages: memory size must be a multiple of {} MiB", GuestMemory::kHugePageSize / MiB);
     if (host_memory != 0 && config.memory_size > host_memory)
         return bad_input("memory too large: {} MiB requested, the host has {} MiB", config.memory_size / MiB,
                          host_memory / MiB);
@@ -133,7 +135,7 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& config, Ho
 
     std::vector<std::pair<uint64_t, uint64_t>> ranges;
     for (const auto& range : x86::ram_ranges(config.memory_size)) ranges.emplace_back(range.guest_address, range.size);
-    auto memory = GuestMemory::create(ranges);
+    auto memory = GuestMemory::create(ranges, config.hugepages);
     if (!memory) return std::unexpected(memory.error());
     uint32_t slot = 0;
     for (const auto& region : memory->regions())

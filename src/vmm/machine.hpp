@@ -58,6 +58,7 @@ struct MachineConfig {
     std::vector<DiskConfig> disks;
     std::vector<NetConfig> nets;
     ConsoleKind console = ConsoleKind::Serial;
+    bool hugepages = false;  // guest RAM on the host's huge pages
 };
 
 inline constexpr uint64_t kMinimumMemory = 4 * 1024 * 1024;

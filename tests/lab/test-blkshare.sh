@@ -4,7 +4,7 @@
 # noisy neighbour). Both guests (the default guest, stock Debian kernel and
 # virtio_blk) read their own disk with 4 KiB direct reads, guest A with 8
 # readers at once and guest B with 4; their images are on one host file
-# system. The figures are the back-end's own counters (requests taken from
+# system; guest B's RAM is on huge pages. The figures are the back-end's own counters (requests taken from
 # each guest's ring), read through its control socket.
 #  1. A alone, no cap: its rate R says what the lab can do.
 #  2. The host disk is capped at 40 % of R (a disk the two guests
@@ -33,8 +33,16 @@ READERS='i=0; while [ $i -lt $N ]; do (while [ ! -e /tmp/stop ]; do dd if=/dev/v
 
 guest_start share-a --disk vhost-user=$DIR/a.sock --memory 256M
 guest_boot 300
-GUEST_FD=8 guest_start share-b --disk vhost-user=$DIR/b.sock --memory 256M
+# Guest B's RAM is on the lab's huge pages (--hugepages), which the
+# back-end maps as well.
+echo 136 >/proc/sys/vm/nr_hugepages
+free0=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
+GUEST_FD=8 guest_start share-b --disk vhost-user=$DIR/b.sock --memory 256M --hugepages
 guest_boot 300
+free1=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
+rsvd=$(awk '/HugePages_Rsvd/ {print $2}' /proc/meminfo)
+check "[ $((free0 - free1 + rsvd)) -eq 128 ]" \
+    "guest B's 256 MiB are 128 huge pages (free $free0 -> $free1, reserved and not yet touched $rsvd)"
 
 # rate FROM TO SECONDS: requests per second between two counts.
 rate() { echo $((($2 - $1) / $3)); }

@@ -169,6 +169,13 @@ TEST(MachineLimits, VcpusAndMemory) {
     EXPECT_NE(large.error().message.find("too large"), std::string::npos);
     config.memory_size = 512 * MiB + 100;
     EXPECT_FALSE(check_machine_limits(config, 1024, 24 * GiB));
+    config.memory_size = 513 * MiB;
+    config.hugepages = true;
+    auto odd = check_machine_limits(config, 1024, 24 * GiB);
+    ASSERT_FALSE(odd) << "huge pages come in 2 MiB";
+    EXPECT_NE(odd.error().message.find("--hugepages"), std::string::npos);
+    config.memory_size = 514 * MiB;
+    EXPECT_TRUE(check_machine_limits(config, 1024, 24 * GiB));
 }
 
 }  // namespace

@@ -2,7 +2,10 @@
 // real guest memory, well-formed and malformed.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cstring>
+#include <fstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -736,6 +739,42 @@ TEST(VirtqueueMemory, RejectsBufferInHoleOrAcrossRegions) {
         auto popped = queue.pop(*memory);
         EXPECT_FALSE(popped) << std::hex << address;
     }
+}
+
+
+// Guest memory on the host's huge pages (hospes run --hugepages): reserved
+// when made, so too few is an error naming the knob, not a SIGBUS later;
+// a back-end maps the same pages. Needs root to reserve the pages.
+TEST(GuestMemoryHugePages, ReservedWhenMadeAndSharedWithBackEnds) {
+    const char* knob = "/proc/sys/vm/nr_hugepages";
+    uint64_t before = 0;
+    {
+        std::ifstream in(knob);
+        if (!(in >> before) || ::access(knob, W_OK) != 0) GTEST_SKIP() << "cannot reserve huge pages here (not root)";
+    }
+    auto reserve = [&](uint64_t pages) { std::ofstream(knob) << pages << "\n"; };
+    reserve(before + 4);
+    std::pair<uint64_t, uint64_t> ranges[] = {{0, 8 << 20}};
+    auto memory = GuestMemory::create(ranges, true);
+    ASSERT_TRUE(memory) << memory.error().message;
+    ASSERT_TRUE(memory->write_object<uint64_t>(0x7ff000, 0x1122334455667788));
+    const auto& region = memory->regions()[0];
+    GuestMemory::SharedRegion shared[] = {{0, region.host.size(), region.file, region.file_offset}};
+    auto mapped = GuestMemory::map(shared);
+    ASSERT_TRUE(mapped) << mapped.error().message;
+    uint64_t seen = 0;
+    std::memcpy(&seen, mapped->slice(0x7ff000, 8).data(), 8);
+    EXPECT_EQ(seen, 0x1122334455667788u);
+
+    // All four pages are taken: more is refused at once, with the way out.
+    auto more = GuestMemory::create(ranges, true);
+    reserve(before);
+    ASSERT_FALSE(more);
+    EXPECT_NE(more.error().message.find("nr_hugepages"), std::string::npos) << more.error().message;
+    std::pair<uint64_t, uint64_t> odd[] = {{0, (8 << 20) + 4096}};
+    auto unaligned = GuestMemory::create(odd, true);
+    ASSERT_FALSE(unaligned);
+    EXPECT_NE(unaligned.error().message.find("whole 2 MiB pages"), std::string::npos) << unaligned.error().message;
 }
 
 }  // namespace
