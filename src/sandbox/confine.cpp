@@ -16,8 +16,9 @@ Result<void> confine(const Confinement& confinement, std::span<const char* const
     if (::geteuid() == 0) {
         // Nothing of the host's file system: the worker has every file it
         // needs already open.
-        if (::chroot(confinement.empty_root.c_str()) != 0 || ::chdir("/") != 0)
-            return errno_error("chroot to '{}'", confinement.empty_root);
+        if (::fchdir(confinement.empty_root) != 0 || ::chroot(".") != 0 || ::chdir("/") != 0)
+            return errno_error("cannot chroot to an empty directory");
+        ::close(confinement.empty_root);
         if (::setgroups(0, nullptr) != 0 || ::setresgid(confinement.gid, confinement.gid, confinement.gid) != 0 ||
             ::setresuid(confinement.uid, confinement.uid, confinement.uid) != 0)
             return errno_error("cannot become user {}:{}", confinement.uid, confinement.gid);

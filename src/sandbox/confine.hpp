@@ -14,7 +14,7 @@
 namespace hospes::sandbox {
 
 struct Confinement {
-    std::string empty_root;  // an empty directory to chroot into (made by the supervisor)
+    int empty_root = -1;     // an empty, removed directory to chroot into (opened by the supervisor)
     uid_t uid = 65534;       // nobody
     gid_t gid = 65534;       // nogroup
     pid_t supervisor = 0;    // the parent the worker dies with

@@ -1,5 +1,6 @@
 #include "sandbox/supervisor.hpp"
 
+#include <fcntl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -39,21 +40,25 @@ std::string describe(int status) {
 }  // namespace
 
 int supervise(SupervisorOptions options, std::span<const char* const> syscalls, const std::function<int()>& worker) {
-    char root[] = "/tmp/hospes-empty-root.XXXXXX";
+    // The worker's root is an empty directory that no longer has a name:
+    // made, opened and removed at once, so nothing can be created in it and
+    // nothing is left behind however the supervisor ends.
+    UniqueFd empty_root;
     if (::geteuid() == 0) {
-        if (::mkdtemp(root) == nullptr) {
+        char path[] = "/tmp/hospes-empty-root.XXXXXX";
+        if (::mkdtemp(path) == nullptr) {
             log::error("mkdtemp: {}", std::strerror(errno));
             return kExitHostError;
         }
-        ::chmod(root, 0555);
-        options.confinement.empty_root = root;
-    }
-    struct RemoveRoot {
-        const std::string& path;
-        ~RemoveRoot() {
-            if (!path.empty()) ::rmdir(path.c_str());
+        empty_root = UniqueFd(::open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        int open_errno = errno;
+        ::rmdir(path);
+        if (!empty_root.valid()) {
+            log::error("cannot open '{}': {}", path, std::strerror(open_errno));
+            return kExitHostError;
         }
-    } remove_root{options.confinement.empty_root};
+        options.confinement.empty_root = empty_root.get();
+    }
 
     sigset_t signals;
     sigemptyset(&signals);

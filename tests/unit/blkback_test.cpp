@@ -284,7 +284,7 @@ TEST_F(BlkbackTest, TheFrontEndWorksWithQemuStorageDaemon) {
     EXPECT_EQ(image_bytes(16 * 512, 4096), std::vector<uint8_t>(4096, 0x3c));
 }
 
-// The worker runs confined: as root, an unprivileged user in an empty root
+// The worker runs confined: as root, an unprivileged user in an empty, removed root
 // directory; always, a system call allowlist. A forbidden call (the test
 // hook opens a disk by path) kills the worker only; the supervisor starts
 // another and the guest's I/O goes on.
@@ -303,6 +303,9 @@ TEST_F(BlkbackTest, AForbiddenSystemCallKillsOnlyTheWorker) {
         EXPECT_EQ(uid, "Uid:\t65534\t65534\t65534\t65534") << "the worker runs as nobody";
         auto root = fs::path("/proc/" + std::to_string(worker) + "/root");
         EXPECT_TRUE(fs::is_empty(root)) << "the worker sees no host file: " << fs::read_symlink(root);
+        // Removed as soon as it was opened: nothing is left in /tmp, even
+        // after a SIGKILL of the whole back-end.
+        EXPECT_TRUE(fs::read_symlink(root).string().ends_with(" (deleted)")) << fs::read_symlink(root);
     }
     auto before = submit(VIRTIO_BLK_T_OUT, 0, 4096, 0x21);
     driver_->kick(0);
