@@ -10,6 +10,8 @@
 #include <CLI/CLI.hpp>
 
 #include "blkback/server.hpp"
+#include "driver_domain/control_socket.hpp"
+#include "driver_domain/options.hpp"
 #include "common/log.hpp"
 #include "sandbox/supervisor.hpp"
 #include "vhost_user/channel.hpp"
@@ -31,29 +33,6 @@ constexpr const char* kWorkerSyscalls[] = {
     "rt_sigprocmask", "rt_sigreturn", "signalfd4", "futex", "getpid", "gettid", "clock_gettime", "restart_syscall",
     "exit", "exit_group",
 };
-
-// The client side of the control socket, for operators and scripts.
-int send_request(const std::string& path, std::string request) {
-    auto channel = hospes::vhost_user::connect_unix(path);
-    if (!channel) {
-        hospes::log::error("{}", channel.error().message);
-        return hospes::kExitHostError;
-    }
-    request += '\n';
-    std::string answer;
-    char c = 0;
-    if (::write(channel->fd(), request.data(), request.size()) != static_cast<ssize_t>(request.size())) {
-        hospes::log::error("cannot send to '{}': {}", path, std::strerror(errno));
-        return hospes::kExitHostError;
-    }
-    while (::read(channel->fd(), &c, 1) == 1 && c != '\n') answer += c;
-    if (c != '\n') {
-        hospes::log::error("'{}' closed without an answer", path);
-        return hospes::kExitHostError;
-    }
-    std::printf("%s\n", answer.c_str());
-    return answer.starts_with("{\"return\"") ? 0 : 1;
-}
 
 }  // namespace
 
@@ -101,19 +80,17 @@ int main(int argc, char** argv) {
             hospes::log::error("--send needs --control SOCKET");
             return hospes::kExitBadInput;
         }
-        return send_request(control, request);
+        return hospes::driver_domain::send_request(control, request);
     }
     if (dir_option->count() == 0 || disk_option->count() == 0) {
         hospes::log::error("--socket-dir and at least one --disk are required");
         return hospes::kExitBadInput;
     }
     hospes::sandbox::SupervisorOptions options{"disk", {}};
-    if (std::sscanf(user.c_str(), "%u:%u", &options.confinement.uid, &options.confinement.gid) < 1 ||
-        user.find_first_not_of("0123456789:") != std::string::npos) {
-        hospes::log::error("--user '{}': expected UID or UID:GID (numbers)", user);
+    if (auto r = hospes::driver_domain::parse_user(user, options.confinement); !r) {
+        hospes::log::error("{}", r.error().message);
         return hospes::kExitBadInput;
     }
-    if (user.find(':') == std::string::npos) options.confinement.gid = options.confinement.uid;
     std::vector<hospes::blkback::DiskExport> exports;
     for (const auto& spec : disks) {
         auto e = hospes::blkback::parse_export(spec);

@@ -17,8 +17,10 @@
 
 #include "backends/uring_block.hpp"
 #include "blkback/control.hpp"
+#include "driver_domain/control_socket.hpp"
 #include "cli/device_options.hpp"
 #include "common/log.hpp"
+#include "driver_domain/options.hpp"
 #include "devices/virtio/blk.hpp"
 
 namespace hospes::blkback {
@@ -29,34 +31,9 @@ namespace {
 constexpr uint64_t kTagSignals = ~0ull;
 constexpr uint64_t kTagControl = ~0ull - 1;
 constexpr uint64_t kTagControlClient = 1ull << 62;  // + slot
-constexpr size_t kMaxControlClients = 8;
-constexpr size_t kMaxControlLine = 64 * 1024;
 
-bool valid_name(std::string_view name) {
-    if (name.empty() || name.size() > 64) return false;
-    for (char c : name)
-        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) return false;
-    return name[0] != '.';
-}
-
-// A count with an optional K, M or G (binary) suffix.
-Result<uint64_t> parse_count(std::string_view spec, std::string_view key, std::string_view text, bool suffixes) {
-    uint64_t value = 0, unit = 1;
-    std::string_view digits = text;
-    if (suffixes && !text.empty()) {
-        switch (text.back()) {
-        case 'K': case 'k': unit = 1ull << 10; break;
-        case 'M': case 'm': unit = 1ull << 20; break;
-        case 'G': case 'g': unit = 1ull << 30; break;
-        default: break;
-        }
-        if (unit != 1) digits.remove_suffix(1);
-    }
-    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
-    if (digits.empty() || ec != std::errc{} || end != digits.data() + digits.size() || value > (1ull << 50) / unit)
-        return bad_input("'{}': {}={} is not a number{}", spec, key, text, suffixes ? " (with K, M or G)" : "");
-    return value * unit;
-}
+using driver_domain::parse_count;
+using driver_domain::valid_name;
 
 // Applies one KEY=VALUE of a policy; false when the key is not one.
 Result<bool> parse_policy_option(std::string_view spec, std::string_view option, PolicyChange& change) {
@@ -216,11 +193,9 @@ Result<std::unique_ptr<Server>> Server::create(const std::string& socket_dir, st
         found->depth = host.depth;
         found->limits = host.limits;
     }
-    auto control = vhost_user::listen_unix(control_path);
+    auto control = driver_domain::ControlSocket::listen(control_path);
     if (!control) return std::unexpected(control.error());
-    // Only its owner (root, or the user who started us) may change policy.
-    if (::chmod(control_path.c_str(), 0600) != 0) return errno_error("cannot chmod '{}'", control_path);
-    server->control_listener_ = std::move(*control);
+    server->control_ = std::move(*control);
     return server;
 }
 
@@ -265,43 +240,6 @@ void Server::close_connection(Export& disk) {
     disk.shared->resubmitted += resubmitted;
     log::info("{}: connection ended ({} requests run again from the inflight region)", disk.config.name, resubmitted);
     disk.connection.reset();
-}
-
-void Server::accept_control() {
-    UniqueFd socket(::accept4(control_listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
-    if (!socket.valid()) return;
-    for (size_t slot = 0; slot < kMaxControlClients; ++slot) {
-        if (slot == control_clients_.size()) control_clients_.emplace_back();
-        if (control_clients_[slot]) continue;
-        epoll_event add{EPOLLIN, {.u64 = kTagControlClient + slot}};
-        if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, socket.get(), &add) != 0) return;
-        control_clients_[slot] = ControlClient{std::move(socket), {}};
-        return;
-    }
-    log::warn("control: refusing a client: {} are connected", kMaxControlClients);
-}
-
-bool Server::serve_control(ControlClient& client) {
-    char buffer[4096];
-    ssize_t n = ::read(client.socket.get(), buffer, sizeof(buffer));
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return true;
-    if (n <= 0) return false;
-    client.input.append(buffer, static_cast<size_t>(n));
-    for (size_t end; (end = client.input.find('\n')) != std::string::npos;) {
-        std::string answer = control_answer(*this, std::string_view(client.input).substr(0, end)) + "\n";
-        client.input.erase(0, end + 1);
-        // Answers are short; a client that does not read them is dropped
-        // rather than waited for.
-        if (::write(client.socket.get(), answer.data(), answer.size()) != static_cast<ssize_t>(answer.size())) {
-            log::warn("control: dropping a client that does not read its answers");
-            return false;
-        }
-    }
-    if (client.input.size() > kMaxControlLine) {
-        log::warn("control: dropping a client whose request is longer than {} bytes", kMaxControlLine);
-        return false;
-    }
-    return true;
 }
 
 std::vector<DiskStatus> Server::disks() const {
@@ -374,7 +312,7 @@ int Server::serve(bool test_hooks) {
         return kExitHostError;
     }
     epoll_event control{EPOLLIN, {.u64 = kTagControl}};
-    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, control_listener_.get(), &control) != 0) return kExitHostError;
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, control_.listener(), &control) != 0) return kExitHostError;
     auto now = Clock::now();
     for (auto* host : shared_hosts_) scheduler_.set_host_disk(scheduler_.host_disk(host->device), host->depth, host->limits, now);
     for (size_t i = 0; i < exports_.size(); ++i) {
@@ -417,15 +355,12 @@ int Server::serve(bool test_hooks) {
                 return 0;
             }
             if (tag == kTagControl) {
-                accept_control();
+                control_.accept(epoll_.get(), kTagControlClient);
                 continue;
             }
             if (tag >= kTagControlClient) {
-                auto& client = control_clients_[tag - kTagControlClient];
-                if (client && !serve_control(*client)) {
-                    ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, client->socket.get(), nullptr);
-                    client.reset();
-                }
+                control_.serve(epoll_.get(), tag - kTagControlClient,
+                               [this](std::string_view request) { return control_answer(*this, request); });
                 continue;
             }
             auto& disk = exports_[tag / 2];

@@ -21,6 +21,7 @@
 #include "common/error.hpp"
 #include "common/mapping.hpp"
 #include "common/unique_fd.hpp"
+#include "driver_domain/control_socket.hpp"
 #include "vhost_user/backend.hpp"
 #include "vmm/machine.hpp"
 
@@ -105,16 +106,8 @@ private:
         Client* client = nullptr;
         std::unique_ptr<vhost_user::BackendConnection> connection;  // one guest at a time
     };
-    struct ControlClient {
-        UniqueFd socket;
-        std::string input;
-    };
-
     void accept(Export& disk);
     void close_connection(Export& disk);
-    void accept_control();
-    // false: the client is gone.
-    bool serve_control(ControlClient& client);
 
     UniqueFd epoll_;
     std::vector<Export> exports_;
@@ -122,8 +115,7 @@ private:
     Mapping shared_;
     std::vector<SharedHostDisk*> shared_hosts_;
     Scheduler scheduler_;
-    UniqueFd control_listener_;
-    std::vector<std::optional<ControlClient>> control_clients_;
+    driver_domain::ControlSocket control_;
 };
 
 }  // namespace hospes::blkback

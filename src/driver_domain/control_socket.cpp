@@ -1,0 +1,92 @@
+#include "driver_domain/control_socket.hpp"
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+
+#include "common/log.hpp"
+#include "vhost_user/channel.hpp"
+
+namespace hospes::driver_domain {
+
+Result<ControlSocket> ControlSocket::listen(const std::string& path) {
+    auto listener = vhost_user::listen_unix(path);
+    if (!listener) return std::unexpected(listener.error());
+    // Whoever may connect may change the policy: root only.
+    if (::chmod(path.c_str(), 0600) != 0) return errno_error("cannot chmod '{}'", path);
+    ControlSocket control;
+    control.listener_ = std::move(*listener);
+    return control;
+}
+
+void ControlSocket::accept(int epoll, uint64_t first_tag) {
+    UniqueFd socket(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+    if (!socket.valid()) return;
+    for (size_t slot = 0; slot < kMaxClients; ++slot) {
+        if (slot == clients_.size()) clients_.emplace_back();
+        if (clients_[slot]) continue;
+        epoll_event add{EPOLLIN, {.u64 = first_tag + slot}};
+        if (::epoll_ctl(epoll, EPOLL_CTL_ADD, socket.get(), &add) != 0) return;
+        clients_[slot] = Client{std::move(socket), {}};
+        return;
+    }
+    log::warn("control: refusing a client: {} are connected", kMaxClients);
+}
+
+void ControlSocket::serve(int epoll, size_t slot, const Answer& answer) {
+    if (slot >= clients_.size() || !clients_[slot]) return;
+    if (serve(*clients_[slot], answer)) return;
+    ::epoll_ctl(epoll, EPOLL_CTL_DEL, clients_[slot]->socket.get(), nullptr);
+    clients_[slot].reset();
+}
+
+bool ControlSocket::serve(Client& client, const Answer& answer) {
+    char buffer[4096];
+    ssize_t n = ::read(client.socket.get(), buffer, sizeof(buffer));
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return true;
+    if (n <= 0) return false;
+    client.input.append(buffer, static_cast<size_t>(n));
+    for (size_t end; (end = client.input.find('\n')) != std::string::npos;) {
+        std::string reply = answer(std::string_view(client.input).substr(0, end)) + "\n";
+        client.input.erase(0, end + 1);
+        // Answers are short; a client that does not read them is dropped
+        // rather than waited for.
+        if (::write(client.socket.get(), reply.data(), reply.size()) != static_cast<ssize_t>(reply.size())) {
+            log::warn("control: dropping a client that does not read its answers");
+            return false;
+        }
+    }
+    if (client.input.size() > kMaxLine) {
+        log::warn("control: dropping a client whose request is longer than {} bytes", kMaxLine);
+        return false;
+    }
+    return true;
+}
+
+int send_request(const std::string& path, std::string request) {
+    auto channel = vhost_user::connect_unix(path);
+    if (!channel) {
+        log::error("{}", channel.error().message);
+        return kExitHostError;
+    }
+    request += '\n';
+    if (::write(channel->fd(), request.data(), request.size()) != static_cast<ssize_t>(request.size())) {
+        log::error("cannot send to '{}': {}", path, std::strerror(errno));
+        return kExitHostError;
+    }
+    std::string answer;
+    char c = 0;
+    while (::read(channel->fd(), &c, 1) == 1 && c != '\n') answer += c;
+    if (c != '\n') {
+        log::error("'{}' closed without an answer", path);
+        return kExitHostError;
+    }
+    std::printf("%s\n", answer.c_str());
+    return answer.starts_with("{\"return\"") ? 0 : 1;
+}
+
+}  // namespace hospes::driver_domain

@@ -1,0 +1,53 @@
+// The control socket of a driver domain (hospes-blkback, hospes-netback):
+// a unix socket only root may use (0600) on which clients send one JSON
+// request per line and read one answer line each (docs/running.md). The
+// back-end's own code answers; this is the socket's side: at most
+// kMaxClients at once, requests at most kMaxLine long, and a client that
+// does not read its answers is dropped rather than waited for, so no
+// client can stall the back-end.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/error.hpp"
+#include "common/unique_fd.hpp"
+
+namespace hospes::driver_domain {
+
+class ControlSocket {
+public:
+    static constexpr size_t kMaxClients = 8;
+    static constexpr size_t kMaxLine = 64 * 1024;
+    using Answer = std::function<std::string(std::string_view request)>;
+
+    static Result<ControlSocket> listen(const std::string& path);
+
+    int listener() const { return listener_.get(); }
+    // Takes a waiting client into `epoll`, tagged `first_tag` + its slot.
+    void accept(int epoll, uint64_t first_tag);
+    // Reads what client `slot` sent and answers each whole line.
+    void serve(int epoll, size_t slot, const Answer& answer);
+
+private:
+    struct Client {
+        UniqueFd socket;
+        std::string input;
+    };
+    // false: drop the client.
+    bool serve(Client& client, const Answer& answer);
+
+    UniqueFd listener_;
+    std::vector<std::optional<Client>> clients_;
+};
+
+// The client's side, for `--send`: sends `request` to the socket at `path`,
+// prints the answer and returns 0, or 1 when the answer is an error (and
+// kExitHostError when there is none).
+int send_request(const std::string& path, std::string request);
+
+}  // namespace hospes::driver_domain

@@ -1,0 +1,48 @@
+#include "driver_domain/options.hpp"
+
+#include <cctype>
+#include <charconv>
+
+namespace hospes::driver_domain {
+
+bool valid_name(std::string_view name) {
+    if (name.empty() || name.size() > 64) return false;
+    for (char c : name)
+        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) return false;
+    return name[0] != '.';
+}
+
+Result<uint64_t> parse_count(std::string_view spec, std::string_view key, std::string_view text, bool suffixes) {
+    uint64_t value = 0, unit = 1;
+    std::string_view digits = text;
+    if (suffixes && !text.empty()) {
+        switch (text.back()) {
+        case 'K': case 'k': unit = 1ull << 10; break;
+        case 'M': case 'm': unit = 1ull << 20; break;
+        case 'G': case 'g': unit = 1ull << 30; break;
+        default: break;
+        }
+        if (unit != 1) digits.remove_suffix(1);
+    }
+    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+    if (digits.empty() || ec != std::errc{} || end != digits.data() + digits.size() || value > (1ull << 50) / unit)
+        return bad_input("'{}': {}={} is not a number{}", spec, key, text, suffixes ? " (with K, M or G)" : "");
+    return value * unit;
+}
+
+Result<void> parse_user(std::string_view text, sandbox::Confinement& confinement) {
+    auto number = [](std::string_view digits, uint32_t& out) {
+        auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), out);
+        return !digits.empty() && ec == std::errc{} && end == digits.data() + digits.size();
+    };
+    size_t colon = text.find(':');
+    uint32_t uid = 0, gid = 0;
+    if (!number(text.substr(0, colon), uid) ||
+        (colon != std::string_view::npos ? !number(text.substr(colon + 1), gid) : (gid = uid, false)))
+        return bad_input("--user '{}': expected UID or UID:GID (numbers)", text);
+    confinement.uid = uid;
+    confinement.gid = gid;
+    return {};
+}
+
+}  // namespace hospes::driver_domain
