@@ -72,6 +72,13 @@ Result<std::array<uint8_t, 6>> parse_mac(std::string_view text) {
 
 Result<NetConfig> parse_net(std::string_view spec) {
     NetConfig net;
+    if (spec.starts_with("vhost-user=")) {
+        net.vhost_user_socket = std::string(spec.substr(11));
+        if (net.vhost_user_socket.empty()) return bad_input("--net '{}': no socket given", spec);
+        if (net.vhost_user_socket.find(',') != std::string::npos)
+            return bad_input("--net '{}': a vhost-user card takes no options (the back-end gives its MAC)", spec);
+        return net;
+    }
     bool tap_given = false, bridge_given = false;
     for (auto part : split(spec, ',')) {
         auto equals = part.find('=');
@@ -93,7 +100,8 @@ Result<NetConfig> parse_net(std::string_view spec) {
             return bad_input("--net '{}': unknown key '{}' (keys: tap, bridge, mac)", spec, key);
         }
     }
-    if (!tap_given && !bridge_given) return bad_input("--net '{}': give tap=NAME or bridge=BRIDGE", spec);
+    if (!tap_given && !bridge_given)
+        return bad_input("--net '{}': give tap=NAME, bridge=BRIDGE or vhost-user=SOCKET", spec);
     return net;
 }
 

@@ -14,7 +14,8 @@ namespace hospes::cli {
 
 // PATH[,ro|rw][,direct] | vhost-user=SOCKET
 Result<DiskConfig> parse_disk(std::string_view spec);
-// tap=NAME | bridge=BR | both, each with an optional mac=XX:XX:XX:XX:XX:XX
+// tap=NAME | bridge=BR | both, each with an optional mac=XX:XX:XX:XX:XX:XX;
+// or vhost-user=SOCKET
 Result<NetConfig> parse_net(std::string_view spec);
 // serial | virtio
 Result<ConsoleKind> parse_console(std::string_view spec);

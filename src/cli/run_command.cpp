@@ -28,7 +28,7 @@ void add_run_command(CLI::App& app, RunOptions& options) {
                     "the first is /dev/vda");
     run->add_option("--net", options.nets,
                     "virtio network card on a tap: tap=NAME, bridge=BRIDGE or both, with optional ,mac=MAC; "
-                    "repeatable");
+                    "or served by a back-end: vhost-user=SOCKET; repeatable");
     run->add_option("--console", options.console, "the guest console: serial (ttyS0) or virtio (hvc0)")
         ->capture_default_str();
     run->add_flag("--hugepages", options.hugepages,

@@ -65,6 +65,14 @@ Result<std::vector<uint8_t>> read_file(const std::string& path, const char* what
 
 // A virtio-net card on its tap; errors name the --net option they come from.
 Result<std::unique_ptr<virtio::Device>> create_net_device(const NetConfig& net) {
+    if (!net.vhost_user_socket.empty()) {
+        // The configuration space up to the features we offer: mac, status
+        // (linux/virtio_net.h is not C++).
+        auto device = vhost_user::VhostUserDevice::connect(net.vhost_user_socket, VIRTIO_ID_NET, 8, 2,
+                                                           devices::VirtioNet::kQueueSize);
+        if (!device) return std::unexpected(device.error());
+        return std::unique_ptr<virtio::Device>(std::move(*device));
+    }
     std::string option = "--net ";
     if (!net.tap.empty()) option += "tap=" + net.tap;
     if (!net.bridge.empty()) option += (net.tap.empty() ? "bridge=" : ",bridge=") + net.bridge;

@@ -45,6 +45,7 @@ struct NetConfig {
     std::string tap;     // tap name; empty: the kernel picks one
     std::string bridge;  // host bridge to attach the tap to; empty: none
     std::optional<std::array<uint8_t, 6>> mac;  // none: a random local address
+    std::string vhost_user_socket;  // set: a back-end (hospes-netback) serves the card and gives its MAC
 };
 
 enum class ConsoleKind { Serial, Virtio };

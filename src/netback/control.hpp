@@ -1,0 +1,17 @@
+// hospes-netback's control protocol: one JSON object per line each way,
+// over a unix socket, as hospes-blkback's (docs/running.md documents it):
+//   {"execute": "query"}
+// Answers: {"return": {...}} or {"error": "one line saying what is wrong"}.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace hospes::netback {
+
+class Server;
+
+// The answer to one request line (without the newline).
+std::string control_answer(Server& server, std::string_view request);
+
+}  // namespace hospes::netback

@@ -1,0 +1,112 @@
+// hospes-netback: the network driver domain. Serves many guests' network
+// cards over vhost-user through a virtual switch (netback/server.hpp): a
+// privileged supervisor opens the uplink and the sockets, a confined worker
+// serves them and is restarted when it dies.
+#include <csignal>
+
+#include <CLI/CLI.hpp>
+
+#include "common/log.hpp"
+#include "driver_domain/control_socket.hpp"
+#include "driver_domain/options.hpp"
+#include "netback/server.hpp"
+#include "sandbox/supervisor.hpp"
+
+namespace {
+
+// Everything the worker may call. It has every file it needs already open
+// (sockets, the uplink's tap), so openat, socket, connect, ioctl and
+// execve are out.
+constexpr const char* kWorkerSyscalls[] = {
+    // the event loop, sockets, eventfds and the tap
+    "epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait", "accept4", "recvmsg", "sendmsg", "read", "write",
+    "readv", "writev", "close", "eventfd2", "fcntl", "lseek", "fstat", "newfstatat",
+    // guest memory and the inflight region
+    "mmap", "munmap", "madvise", "mprotect", "mremap", "brk", "memfd_create", "ftruncate",
+    // signals, randomness, time, exit
+    "rt_sigprocmask", "rt_sigreturn", "signalfd4", "futex", "getpid", "gettid", "getrandom", "clock_gettime",
+    "restart_syscall", "exit", "exit_group",
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);
+
+    CLI::App app{"hospes-netback: serves guests' network cards over vhost-user through a virtual switch"};
+    std::string socket_dir, control, request, uplink;
+    std::vector<std::string> ports;
+    std::string user = "65534:65534";
+    bool verbose = false, test_hooks = false;
+    auto* dir_option = app.add_option("--socket-dir", socket_dir, "where each port's socket NAME.sock is made");
+    auto* port_option = app.add_option(
+        "--port", ports,
+        "NAME[,mac=MAC][,ip=ADDRESS]...: a guest's port; it may send only from MAC (default: derived from NAME and "
+        "this host) and, when ip= are given, only from those IPv4/IPv6 addresses");
+    app.add_option("--uplink", uplink,
+                   "tap=NAME and/or bridge=BR: the switch's way out, a tap (made when NAME is not given) on a host "
+                   "bridge");
+    app.add_option("--control", control, "the control socket (default: SOCKET_DIR/control)");
+    app.add_option("--send", request,
+                   "send one JSON request to a running back-end's --control socket, print the answer and exit "
+                   "(status 1 when it is an error)");
+    app.add_option("--user", user, "UID[:GID] the worker runs as (when started as root)")->capture_default_str();
+    app.add_flag("--test-hooks", test_hooks, "SIGUSR1 makes the worker try a forbidden system call (for tests)");
+    app.add_flag("-v,--verbose", verbose, "log debug messages");
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        hospes::log::init(false, "hospes-netback");
+        hospes::log::error("{}", e.what());
+        return hospes::kExitBadInput;
+    }
+    hospes::log::init(verbose, "hospes-netback");
+    if (!request.empty()) {
+        if (control.empty()) {
+            hospes::log::error("--send needs --control SOCKET");
+            return hospes::kExitBadInput;
+        }
+        return hospes::driver_domain::send_request(control, request);
+    }
+    if (dir_option->count() == 0 || port_option->count() == 0) {
+        hospes::log::error("--socket-dir and at least one --port are required");
+        return hospes::kExitBadInput;
+    }
+    hospes::sandbox::SupervisorOptions options{"network", {}};
+    if (auto r = hospes::driver_domain::parse_user(user, options.confinement); !r) {
+        hospes::log::error("{}", r.error().message);
+        return hospes::kExitBadInput;
+    }
+    std::vector<hospes::netback::PortConfig> configs;
+    for (const auto& spec : ports) {
+        auto port = hospes::netback::parse_port(spec);
+        if (!port) {
+            hospes::log::error("{}", port.error().message);
+            return hospes::kExitBadInput;
+        }
+        configs.push_back(std::move(*port));
+    }
+    std::optional<hospes::netback::UplinkConfig> uplink_config;
+    if (!uplink.empty()) {
+        auto parsed = hospes::netback::parse_uplink(uplink);
+        if (!parsed) {
+            hospes::log::error("{}", parsed.error().message);
+            return hospes::kExitBadInput;
+        }
+        uplink_config = std::move(*parsed);
+    }
+    if (control.empty()) control = socket_dir + "/control";
+    auto server = hospes::netback::Server::create(socket_dir, std::move(configs), uplink_config, control);
+    if (!server) {
+        hospes::log::error("{}", server.error().message);
+        return hospes::exit_status_for(server.error());
+    }
+    return hospes::sandbox::supervise(options, kWorkerSyscalls, [&] { return (*server)->serve(test_hooks); });
+}

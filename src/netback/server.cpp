@@ -1,0 +1,326 @@
+#include "netback/server.hpp"
+
+#include <arpa/inet.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <new>
+
+#include "cli/device_options.hpp"
+#include "common/log.hpp"
+#include "devices/virtio/net.hpp"
+#include "driver_domain/options.hpp"
+#include "netback/control.hpp"
+
+namespace hospes::netback {
+
+namespace {
+
+// epoll tags: a port's listener is 2*i, its connection 2*i+1; the uplink,
+// the control socket's listener and clients and the signals are at the top.
+constexpr uint64_t kTagSignals = ~0ull;
+constexpr uint64_t kTagControl = ~0ull - 1;
+constexpr uint64_t kTagUplink = ~0ull - 2;
+constexpr uint64_t kTagControlClient = 1ull << 62;  // + slot
+
+// A guest port as its virtio-net device's host side: what the guest sends
+// goes into the switch, what the switch queued for it is received.
+class SwitchPort final : public backends::NetBackend {
+public:
+    SwitchPort(Switch& fabric, size_t port, int wake) : switch_(fabric), port_(port), wake_(wake) {}
+
+    const std::string& name() const override { return switch_.port_name(port_); }
+    int fd() const override { return wake_; }
+    Result<void> send(std::span<const iovec> parts) override { return switch_.input(port_, parts); }
+    Result<size_t> receive(std::span<uint8_t> buffer) override {
+        size_t size = switch_.take(port_, buffer);
+        if (size == 0) {
+            // Empty: the next frame queued writes the eventfd again.
+            uint64_t count;
+            [[maybe_unused]] auto drained = ::read(wake_, &count, sizeof(count));
+        }
+        return size;
+    }
+    // The guest activated the device (and takes these offloads) or reset it.
+    Result<void> set_offloads(backends::NetOffloads offloads) override {
+        switch_.set_up(port_, offloads);
+        return {};
+    }
+
+private:
+    Switch& switch_;
+    size_t port_;
+    int wake_;
+};
+
+std::string format_mac(const Mac& mac) {
+    return fmt::format("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+}
+
+// A port's MAC when none is given: the same for the same port name on the
+// same host (so a guest keeps it when the back-end starts again), locally
+// administered and unicast.
+Mac derived_mac(const std::string& name) {
+    std::string seed = name;
+    std::ifstream machine_id("/etc/machine-id");
+    std::string id;
+    if (machine_id >> id) seed += "@" + id;
+    uint64_t hash = 0xcbf29ce484222325ull;  // FNV-1a
+    for (unsigned char c : seed) hash = (hash ^ c) * 0x100000001b3ull;
+    Mac mac;
+    for (size_t i = 0; i < mac.size(); ++i) mac[i] = static_cast<uint8_t>(hash >> (8 * i));
+    mac[0] = static_cast<uint8_t>((mac[0] & 0xfe) | 0x02);
+    return mac;
+}
+
+}  // namespace
+
+Result<PortConfig> parse_port(std::string_view spec) {
+    PortConfig port;
+    size_t comma = spec.find(',');
+    port.name = std::string(spec.substr(0, comma));
+    if (!driver_domain::valid_name(port.name))
+        return bad_input("--port '{}': name '{}' must be 1 to 64 letters, digits, '-', '_' or '.'", spec, port.name);
+    while (comma != std::string_view::npos) {
+        size_t next = spec.find(',', comma + 1);
+        auto option = spec.substr(comma + 1, next == std::string_view::npos ? std::string_view::npos : next - comma - 1);
+        comma = next;
+        if (option.starts_with("mac=")) {
+            auto mac = cli::parse_mac(option.substr(4));
+            if (!mac) return bad_input("--port '{}': {}", spec, mac.error().message);
+            port.identity.mac = *mac;
+            port.mac_given = true;
+        } else if (option.starts_with("ip=")) {
+            std::string address(option.substr(3));
+            std::array<uint8_t, 4> v4;
+            std::array<uint8_t, 16> v6;
+            if (::inet_pton(AF_INET, address.c_str(), v4.data()) == 1)
+                port.identity.ipv4.push_back(v4);
+            else if (::inet_pton(AF_INET6, address.c_str(), v6.data()) == 1)
+                port.identity.ipv6.push_back(v6);
+            else
+                return bad_input("--port '{}': '{}' is not an IPv4 or IPv6 address", spec, address);
+        } else {
+            return bad_input("--port '{}': unknown option '{}' (expected mac=MAC or ip=ADDRESS)", spec, option);
+        }
+    }
+    if (!port.mac_given) port.identity.mac = derived_mac(port.name);
+    return port;
+}
+
+Result<UplinkConfig> parse_uplink(std::string_view spec) {
+    auto net = cli::parse_net(spec);
+    if (!net) return bad_input("--uplink '{}': {}", spec, net.error().message);
+    if (net->mac || !net->vhost_user_socket.empty())
+        return bad_input("--uplink '{}': expected tap=NAME and/or bridge=BR", spec);
+    return UplinkConfig{net->tap, net->bridge};
+}
+
+Result<std::unique_ptr<Server>> Server::create(const std::string& socket_dir, std::vector<PortConfig> ports,
+                                               std::optional<UplinkConfig> uplink, const std::string& control_path) {
+    auto server = std::make_unique<Server>();
+    // Counters outlive a worker: they are in memory it shares with the
+    // supervisor, which forks every worker.
+    size_t size = (ports.size() + 1) * sizeof(SharedPort);
+    void* shared = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (shared == MAP_FAILED) return errno_error("cannot map {} bytes of shared memory", size);
+    server->shared_ = Mapping(shared, size);
+    auto* slots = reinterpret_cast<SharedPort*>(server->shared_.data());
+    for (size_t i = 0; i < ports.size(); ++i) {
+        for (size_t j = 0; j < i; ++j) {
+            if (ports[j].name == ports[i].name) return bad_input("--port: the name '{}' is given twice", ports[i].name);
+            if (ports[j].identity.mac == ports[i].identity.mac)
+                return bad_input("--port: ports '{}' and '{}' have the same MAC address {}", ports[j].name,
+                                 ports[i].name, format_mac(ports[i].identity.mac));
+        }
+        std::string path = socket_dir + "/" + ports[i].name + ".sock";
+        auto listener = vhost_user::listen_unix(path);
+        if (!listener) return std::unexpected(listener.error());
+        Port port;
+        port.config = std::move(ports[i]);
+        port.listener = std::move(*listener);
+        port.shared = new (slots + i) SharedPort{};
+        server->ports_.push_back(std::move(port));
+    }
+    if (uplink) {
+        auto tap = backends::Tap::open(uplink->tap, uplink->bridge);
+        if (!tap) return bad_input("--uplink: {}", tap.error().message);
+        // The tap may hand us what Linux guests take: checksum and
+        // segmentation offloads. Set once here (the worker has no ioctl);
+        // a packet a guest did not accept is dropped for it and counted.
+        if (auto r = tap->set_offloads({true, true, true, true}); !r) return std::unexpected(r.error());
+        server->uplink_.emplace(std::move(*tap));
+        server->uplink_shared_ = new (slots + ports.size()) SharedPort{};
+    }
+    auto control = driver_domain::ControlSocket::listen(control_path);
+    if (!control) return std::unexpected(control.error());
+    server->control_ = std::move(*control);
+    return server;
+}
+
+void Server::accept(Port& port) {
+    UniqueFd socket(::accept4(port.listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (!socket.valid()) return;
+    if (port.connection) {
+        // One front-end per port: a second would be the same guest twice.
+        log::warn("{}: refusing a second connection while one is served", port.config.name);
+        return;
+    }
+    auto device = devices::VirtioNet::create(
+        std::make_unique<SwitchPort>(switch_, port.switch_port, port.wake.get()),
+        port.config.identity.mac);
+    if (!device) {
+        log::warn("{}: {}", port.config.name, device.error().message);
+        return;
+    }
+    auto connection = vhost_user::BackendConnection::create(vhost_user::Channel(std::move(socket)), std::move(*device),
+                                                            port.config.name);
+    if (!connection) {
+        log::warn("{}: {}", port.config.name, connection.error().message);
+        return;
+    }
+    size_t index = static_cast<size_t>(&port - ports_.data());
+    epoll_event add{EPOLLIN, {.u64 = 2 * index + 1}};
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, (*connection)->fd(), &add) != 0) {
+        log::warn("{}: epoll_ctl: {}", port.config.name, std::strerror(errno));
+        return;
+    }
+    port.connection = std::move(*connection);
+    ++port.shared->connections;
+    log::info("{}: connected ({} so far)", port.config.name, port.shared->connections);
+}
+
+void Server::close_connection(Port& port) {
+    if (!port.connection) return;
+    ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, port.connection->fd(), nullptr);
+    port.connection.reset();
+    switch_.set_down(port.switch_port);
+    log::info("{}: connection ended", port.config.name);
+}
+
+void Server::uplink_ready() {
+    for (unsigned i = 0; i < devices::VirtioNet::kBurst; ++i) {
+        auto got = uplink_->receive(uplink_packet_);
+        if (!got) {
+            log::warn("uplink {}: {}", uplink_->name(), got.error().message);
+            return;
+        }
+        if (*got == 0) return;
+        iovec part{uplink_packet_.data(), *got};
+        (void)switch_.input(uplink_port_, std::span<const iovec>(&part, 1));
+    }
+}
+
+std::vector<PortStatus> Server::ports() const {
+    std::vector<PortStatus> result;
+    for (const auto& port : ports_) {
+        PortStatus status;
+        status.name = port.config.name;
+        status.mac = format_mac(port.config.identity.mac);
+        char text[INET6_ADDRSTRLEN];
+        for (const auto& a : port.config.identity.ipv4)
+            status.ips.push_back(::inet_ntop(AF_INET, a.data(), text, sizeof(text)));
+        for (const auto& a : port.config.identity.ipv6)
+            status.ips.push_back(::inet_ntop(AF_INET6, a.data(), text, sizeof(text)));
+        status.connected = port.connection != nullptr;
+        status.connections = port.shared->connections;
+        status.counters = port.shared->counters;
+        result.push_back(std::move(status));
+    }
+    if (uplink_) {
+        PortStatus status;
+        status.name = uplink_->name();
+        status.uplink = true;
+        status.connected = true;
+        status.counters = uplink_shared_->counters;
+        result.push_back(std::move(status));
+    }
+    return result;
+}
+
+int Server::serve(bool test_hooks) {
+    epoll_ = UniqueFd(::epoll_create1(EPOLL_CLOEXEC));
+    if (!epoll_.valid()) return kExitHostError;
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    if (test_hooks) sigaddset(&signals, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    UniqueFd signal_fd(::signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK));
+    epoll_event event{EPOLLIN, {.u64 = kTagSignals}};
+    if (!signal_fd.valid() || ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, signal_fd.get(), &event) != 0) {
+        log::error("signalfd: {}", std::strerror(errno));
+        return kExitHostError;
+    }
+    epoll_event control{EPOLLIN, {.u64 = kTagControl}};
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, control_.listener(), &control) != 0) return kExitHostError;
+    for (size_t i = 0; i < ports_.size(); ++i) {
+        auto& port = ports_[i];
+        port.wake = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+        if (!port.wake.valid()) return kExitHostError;
+        int wake = port.wake.get();
+        port.switch_port = switch_.add_guest_port(port.config.name, port.config.identity, [wake] {
+            uint64_t one = 1;
+            [[maybe_unused]] auto written = ::write(wake, &one, sizeof(one));
+        }, &port.shared->counters);
+        epoll_event add{EPOLLIN, {.u64 = 2 * i}};
+        if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, port.listener.get(), &add) != 0) return kExitHostError;
+    }
+    if (uplink_) {
+        uplink_packet_.resize(Switch::kMaxPacket);
+        auto* tap = &*uplink_;
+        uplink_port_ = switch_.add_uplink(tap->name(), [tap](std::span<const iovec> parts) { return tap->send(parts); },
+                                          &uplink_shared_->counters);
+        epoll_event add{EPOLLIN, {.u64 = kTagUplink}};
+        if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, tap->fd(), &add) != 0) return kExitHostError;
+    }
+    for (;;) {
+        epoll_event events[32];
+        int count = ::epoll_wait(epoll_.get(), events, 32, -1);
+        if (count < 0 && errno == EINTR) continue;
+        if (count < 0) {
+            log::error("epoll_wait: {}", std::strerror(errno));
+            return kExitHostError;
+        }
+        for (int i = 0; i < count; ++i) {
+            uint64_t tag = events[i].data.u64;
+            if (tag == kTagSignals) {
+                signalfd_siginfo info{};
+                if (::read(signal_fd.get(), &info, sizeof(info)) != sizeof(info)) continue;
+                if (info.ssi_signo == SIGUSR1) {
+                    // The test hook: a system call outside the allowlist.
+                    log::warn("test hook: running /bin/true");
+                    char* argv[] = {const_cast<char*>("/bin/true"), nullptr};
+                    ::execve("/bin/true", argv, nullptr);
+                    log::error("test hook: the forbidden execve returned ({})", std::strerror(errno));
+                    continue;
+                }
+                for (auto& port : ports_) close_connection(port);
+                return 0;
+            }
+            if (tag == kTagControl) {
+                control_.accept(epoll_.get(), kTagControlClient);
+            } else if (tag == kTagUplink) {
+                uplink_ready();
+            } else if (tag >= kTagControlClient) {
+                control_.serve(epoll_.get(), tag - kTagControlClient,
+                               [this](std::string_view request) { return control_answer(*this, request); });
+            } else {
+                auto& port = ports_[tag / 2];
+                if (tag % 2 == 0)
+                    accept(port);
+                else if (port.connection && !port.connection->process())
+                    close_connection(port);
+            }
+        }
+    }
+}
+
+}  // namespace hospes::netback

@@ -1,0 +1,91 @@
+// hospes-netback's server: one vhost-user socket per port in a socket
+// directory; each guest's monitor connects to its port's socket and is
+// served virtio-net, whose frames go through the switch (switch.hpp) to
+// the other ports and the uplink (a tap). One thread, one epoll set. The
+// control socket reads the counters.
+//
+// The server is made in the privileged supervisor (it opens the uplink's
+// tap and makes the sockets) and runs in the confined worker (serve()).
+// Counters live in memory shared with the supervisor, so a restarted worker
+// goes on counting.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "backends/tap.hpp"
+#include "common/error.hpp"
+#include "common/mapping.hpp"
+#include "common/unique_fd.hpp"
+#include "driver_domain/control_socket.hpp"
+#include "netback/switch.hpp"
+#include "vhost_user/backend.hpp"
+
+namespace hospes::netback {
+
+struct PortConfig {
+    std::string name;  // the socket is <socket dir>/<name>.sock
+    PortIdentity identity;
+    bool mac_given = false;  // else derived from the name and the host (stable across restarts)
+};
+// NAME[,mac=MAC][,ip=ADDRESS]... (IPv4 or IPv6 addresses)
+Result<PortConfig> parse_port(std::string_view spec);
+
+struct UplinkConfig {
+    std::string tap, bridge;  // as hospes run's --net tap=NAME|bridge=BR
+};
+// tap=NAME | bridge=BR | tap=NAME,bridge=BR
+Result<UplinkConfig> parse_uplink(std::string_view spec);
+
+struct PortStatus {
+    std::string name, mac;
+    std::vector<std::string> ips;
+    bool uplink = false, connected = false;
+    uint64_t connections = 0;
+    PortCounters counters;
+};
+
+class Server {
+public:
+    // Makes every port's socket and the control socket, opens the uplink.
+    static Result<std::unique_ptr<Server>> create(const std::string& socket_dir, std::vector<PortConfig> ports,
+                                                  std::optional<UplinkConfig> uplink, const std::string& control_path);
+    // Serves until SIGTERM or SIGINT (which must be blocked); returns the
+    // exit status. `test_hooks`: SIGUSR1 makes the worker try a forbidden
+    // system call (execve).
+    int serve(bool test_hooks);
+
+    std::vector<PortStatus> ports() const;
+
+private:
+    struct SharedPort {
+        PortCounters counters;
+        uint64_t connections = 0;
+    };
+    struct Port {
+        PortConfig config;
+        UniqueFd listener;
+        SharedPort* shared = nullptr;
+        size_t switch_port = 0;
+        UniqueFd wake;  // eventfd: frames wait in the switch for this port
+        std::unique_ptr<vhost_user::BackendConnection> connection;  // one guest at a time
+    };
+
+    void accept(Port& port);
+    void close_connection(Port& port);
+    void uplink_ready();
+
+    UniqueFd epoll_;
+    std::vector<Port> ports_;
+    std::optional<backends::Tap> uplink_;
+    SharedPort* uplink_shared_ = nullptr;
+    size_t uplink_port_ = 0;
+    Mapping shared_;
+    Switch switch_;
+    std::vector<uint8_t> uplink_packet_;
+    driver_domain::ControlSocket control_;
+};
+
+}  // namespace hospes::netback

@@ -1,0 +1,284 @@
+#include "netback/switch.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "devices/virtio/net.hpp"
+
+namespace hospes::netback {
+
+namespace {
+
+constexpr size_t kEthernetHeader = 14;
+constexpr uint16_t kEtherIpv4 = 0x0800, kEtherArp = 0x0806, kEtherIpv6 = 0x86dd;
+// virtio_net_hdr_v1's flags and gso_type (virtio 1.2, 5.1.6; linux/virtio_net.h is not C++).
+constexpr uint8_t kNeedsCsum = 1;
+constexpr uint8_t kGsoNone = 0, kGsoTcpv4 = 1, kGsoTcpv6 = 4, kGsoEcn = 0x80;
+using Header = devices::NetHeader;
+
+uint16_t load16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+
+uint64_t key(const uint8_t* mac) {
+    uint64_t k = 0;
+    for (int i = 0; i < 6; ++i) k = k << 8 | mac[i];
+    return k;
+}
+
+bool is_multicast(const uint8_t* mac) { return (mac[0] & 1) != 0; }
+
+template <size_t N>
+bool listed(const std::vector<std::array<uint8_t, N>>& list, const uint8_t* address) {
+    return std::any_of(list.begin(), list.end(),
+                       [&](const auto& a) { return std::memcmp(a.data(), address, N) == 0; });
+}
+
+bool all_zero(const uint8_t* p, size_t n) {
+    return std::all_of(p, p + n, [](uint8_t b) { return b == 0; });
+}
+
+// The link-local address a Linux guest forms from its MAC (EUI-64,
+// RFC 4291 appendix A).
+std::array<uint8_t, 16> link_local(const Mac& mac) {
+    return {0xfe, 0x80, 0, 0, 0, 0, 0, 0, static_cast<uint8_t>(mac[0] ^ 2), mac[1], mac[2], 0xff, 0xfe,
+            mac[3], mac[4], mac[5]};
+}
+
+bool ipv6_allowed(const PortIdentity& identity, const uint8_t* address) {
+    return listed(identity.ipv6, address) || std::memcmp(link_local(identity.mac).data(), address, 16) == 0;
+}
+
+}  // namespace
+
+size_t Switch::add_guest_port(std::string name, PortIdentity identity, std::function<void()> wake,
+                              PortCounters* counters) {
+    Port port;
+    port.name = std::move(name);
+    port.identity = std::move(identity);
+    port.wake = std::move(wake);
+    port.counters = counters;
+    guests_[key(port.identity.mac.data())] = ports_.size();
+    ports_.push_back(std::move(port));
+    return ports_.size() - 1;
+}
+
+size_t Switch::add_uplink(std::string name, std::function<Result<void>(std::span<const iovec>)> send,
+                          PortCounters* counters) {
+    Port port;
+    port.name = std::move(name);
+    port.uplink = true;
+    port.up = true;
+    port.send = std::move(send);
+    port.counters = counters;
+    ports_.push_back(std::move(port));
+    return ports_.size() - 1;
+}
+
+void Switch::set_up(size_t index, backends::NetOffloads offloads) {
+    ports_[index].up = true;
+    ports_[index].offloads = offloads;
+}
+
+void Switch::set_down(size_t index) {
+    auto& port = ports_[index];
+    port.up = false;
+    port.offloads = {};
+    while (!port.queue.empty()) {
+        spare_.push_back(std::move(port.queue.front()));
+        port.queue.pop_front();
+    }
+    port.queued_bytes = 0;
+}
+
+Result<void> Switch::check_source(const Port& port, std::span<const uint8_t> packet) const {
+    const uint8_t* frame = packet.data() + kHeaderSize;
+    size_t size = packet.size() - kHeaderSize;
+    const auto& identity = port.identity;
+    if (std::memcmp(frame + 6, identity.mac.data(), 6) != 0) {
+        ++port.counters->drop_spoofed_mac;
+        return bad_input("dropped a frame from a MAC address that is not the port's");
+    }
+    if (!identity.restrict_ip()) return {};
+    auto spoofed = [&](const char* what) -> Result<void> {
+        ++port.counters->drop_spoofed_ip;
+        return bad_input("dropped {} not from the port's addresses", what);
+    };
+    const uint8_t* l3 = frame + kEthernetHeader;
+    size_t l3_size = size - kEthernetHeader;
+    switch (load16(frame + 12)) {
+        case kEtherIpv4:
+            if (l3_size < 20) return spoofed("a truncated IPv4 packet");
+            // 0.0.0.0 is a DHCP client's source before it has an address.
+            if (listed(identity.ipv4, l3 + 12) || (all_zero(l3 + 12, 4) && l3[9] == 17)) return {};
+            return spoofed("an IPv4 packet");
+        case kEtherArp:
+            // Sender hardware and protocol address; 0.0.0.0 is a probe
+            // (RFC 5227).
+            if (l3_size < 28) return spoofed("a truncated ARP packet");
+            if (std::memcmp(l3 + 8, identity.mac.data(), 6) != 0) return spoofed("an ARP packet");
+            if (listed(identity.ipv4, l3 + 14) || all_zero(l3 + 14, 4)) return {};
+            return spoofed("an ARP packet");
+        case kEtherIpv6: {
+            if (l3_size < 40) return spoofed("a truncated IPv6 packet");
+            // :: is duplicate address detection's source.
+            if (!ipv6_allowed(identity, l3 + 8) && !all_zero(l3 + 8, 16)) return spoofed("an IPv6 packet");
+            // A neighbour advertisement must be for an address of ours:
+            // find ICMPv6 behind hop-by-hop, routing and destination options.
+            uint8_t next = l3[6];
+            size_t offset = 40;
+            for (int hops = 0; hops < 8 && (next == 0 || next == 43 || next == 60); ++hops) {
+                if (offset + 2 > l3_size) return spoofed("a truncated IPv6 packet");
+                uint8_t following = l3[offset];
+                offset += (static_cast<size_t>(l3[offset + 1]) + 1) * 8;
+                next = following;
+            }
+            if (next == 0 || next == 43 || next == 60) return spoofed("an IPv6 packet with too many extension headers");
+            if (next == 58 && offset < l3_size && l3[offset] == 136) {
+                if (offset + 24 > l3_size) return spoofed("a truncated neighbour advertisement");
+                if (!ipv6_allowed(identity, l3 + offset + 8)) return spoofed("a neighbour advertisement");
+            }
+            return {};
+        }
+        default:
+            return spoofed("a frame that is neither IPv4, ARP nor IPv6");
+    }
+}
+
+void Switch::learn(const Mac& mac, size_t port) {
+    auto now = std::chrono::steady_clock::now();
+    auto [entry, added] = table_.try_emplace(key(mac.data()), Entry{port, now});
+    if (!added) {
+        entry->second = {port, now};
+        return;
+    }
+    if (table_.size() <= kTableLimit) return;
+    // Full: forget what aged out; if nothing did, forget the new one
+    // (its frames are flooded, which is still correct).
+    std::erase_if(table_, [&](const auto& e) { return now - e.second.seen > kAgeing; });
+    if (table_.size() > kTableLimit) table_.erase(key(mac.data()));
+}
+
+Result<void> Switch::input(size_t index, std::span<const iovec> packet) {
+    auto& port = ports_[index];
+    size_t size = 0;
+    for (const auto& part : packet) size += part.iov_len;
+    if (size < kHeaderSize + kEthernetHeader || size > kMaxPacket) {
+        ++port.counters->drop_malformed;
+        return bad_input("dropped a packet of {} bytes (a header and an Ethernet frame of 14 bytes to 64 KiB)", size);
+    }
+    // One copy: the frame is parsed here and queued for guests anyway.
+    scratch_.resize(size);
+    size_t offset = 0;
+    for (const auto& part : packet) {
+        std::memcpy(scratch_.data() + offset, part.iov_base, part.iov_len);
+        offset += part.iov_len;
+    }
+    ++port.counters->in_packets;
+    port.counters->in_bytes += size - kHeaderSize;
+    if (!port.uplink)
+        if (auto r = check_source(port, scratch_); !r) return r;
+
+    const uint8_t* frame = scratch_.data() + kHeaderSize;
+    Mac source;
+    std::memcpy(source.data(), frame + 6, 6);
+    // Guests' addresses are known (and checked above); only what is behind
+    // an uplink is learned, and never a guest's address.
+    if (port.uplink && !is_multicast(source.data()) && !guests_.contains(key(source.data()))) learn(source, index);
+    if (!is_multicast(frame)) {
+        if (auto guest = guests_.find(key(frame)); guest != guests_.end()) {
+            if (guest->second != index) output(guest->second, scratch_);
+            return {};
+        }
+        auto found = table_.find(key(frame));
+        if (found != table_.end() && std::chrono::steady_clock::now() - found->second.seen <= kAgeing) {
+            if (found->second.port != index) output(found->second.port, scratch_);
+            return {};
+        }
+    }
+    for (size_t other = 0; other < ports_.size(); ++other)
+        if (other != index) output(other, scratch_);
+    return {};
+}
+
+void Switch::output(size_t index, std::span<const uint8_t> packet) {
+    auto& port = ports_[index];
+    if (!port.up) {
+        ++port.counters->drop_down;
+        return;
+    }
+    if (port.uplink) {
+        iovec part{const_cast<uint8_t*>(packet.data()), packet.size()};
+        if (port.send(std::span<const iovec>(&part, 1))) {
+            ++port.counters->out_packets;
+            port.counters->out_bytes += packet.size() - kHeaderSize;
+        } else {
+            ++port.counters->drop_queue_full;
+        }
+        return;
+    }
+    Header header;
+    std::memcpy(&header, packet.data(), sizeof(header));
+    uint8_t gso = header.gso_type & ~kGsoEcn;
+    bool takes_gso = gso == kGsoNone || (gso == kGsoTcpv4 && port.offloads.tso4) ||
+                     (gso == kGsoTcpv6 && port.offloads.tso6);
+    if (!takes_gso || ((header.gso_type & kGsoEcn) && !port.offloads.tso_ecn)) {
+        ++port.counters->drop_offload;
+        return;
+    }
+    if (port.queue.size() >= kQueueLimit || port.queued_bytes + packet.size() > kQueueBytes) {
+        ++port.counters->drop_queue_full;
+        return;
+    }
+    std::vector<uint8_t> copy;
+    if (!spare_.empty()) {
+        copy = std::move(spare_.back());
+        spare_.pop_back();
+    }
+    copy.assign(packet.begin(), packet.end());
+    if ((header.flags & kNeedsCsum) && !port.offloads.checksum) {
+        if (!complete_checksum(copy)) {
+            ++port.counters->drop_malformed;
+            spare_.push_back(std::move(copy));
+            return;
+        }
+    }
+    bool was_empty = port.queue.empty();
+    port.queued_bytes += copy.size();
+    port.queue.push_back(std::move(copy));
+    ++port.counters->out_packets;
+    port.counters->out_bytes += packet.size() - kHeaderSize;
+    if (was_empty) port.wake();
+}
+
+size_t Switch::take(size_t index, std::span<uint8_t> buffer) {
+    auto& port = ports_[index];
+    if (port.queue.empty()) return 0;
+    auto& packet = port.queue.front();
+    size_t size = std::min(packet.size(), buffer.size());
+    std::memcpy(buffer.data(), packet.data(), size);
+    port.queued_bytes -= packet.size();
+    spare_.push_back(std::move(packet));
+    if (spare_.size() > kQueueLimit) spare_.pop_back();
+    port.queue.pop_front();
+    return size;
+}
+
+bool complete_checksum(std::span<uint8_t> packet) {
+    Header header;
+    std::memcpy(&header, packet.data(), sizeof(header));
+    auto frame = packet.subspan(Switch::kHeaderSize);
+    size_t start = header.csum_start, field = size_t{header.csum_start} + header.csum_offset;
+    if (start >= frame.size() || field + 2 > frame.size()) return false;
+    // The field holds the pseudo-header's sum (the sender's part).
+    uint64_t sum = 0;
+    for (size_t i = start; i + 1 < frame.size(); i += 2) sum += load16(&frame[i]);
+    if ((frame.size() - start) % 2) sum += static_cast<uint16_t>(frame.back() << 8);
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    uint16_t checksum = static_cast<uint16_t>(~sum);
+    frame[field] = static_cast<uint8_t>(checksum >> 8);
+    frame[field + 1] = static_cast<uint8_t>(checksum);
+    header.flags &= static_cast<uint8_t>(~kNeedsCsum);
+    std::memcpy(packet.data(), &header, sizeof(header));
+    return true;
+}
+
+}  // namespace hospes::netback

@@ -1,0 +1,364 @@
+// hospes-netback's switch on its own: learning, flooding and forwarding;
+// anti-spoofing by MAC and by IPv4/ARP/IPv6/neighbour discovery addresses;
+// bounded queues; checksum completion and offloads per guest; hostile
+// packets.
+#include <arpa/inet.h>
+
+#include <cstring>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "netback/switch.hpp"
+
+namespace hospes {
+namespace {
+
+using netback::Mac;
+using netback::PortCounters;
+using netback::PortIdentity;
+using netback::Switch;
+using Bytes = std::vector<uint8_t>;
+
+constexpr Mac kMacA{0x02, 0, 0, 0, 0, 0xa}, kMacB{0x02, 0, 0, 0, 0, 0xb}, kMacC{0x02, 0, 0, 0, 0, 0xc};
+constexpr Mac kHost{0x52, 0x54, 0, 0, 0, 1}, kBroadcast{0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+constexpr uint16_t kExperimental = 0x88b5;
+
+// A 12-byte virtio-net header (zero unless given) and an Ethernet frame.
+Bytes packet(const Mac& to, const Mac& from, uint16_t type, const Bytes& payload, const Bytes& header = {}) {
+    Bytes p(12, 0);
+    std::copy(header.begin(), header.end(), p.begin());
+    p.insert(p.end(), to.begin(), to.end());
+    p.insert(p.end(), from.begin(), from.end());
+    p.push_back(static_cast<uint8_t>(type >> 8));
+    p.push_back(static_cast<uint8_t>(type));
+    p.insert(p.end(), payload.begin(), payload.end());
+    return p;
+}
+
+std::array<uint8_t, 4> v4(const char* text) {
+    std::array<uint8_t, 4> a{};
+    EXPECT_EQ(::inet_pton(AF_INET, text, a.data()), 1);
+    return a;
+}
+std::array<uint8_t, 16> v6(const char* text) {
+    std::array<uint8_t, 16> a{};
+    EXPECT_EQ(::inet_pton(AF_INET6, text, a.data()), 1);
+    return a;
+}
+
+Bytes ipv4(const char* source, uint8_t protocol = 6) {
+    Bytes ip(20, 0);
+    ip[0] = 0x45;
+    ip[9] = protocol;
+    auto s = v4(source), d = v4("10.0.0.1");
+    std::copy(s.begin(), s.end(), ip.begin() + 12);
+    std::copy(d.begin(), d.end(), ip.begin() + 16);
+    return ip;
+}
+Bytes arp(const Mac& sender_mac, const char* sender_ip) {
+    Bytes a = {0, 1, 8, 0, 6, 4, 0, 1};
+    a.insert(a.end(), sender_mac.begin(), sender_mac.end());
+    auto s = v4(sender_ip), t = v4("10.0.0.1");
+    a.insert(a.end(), s.begin(), s.end());
+    a.insert(a.end(), 6, 0);
+    a.insert(a.end(), t.begin(), t.end());
+    return a;
+}
+// An IPv6 header from `source`, then `extension` (hop-by-hop options) when
+// given, then `upper` (protocol `next`).
+Bytes ipv6(const char* source, uint8_t next, const Bytes& upper, bool extension = false) {
+    Bytes ip(40, 0);
+    ip[0] = 0x60;
+    ip[6] = extension ? 0 : next;
+    ip[7] = 255;
+    auto s = v6(source), d = v6("ff02::1");
+    std::copy(s.begin(), s.end(), ip.begin() + 8);
+    std::copy(d.begin(), d.end(), ip.begin() + 24);
+    if (extension) ip.insert(ip.end(), {next, 0, 5, 2, 0, 0, 1, 0});  // padded to 8 bytes
+    ip.insert(ip.end(), upper.begin(), upper.end());
+    return ip;
+}
+Bytes neighbour_advertisement(const char* target) {
+    Bytes icmp(24, 0);
+    icmp[0] = 136;
+    auto t = v6(target);
+    std::copy(t.begin(), t.end(), icmp.begin() + 8);
+    return icmp;
+}
+
+class SwitchTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        a_ = add(kMacA);
+        b_ = add(kMacB);
+        c_ = add(kMacC);
+        uplink_ = fabric_.add_uplink(
+            "uplink",
+            [this](std::span<const iovec> parts) -> Result<void> {
+                Bytes p;
+                for (auto part : parts)
+                    p.insert(p.end(), static_cast<uint8_t*>(part.iov_base),
+                             static_cast<uint8_t*>(part.iov_base) + part.iov_len);
+                sent_.push_back(std::move(p));
+                return {};
+            },
+            &counters_[next_++]);
+        for (size_t port : {a_, b_, c_}) fabric_.set_up(port, {true, true, true, true});
+    }
+    size_t add(const Mac& mac, PortIdentity identity = {}) {
+        identity.mac = mac;
+        // The switch numbers ports in the order they are added.
+        size_t index = next_++;
+        wakes_.resize(index + 1);
+        return fabric_.add_guest_port("port" + std::to_string(index), identity, [this, index] { ++wakes_[index]; },
+                                      &counters_[index]);
+    }
+    Result<void> send(size_t port, const Bytes& p) {
+        iovec part{const_cast<uint8_t*>(p.data()), p.size()};
+        return fabric_.input(port, std::span<const iovec>(&part, 1));
+    }
+    // Everything queued for a guest port.
+    std::vector<Bytes> drain(size_t port) {
+        std::vector<Bytes> got;
+        Bytes buffer(Switch::kMaxPacket);
+        while (size_t n = fabric_.take(port, buffer)) got.emplace_back(buffer.begin(), buffer.begin() + n);
+        return got;
+    }
+    std::vector<Bytes> uplink() { return std::exchange(sent_, {}); }
+
+    Switch fabric_;
+    PortCounters counters_[5];
+    std::vector<int> wakes_;
+    std::vector<Bytes> sent_;
+    size_t a_ = 0, b_ = 0, c_ = 0, uplink_ = 0, next_ = 0;
+};
+
+TEST_F(SwitchTest, FloodsBroadcastsAndForwardsLearnedUnicast) {
+    auto hello = packet(kBroadcast, kMacA, kExperimental, Bytes(50, 1));
+    ASSERT_TRUE(send(a_, hello));
+    EXPECT_TRUE(drain(a_).empty()) << "never back to the sender";
+    EXPECT_EQ(drain(b_), std::vector<Bytes>{hello});
+    EXPECT_EQ(drain(c_), std::vector<Bytes>{hello});
+    EXPECT_EQ(uplink(), std::vector<Bytes>{hello});
+    EXPECT_EQ(wakes_[b_], 1);
+
+    // A was learned: B's answer goes to A alone.
+    auto answer = packet(kMacA, kMacB, kExperimental, Bytes(60, 2));
+    ASSERT_TRUE(send(b_, answer));
+    EXPECT_EQ(drain(a_), std::vector<Bytes>{answer});
+    EXPECT_TRUE(drain(c_).empty());
+    EXPECT_TRUE(uplink().empty());
+
+    // An unknown unicast address is flooded.
+    Mac stranger{0x02, 9, 9, 9, 9, 9};
+    auto lost = packet(stranger, kMacC, kExperimental, Bytes(46, 3));
+    ASSERT_TRUE(send(c_, lost));
+    EXPECT_EQ(drain(a_).size(), 1u);
+    EXPECT_EQ(drain(b_).size(), 1u);
+    EXPECT_EQ(uplink().size(), 1u);
+
+    // Hosts behind the uplink are learned there; a guest's address is not
+    // (the uplink cannot take it over).
+    ASSERT_TRUE(send(uplink_, packet(kBroadcast, kMacB, kExperimental, Bytes(46, 4))));
+    for (size_t port : {a_, b_, c_}) drain(port);
+    ASSERT_TRUE(send(a_, packet(kMacB, kMacA, kExperimental, Bytes(46, 4))));
+    EXPECT_EQ(drain(b_).size(), 1u);
+    EXPECT_TRUE(uplink().empty());
+    ASSERT_TRUE(send(uplink_, packet(kBroadcast, kHost, kExperimental, Bytes(46, 4))));
+    for (size_t port : {a_, b_, c_}) drain(port);
+    ASSERT_TRUE(send(a_, packet(kHost, kMacA, kExperimental, Bytes(46, 5))));
+    EXPECT_EQ(uplink().size(), 1u);
+    EXPECT_TRUE(drain(b_).empty());
+    EXPECT_TRUE(drain(c_).empty());
+    EXPECT_EQ(counters_[a_].in_packets, 3u);
+    EXPECT_EQ(counters_[a_].out_packets, 4u);  // answer, lost, the uplink's two broadcasts
+    EXPECT_EQ(counters_[3].out_packets, 3u);   // hello, lost, A to the host
+}
+
+TEST_F(SwitchTest, AFrameFromAnotherMacIsDroppedAndCounted) {
+    ASSERT_TRUE(send(b_, packet(kBroadcast, kMacB, kExperimental, Bytes(46, 1))));
+    drain(a_);
+    drain(c_);
+    uplink();
+    // A pretends to be B, to the broadcast address and to B's address.
+    auto r = send(a_, packet(kBroadcast, kMacB, kExperimental, Bytes(46, 2)));
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().message.find("MAC"), std::string::npos) << r.error().message;
+    EXPECT_FALSE(send(a_, packet(kMacC, kMacC, kExperimental, Bytes(46, 3))));
+    EXPECT_TRUE(drain(b_).empty());
+    EXPECT_TRUE(drain(c_).empty());
+    EXPECT_TRUE(uplink().empty());
+    EXPECT_EQ(counters_[a_].drop_spoofed_mac, 2u);
+    // B's address is still B's.
+    ASSERT_TRUE(send(c_, packet(kMacB, kMacC, kExperimental, Bytes(46, 4))));
+    EXPECT_EQ(drain(b_).size(), 1u);
+    EXPECT_TRUE(drain(a_).empty());
+}
+
+TEST_F(SwitchTest, AnIpRestrictedPortSendsOnlyFromItsAddresses) {
+    PortIdentity identity;
+    identity.ipv4 = {v4("10.0.0.2")};
+    identity.ipv6 = {v6("fd00::2")};
+    Mac mac{0x02, 0x11, 0x22, 0x33, 0x44, 0x55};
+    size_t d = add(mac, identity);
+    fabric_.set_up(d, {});
+    struct Case {
+        const char* what;
+        uint16_t type;
+        Bytes payload;
+        bool allowed;
+    };
+    const char* link_local = "fe80::11:22ff:fe33:4455";  // EUI-64 of the MAC
+    Case cases[] = {
+        {"IPv4 from its address", 0x0800, ipv4("10.0.0.2"), true},
+        {"DHCP from 0.0.0.0", 0x0800, ipv4("0.0.0.0", 17), true},
+        {"ARP for its address", 0x0806, arp(mac, "10.0.0.2"), true},
+        {"ARP probe", 0x0806, arp(mac, "0.0.0.0"), true},
+        {"IPv6 from its address", 0x86dd, ipv6("fd00::2", 6, Bytes(20, 0)), true},
+        {"IPv6 from its link-local address", 0x86dd, ipv6(link_local, 6, Bytes(20, 0)), true},
+        {"duplicate address detection from ::", 0x86dd, ipv6("::", 58, neighbour_advertisement("fd00::2")), true},
+        {"a neighbour advertisement for its address", 0x86dd,
+         ipv6("fd00::2", 58, neighbour_advertisement("fd00::2")), true},
+        {"IPv4 from another address", 0x0800, ipv4("10.0.0.3"), false},
+        {"TCP from 0.0.0.0", 0x0800, ipv4("0.0.0.0", 6), false},
+        {"ARP claiming another address", 0x0806, arp(mac, "10.0.0.3"), false},
+        {"ARP with another sender MAC", 0x0806, arp(kMacB, "10.0.0.2"), false},
+        {"IPv6 from another address", 0x86dd, ipv6("fd00::3", 6, Bytes(20, 0)), false},
+        {"IPv6 from another link-local address", 0x86dd, ipv6("fe80::1", 6, Bytes(20, 0)), false},
+        {"a neighbour advertisement for another address", 0x86dd,
+         ipv6("fd00::2", 58, neighbour_advertisement("fd00::3")), false},
+        {"one behind a hop-by-hop header", 0x86dd,
+         ipv6("fd00::2", 58, neighbour_advertisement("fd00::3"), true), false},
+        {"a truncated IPv4 header", 0x0800, Bytes(19, 0x45), false},
+        {"a truncated ARP packet", 0x0806, Bytes(27, 0), false},
+        {"another protocol", kExperimental, Bytes(46, 0), false},
+    };
+    uint64_t dropped = 0;
+    for (const auto& c : cases) {
+        auto r = send(d, packet(kBroadcast, mac, c.type, c.payload));
+        EXPECT_EQ(r.has_value(), c.allowed) << c.what;
+        EXPECT_EQ(drain(a_).size(), c.allowed ? 1u : 0u) << c.what;
+        if (!c.allowed) ++dropped;
+    }
+    EXPECT_EQ(counters_[d].drop_spoofed_ip, dropped);
+    EXPECT_EQ(counters_[d].drop_spoofed_mac, 0u);
+}
+
+TEST_F(SwitchTest, QueuesAreBoundedAndPortsWithoutAGuestDrop) {
+    fabric_.set_down(b_);
+    ASSERT_TRUE(send(a_, packet(kMacB, kMacA, kExperimental, Bytes(46, 0))));
+    EXPECT_EQ(counters_[b_].drop_down, 1u);
+    fabric_.set_up(b_, {});
+    for (int i = 0; i < 600; ++i) ASSERT_TRUE(send(a_, packet(kMacB, kMacA, kExperimental, Bytes(46, uint8_t(i)))));
+    EXPECT_EQ(counters_[b_].drop_queue_full, 600 - Switch::kQueueLimit);
+    auto got = drain(b_);
+    ASSERT_EQ(got.size(), Switch::kQueueLimit);
+    for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i].back(), uint8_t(i)) << "in order";
+    // Big packets: the bytes bound comes first.
+    for (int i = 0; i < 100; ++i)
+        ASSERT_TRUE(send(a_, packet(kMacB, kMacA, kExperimental, Bytes(60000, 0))));
+    EXPECT_EQ(drain(b_).size(), Switch::kQueueBytes / (12 + 14 + 60000));
+    // A guest going away takes its queue with it.
+    ASSERT_TRUE(send(a_, packet(kMacB, kMacA, kExperimental, Bytes(46, 0))));
+    fabric_.set_down(b_);
+    fabric_.set_up(b_, {});
+    EXPECT_TRUE(drain(b_).empty());
+}
+
+// The Internet checksum of a UDP datagram over IPv4, from scratch.
+uint16_t udp_checksum(const Bytes& ip_and_udp) {
+    uint32_t sum = 0;
+    auto add = [&](const uint8_t* p, size_t n) {
+        for (size_t i = 0; i + 1 < n; i += 2) sum += static_cast<uint32_t>(p[i] << 8 | p[i + 1]);
+        if (n % 2) sum += static_cast<uint32_t>(p[n - 1] << 8);
+    };
+    size_t length = ip_and_udp.size() - 20;
+    add(&ip_and_udp[12], 8);  // source and destination
+    sum += 17 + static_cast<uint32_t>(length);
+    Bytes udp(ip_and_udp.begin() + 20, ip_and_udp.end());
+    udp[6] = udp[7] = 0;
+    add(udp.data(), udp.size());
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    return static_cast<uint16_t>(~sum);
+}
+
+TEST_F(SwitchTest, ChecksumsAreCompletedForGuestsThatDoNotTakePartialOnes) {
+    fabric_.set_up(b_, {});                         // no offloads
+    fabric_.set_up(c_, {true, false, false, false});  // partial checksums only
+    // UDP from A with its checksum left to the receiver: the field holds
+    // the pseudo-header's sum, as Linux leaves it.
+    Bytes ip = ipv4("10.0.0.2", 17);
+    Bytes udp = {0x30, 0x39, 0x00, 0x35, 0, 0, 0, 0};
+    for (int i = 0; i < 101; ++i) udp.push_back(static_cast<uint8_t>(i * 13));  // odd length
+    udp[4] = static_cast<uint8_t>(udp.size() >> 8);
+    udp[5] = static_cast<uint8_t>(udp.size());
+    ip.insert(ip.end(), udp.begin(), udp.end());
+    uint32_t pseudo = static_cast<uint32_t>(ip[12] << 8 | ip[13]) + (ip[14] << 8 | ip[15]) + (ip[16] << 8 | ip[17]) +
+                      (ip[18] << 8 | ip[19]) + 17 + static_cast<uint32_t>(udp.size());
+    while (pseudo >> 16) pseudo = (pseudo & 0xffff) + (pseudo >> 16);
+    ip[26] = static_cast<uint8_t>(pseudo >> 8);
+    ip[27] = static_cast<uint8_t>(pseudo);
+    // flags NEEDS_CSUM, csum_start 34 (Ethernet + IP), csum_offset 6.
+    Bytes header = {1, 0, 0, 0, 0, 0, 34, 0, 6, 0};
+    auto partial = packet(kBroadcast, kMacA, 0x0800, ip, header);
+    ASSERT_TRUE(send(a_, partial));
+
+    auto to_b = drain(b_);
+    ASSERT_EQ(to_b.size(), 1u);
+    EXPECT_EQ(to_b[0][0], 0) << "NEEDS_CSUM is cleared";
+    Bytes b_ip(to_b[0].begin() + 26, to_b[0].end());
+    uint16_t expected = udp_checksum(ip);
+    EXPECT_EQ(b_ip[26] << 8 | b_ip[27], expected);
+    EXPECT_EQ(drain(c_), std::vector<Bytes>{partial}) << "left partial for a guest that takes it";
+    EXPECT_EQ(uplink(), std::vector<Bytes>{partial}) << "the tap takes partial checksums";
+
+    // Offsets outside the packet: dropped for B, whom it would have to be
+    // completed for.
+    Bytes bad = {1, 0, 0, 0, 0, 0, 0xff, 0x7f, 6, 0};
+    ASSERT_TRUE(send(a_, packet(kBroadcast, kMacA, 0x0800, ip, bad)));
+    EXPECT_TRUE(drain(b_).empty());
+    EXPECT_EQ(counters_[b_].drop_malformed, 1u);
+    EXPECT_EQ(drain(c_).size(), 1u);
+}
+
+TEST_F(SwitchTest, SegmentationOffloadGoesOnlyToGuestsThatTakeIt) {
+    fabric_.set_up(c_, {true, false, false, false});
+    Bytes tcpv4 = {1, 1, 54, 0, 0xa8, 0x05, 34, 0, 16, 0};  // NEEDS_CSUM, GSO_TCPV4, gso_size 1448
+    auto big = packet(kBroadcast, kMacA, 0x0800, Bytes(30000, 0), tcpv4);
+    ASSERT_TRUE(send(a_, big));
+    EXPECT_EQ(drain(b_).size(), 1u);
+    EXPECT_TRUE(drain(c_).empty());
+    EXPECT_EQ(counters_[c_].drop_offload, 1u);
+    EXPECT_EQ(uplink().size(), 1u);
+    Bytes ecn = {1, 0x81, 54, 0, 0xa8, 0x05, 34, 0, 16, 0};  // TCPV4 with ECN
+    fabric_.set_up(b_, {true, true, true, false});
+    ASSERT_TRUE(send(a_, packet(kBroadcast, kMacA, 0x0800, Bytes(30000, 0), ecn)));
+    EXPECT_TRUE(drain(b_).empty());
+    EXPECT_EQ(counters_[b_].drop_offload, 1u);
+}
+
+TEST_F(SwitchTest, MalformedPacketsAreDropped) {
+    for (size_t size : {0, 11, 12, 25}) {
+        Bytes p(size, 0xff);
+        EXPECT_FALSE(send(a_, p)) << size;
+    }
+    EXPECT_FALSE(send(a_, Bytes(Switch::kMaxPacket + 1, 0)));
+    EXPECT_EQ(counters_[a_].drop_malformed, 5u);
+    EXPECT_TRUE(drain(b_).empty());
+    // From the uplink too (it is untrusted as well).
+    EXPECT_FALSE(send(uplink_, Bytes(20, 0)));
+    EXPECT_EQ(counters_[3].drop_malformed, 1u);
+}
+
+TEST_F(SwitchTest, TheAddressTableIsBounded) {
+    for (uint32_t i = 0; i < 6000; ++i) {
+        Mac mac{0x02, 0xee, uint8_t(i >> 16), uint8_t(i >> 8), uint8_t(i), 1};
+        ASSERT_TRUE(send(uplink_, packet(kMacA, mac, kExperimental, Bytes(46, 0))));
+    }
+    EXPECT_LE(fabric_.learned(), Switch::kTableLimit);
+    EXPECT_EQ(drain(a_).size(), Switch::kQueueLimit);
+}
+
+}  // namespace
+}  // namespace hospes
