@@ -38,6 +38,10 @@ public:
     // Receives one packet (header + frame) into `buffer`; 0 when none waits.
     virtual Result<size_t> receive(std::span<uint8_t> buffer) = 0;
     virtual Result<void> set_offloads(NetOffloads offloads) = 0;
+    // False while the host side will not take more packets now (a cap):
+    // the device leaves them in the guest's ring and sends again when fd()
+    // becomes readable.
+    virtual bool may_send() { return true; }
 };
 
 }  // namespace hospes::backends

@@ -34,10 +34,12 @@
 #include <vector>
 
 #include "devices/virtio/blk.hpp"
+#include "driver_domain/token_bucket.hpp"
 
 namespace hospes::blkback {
 
-using Clock = std::chrono::steady_clock;
+using driver_domain::Clock;
+using driver_domain::TokenBucket;
 
 // A cap; 0 means none.
 struct Limits {
@@ -58,25 +60,6 @@ struct ClientCounters {
     uint64_t requests = 0;  // taken from the ring and started
     uint64_t reads = 0, writes = 0, read_bytes = 0, write_bytes = 0;
     uint64_t throttled = 0;  // times a cap held the client back
-};
-
-class TokenBucket {
-public:
-    // rate per second; 0: unlimited. The bucket starts full.
-    void set(uint64_t rate, uint64_t burst, Clock::time_point now);
-    bool limited() const { return rate_ > 0; }
-    // Refills for the time gone by; true when positive (or unlimited).
-    bool allows(Clock::time_point now);
-    void take(double amount) {
-        if (limited()) tokens_ -= amount;
-    }
-    // When the balance is positive again (after allows() said no).
-    Clock::time_point ready_at() const;
-    double capacity() const { return capacity_; }
-
-private:
-    double rate_ = 0, capacity_ = 0, tokens_ = 0;
-    Clock::time_point last_{};
 };
 
 class Scheduler;

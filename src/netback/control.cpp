@@ -10,6 +10,13 @@ namespace {
 
 using nlohmann::json;
 
+json limits_json(const Limits& limits, const std::string& prefix) {
+    return {{prefix + "pps", limits.pps},
+            {prefix + "bps", limits.bps},
+            {prefix + "pps_burst", limits.pps_burst},
+            {prefix + "bps_burst", limits.bps_burst}};
+}
+
 json query(const Server& server) {
     json ports = json::array();
     for (const auto& p : server.ports()) {
@@ -28,10 +35,17 @@ json query(const Server& server) {
                        {"queue_full", c.drop_queue_full},
                        {"offload", c.drop_offload},
                        {"down", c.drop_down}}}};
-        if (!p.uplink) {
+        port["held_tx"] = c.held_tx;
+        if (p.uplink) {
+            port.update(limits_json(p.policy.tx, ""));
+        } else {
             port["mac"] = p.mac;
             port["ips"] = p.ips;
             port["connections"] = p.connections;
+            port["held_rx"] = c.held_rx;
+            port["weight"] = p.policy.weight;
+            port.update(limits_json(p.policy.tx, "tx_"));
+            port.update(limits_json(p.policy.rx, "rx_"));
         }
         ports.push_back(std::move(port));
     }
@@ -49,9 +63,29 @@ std::string control_answer(Server& server, std::string_view request_text) {
     auto execute = request.find("execute");
     if (execute == request.end() || !execute->is_string()) return error("the request has no \"execute\" string");
     const auto& command = execute->get_ref<const std::string&>();
-    if (command != "query") return error("unknown command '" + command + "'");
-    if (request.size() != 1) return error("query takes no arguments");
-    return json{{"return", query(server)}}.dump();
+    if (command == "query") {
+        if (request.size() != 1) return error("query takes no arguments");
+        return json{{"return", query(server)}}.dump();
+    }
+    bool port = command == "set-port";
+    if (!port && command != "set-uplink") return error("unknown command '" + command + "'");
+    PolicyChanges changes;
+    std::string name;
+    for (const auto& [key, value] : request.items()) {
+        if (key == "execute") continue;
+        if (port && key == "port") {
+            if (!value.is_string()) return error("'port' must be a string");
+            name = value.get<std::string>();
+        } else if (!value.is_number_unsigned()) {
+            return error("'" + key + "' must be a number of at least 0");
+        } else {
+            changes.emplace_back(key, value.get<uint64_t>());
+        }
+    }
+    if (port && name.empty()) return error("set-port needs \"port\"");
+    auto done = port ? server.set_port(name, changes) : server.set_uplink(changes);
+    if (!done) return error(done.error().message);
+    return json{{"return", json::object()}}.dump();
 }
 
 }  // namespace hospes::netback

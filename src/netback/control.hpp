@@ -1,6 +1,8 @@
 // hospes-netback's control protocol: one JSON object per line each way,
 // over a unix socket, as hospes-blkback's (docs/running.md documents it):
 //   {"execute": "query"}
+//   {"execute": "set-port", "port": NAME, "weight": N, "tx_bps": N, ...}
+//   {"execute": "set-uplink", "bps": N, "pps": N, ...}
 // Answers: {"return": {...}} or {"error": "one line saying what is wrong"}.
 #pragma once
 

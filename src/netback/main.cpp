@@ -46,11 +46,14 @@ int main(int argc, char** argv) {
     auto* dir_option = app.add_option("--socket-dir", socket_dir, "where each port's socket NAME.sock is made");
     auto* port_option = app.add_option(
         "--port", ports,
-        "NAME[,mac=MAC][,ip=ADDRESS]...: a guest's port; it may send only from MAC (default: derived from NAME and "
-        "this host) and, when ip= are given, only from those IPv4/IPv6 addresses");
+        "NAME[,mac=MAC][,ip=ADDRESS]...[,weight=N][,tx_bps=N][,tx_pps=N][,rx_bps=N][,rx_pps=N][,tx_bps_burst=N]...: "
+        "a guest's port; it may send only from MAC (default: derived from NAME and this host) and, when ip= are "
+        "given, only from those IPv4/IPv6 addresses; caps on what it sends (tx) and receives (rx) in packets and "
+        "bytes (K, M, G) per second, and its weight (1-10000, default 100) on a capped uplink");
     app.add_option("--uplink", uplink,
-                   "tap=NAME and/or bridge=BR: the switch's way out, a tap (made when NAME is not given) on a host "
-                   "bridge");
+                   "tap=NAME and/or bridge=BR[,bps=N][,pps=N][,bps_burst=N][,pps_burst=N]: the switch's way out, a "
+                   "tap (made when NAME is not given) on a host bridge, and the link's rate behind it, which guests "
+                   "share by weight");
     app.add_option("--control", control, "the control socket (default: SOCKET_DIR/control)");
     app.add_option("--send", request,
                    "send one JSON request to a running back-end's --control socket, print the answer and exit "

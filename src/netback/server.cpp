@@ -8,6 +8,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <new>
@@ -38,6 +39,7 @@ public:
     const std::string& name() const override { return switch_.port_name(port_); }
     int fd() const override { return wake_; }
     Result<void> send(std::span<const iovec> parts) override { return switch_.input(port_, parts); }
+    bool may_send() override { return switch_.may_send(port_, Clock::now()); }
     Result<size_t> receive(std::span<uint8_t> buffer) override {
         size_t size = switch_.take(port_, buffer);
         if (size == 0) {
@@ -79,7 +81,55 @@ Mac derived_mac(const std::string& name) {
     return mac;
 }
 
+uint64_t* limits_field(Limits& limits, std::string_view key) {
+    return key == "pps" ? &limits.pps
+         : key == "bps" ? &limits.bps
+         : key == "pps_burst" ? &limits.pps_burst
+         : key == "bps_burst" ? &limits.bps_burst
+                              : nullptr;
+}
+
+constexpr uint64_t kMaxRate = 1ull << 50;
+
+// KEY=VALUE of a policy on the command line; false when KEY is not one.
+template <typename Target>
+Result<bool> parse_policy_option(std::string_view spec, std::string_view option, Target& target) {
+    auto at = option.find('=');
+    if (at == std::string_view::npos) return false;
+    auto key = option.substr(0, at);
+    Target probe = target;
+    if (!set_policy(probe, key, 1)) return false;  // 1 is valid for every key: an error means an unknown key
+    auto n = driver_domain::parse_count(spec, key, option.substr(at + 1), key.find("bps") != std::string_view::npos);
+    if (!n) return std::unexpected(n.error());
+    if (auto r = set_policy(target, key, *n); !r) return bad_input("'{}': {}", spec, r.error().message);
+    return true;
+}
+
 }  // namespace
+
+Result<void> set_policy(PortPolicy& policy, std::string_view key, uint64_t value) {
+    if (key == "weight") {
+        if (value < 1 || value > PortPolicy::kMaxWeight) return bad_input("weight must be 1 to {}", PortPolicy::kMaxWeight);
+        policy.weight = static_cast<uint32_t>(value);
+        return {};
+    }
+    uint64_t* field = key.starts_with("tx_")   ? limits_field(policy.tx, key.substr(3))
+                      : key.starts_with("rx_") ? limits_field(policy.rx, key.substr(3))
+                                               : nullptr;
+    if (field == nullptr)
+        return bad_input("unknown key '{}' (expected weight, or tx_ or rx_ and pps, bps, pps_burst or bps_burst)", key);
+    if (value > kMaxRate) return bad_input("{} is too large", key);
+    *field = value;
+    return {};
+}
+
+Result<void> set_policy(Limits& uplink, std::string_view key, uint64_t value) {
+    uint64_t* field = limits_field(uplink, key);
+    if (field == nullptr) return bad_input("unknown key '{}' (expected pps, bps, pps_burst or bps_burst)", key);
+    if (value > kMaxRate) return bad_input("{} is too large", key);
+    *field = value;
+    return {};
+}
 
 Result<PortConfig> parse_port(std::string_view spec) {
     PortConfig port;
@@ -107,7 +157,11 @@ Result<PortConfig> parse_port(std::string_view spec) {
             else
                 return bad_input("--port '{}': '{}' is not an IPv4 or IPv6 address", spec, address);
         } else {
-            return bad_input("--port '{}': unknown option '{}' (expected mac=MAC or ip=ADDRESS)", spec, option);
+            auto policy = parse_policy_option(spec, option, port.policy);
+            if (!policy) return bad_input("--port {}", policy.error().message);
+            if (!*policy)
+                return bad_input("--port '{}': unknown option '{}' (expected mac=, ip=, weight=, or tx_ or rx_ and "
+                                 "pps=, bps=, pps_burst= or bps_burst=)", spec, option);
         }
     }
     if (!port.mac_given) port.identity.mac = derived_mac(port.name);
@@ -115,11 +169,28 @@ Result<PortConfig> parse_port(std::string_view spec) {
 }
 
 Result<UplinkConfig> parse_uplink(std::string_view spec) {
-    auto net = cli::parse_net(spec);
+    // The cap's options first; the rest is hospes run's --net syntax.
+    UplinkConfig config;
+    std::string rest;
+    size_t start = 0;
+    while (start <= spec.size()) {
+        size_t comma = std::min(spec.find(',', start), spec.size());
+        auto option = spec.substr(start, comma - start);
+        start = comma + 1;
+        auto policy = parse_policy_option(spec, option, config.limits);
+        if (!policy) return bad_input("--uplink {}", policy.error().message);
+        if (*policy) continue;
+        if (!rest.empty()) rest += ',';
+        rest += option;
+    }
+    auto net = cli::parse_net(rest);
     if (!net) return bad_input("--uplink '{}': {}", spec, net.error().message);
     if (net->mac || !net->vhost_user_socket.empty())
-        return bad_input("--uplink '{}': expected tap=NAME and/or bridge=BR", spec);
-    return UplinkConfig{net->tap, net->bridge};
+        return bad_input("--uplink '{}': expected tap=NAME and/or bridge=BR, then pps=, bps=, pps_burst= or bps_burst=",
+                         spec);
+    config.tap = net->tap;
+    config.bridge = net->bridge;
+    return config;
 }
 
 Result<std::unique_ptr<Server>> Server::create(const std::string& socket_dir, std::vector<PortConfig> ports,
@@ -146,6 +217,7 @@ Result<std::unique_ptr<Server>> Server::create(const std::string& socket_dir, st
         port.config = std::move(ports[i]);
         port.listener = std::move(*listener);
         port.shared = new (slots + i) SharedPort{};
+        port.shared->policy = port.config.policy;
         server->ports_.push_back(std::move(port));
     }
     if (uplink) {
@@ -157,6 +229,7 @@ Result<std::unique_ptr<Server>> Server::create(const std::string& socket_dir, st
         if (auto r = tap->set_offloads({true, true, true, true}); !r) return std::unexpected(r.error());
         server->uplink_.emplace(std::move(*tap));
         server->uplink_shared_ = new (slots + ports.size()) SharedPort{};
+        server->uplink_shared_->limits = uplink->limits;
     }
     auto control = driver_domain::ControlSocket::listen(control_path);
     if (!control) return std::unexpected(control.error());
@@ -231,6 +304,7 @@ std::vector<PortStatus> Server::ports() const {
         status.connected = port.connection != nullptr;
         status.connections = port.shared->connections;
         status.counters = port.shared->counters;
+        status.policy = port.shared->policy;
         result.push_back(std::move(status));
     }
     if (uplink_) {
@@ -239,9 +313,38 @@ std::vector<PortStatus> Server::ports() const {
         status.uplink = true;
         status.connected = true;
         status.counters = uplink_shared_->counters;
+        status.policy.tx = uplink_shared_->limits;
         result.push_back(std::move(status));
     }
     return result;
+}
+
+Result<void> Server::set_port(std::string_view name, const PolicyChanges& changes) {
+    for (auto& port : ports_) {
+        if (port.config.name != name) continue;
+        PortPolicy policy = port.shared->policy;
+        for (const auto& [key, value] : changes)
+            if (auto r = set_policy(policy, key, value); !r) return r;
+        port.shared->policy = policy;
+        switch_.set_policy(port.switch_port, policy, Clock::now());
+        log::info("{}: weight {}, transmit pps {} bps {} (bursts {}, {}), receive pps {} bps {} (bursts {}, {})", name,
+                  policy.weight, policy.tx.pps, policy.tx.bps, policy.tx.pps_burst, policy.tx.bps_burst, policy.rx.pps,
+                  policy.rx.bps, policy.rx.pps_burst, policy.rx.bps_burst);
+        return {};
+    }
+    return bad_input("no port is named '{}'", name);
+}
+
+Result<void> Server::set_uplink(const PolicyChanges& changes) {
+    if (!uplink_) return bad_input("this back-end has no uplink");
+    Limits limits = uplink_shared_->limits;
+    for (const auto& [key, value] : changes)
+        if (auto r = set_policy(limits, key, value); !r) return r;
+    uplink_shared_->limits = limits;
+    switch_.set_uplink_limits(limits, Clock::now());
+    log::info("uplink {}: pps {} bps {} (bursts {}, {})", uplink_->name(), limits.pps, limits.bps, limits.pps_burst,
+              limits.bps_burst);
+    return {};
 }
 
 int Server::serve(bool test_hooks) {
@@ -270,6 +373,7 @@ int Server::serve(bool test_hooks) {
             uint64_t one = 1;
             [[maybe_unused]] auto written = ::write(wake, &one, sizeof(one));
         }, &port.shared->counters);
+        switch_.set_policy(port.switch_port, port.shared->policy, Clock::now());
         epoll_event add{EPOLLIN, {.u64 = 2 * i}};
         if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, port.listener.get(), &add) != 0) return kExitHostError;
     }
@@ -278,12 +382,19 @@ int Server::serve(bool test_hooks) {
         auto* tap = &*uplink_;
         uplink_port_ = switch_.add_uplink(tap->name(), [tap](std::span<const iovec> parts) { return tap->send(parts); },
                                           &uplink_shared_->counters);
+        switch_.set_uplink_limits(uplink_shared_->limits, Clock::now());
         epoll_event add{EPOLLIN, {.u64 = kTagUplink}};
         if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, tap->fd(), &add) != 0) return kExitHostError;
     }
     for (;;) {
         epoll_event events[32];
-        int count = ::epoll_wait(epoll_.get(), events, 32, -1);
+        // Caps hold ports back until a moment: wake up then.
+        int timeout = -1;
+        if (auto wakeup = switch_.next_wakeup()) {
+            auto wait = std::chrono::ceil<std::chrono::milliseconds>(*wakeup - Clock::now()).count();
+            timeout = static_cast<int>(std::clamp<int64_t>(wait, 0, 1000));
+        }
+        int count = ::epoll_wait(epoll_.get(), events, 32, timeout);
         if (count < 0 && errno == EINTR) continue;
         if (count < 0) {
             log::error("epoll_wait: {}", std::strerror(errno));
@@ -320,6 +431,7 @@ int Server::serve(bool test_hooks) {
                     close_connection(port);
             }
         }
+        switch_.tick(Clock::now());
     }
 }
 

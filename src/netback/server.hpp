@@ -29,15 +29,24 @@ struct PortConfig {
     std::string name;  // the socket is <socket dir>/<name>.sock
     PortIdentity identity;
     bool mac_given = false;  // else derived from the name and the host (stable across restarts)
+    PortPolicy policy;
 };
-// NAME[,mac=MAC][,ip=ADDRESS]... (IPv4 or IPv6 addresses)
+// NAME[,mac=MAC][,ip=ADDRESS]...[,weight=N][,tx_bps=N][,rx_pps=N]... (IPv4
+// or IPv6 addresses; the policy keys of set_policy()).
 Result<PortConfig> parse_port(std::string_view spec);
 
 struct UplinkConfig {
     std::string tap, bridge;  // as hospes run's --net tap=NAME|bridge=BR
+    Limits limits;
 };
-// tap=NAME | bridge=BR | tap=NAME,bridge=BR
+// tap=NAME | bridge=BR | tap=NAME,bridge=BR, then [,bps=N][,pps=N]...
 Result<UplinkConfig> parse_uplink(std::string_view spec);
+
+// Sets policy key `key` to `value`: a guest port's weight, tx_ and rx_
+// pps, bps, pps_burst and bps_burst; `uplink`'s pps, bps, pps_burst and
+// bps_burst. An error names the key or value that is wrong.
+Result<void> set_policy(PortPolicy& policy, std::string_view key, uint64_t value);
+Result<void> set_policy(Limits& uplink, std::string_view key, uint64_t value);
 
 struct PortStatus {
     std::string name, mac;
@@ -45,7 +54,10 @@ struct PortStatus {
     bool uplink = false, connected = false;
     uint64_t connections = 0;
     PortCounters counters;
+    PortPolicy policy;  // an uplink's cap is policy.tx
 };
+
+using PolicyChanges = std::vector<std::pair<std::string, uint64_t>>;
 
 class Server {
 public:
@@ -58,11 +70,18 @@ public:
     int serve(bool test_hooks);
 
     std::vector<PortStatus> ports() const;
+    // Changes a running back-end's policy, all of `changes` or (with an
+    // error) none.
+    Result<void> set_port(std::string_view name, const PolicyChanges& changes);
+    Result<void> set_uplink(const PolicyChanges& changes);
 
 private:
+    // A restarted worker keeps counting, and keeps the policy as changed.
     struct SharedPort {
         PortCounters counters;
         uint64_t connections = 0;
+        PortPolicy policy;  // guest ports
+        Limits limits;      // the uplink
     };
     struct Port {
         PortConfig config;

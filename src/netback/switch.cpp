@@ -70,6 +70,7 @@ size_t Switch::add_uplink(std::string name, std::function<Result<void>(std::span
     port.send = std::move(send);
     port.counters = counters;
     ports_.push_back(std::move(port));
+    uplink_port_ = ports_.size() - 1;
     return ports_.size() - 1;
 }
 
@@ -82,11 +83,118 @@ void Switch::set_down(size_t index) {
     auto& port = ports_[index];
     port.up = false;
     port.offloads = {};
-    while (!port.queue.empty()) {
-        spare_.push_back(std::move(port.queue.front()));
-        port.queue.pop_front();
+    for (auto* queue : {&port.queue, &port.uplink_queue}) {
+        while (!queue->empty()) {
+            recycle(std::move(queue->front()));
+            queue->pop_front();
+        }
     }
-    port.queued_bytes = 0;
+    port.queued_bytes = port.uplink_bytes = 0;
+    port.tx_ready.reset();
+    port.rx_ready.reset();
+    port.uplink_held = false;
+}
+
+void Switch::set_policy(size_t index, const PortPolicy& policy, Clock::time_point now) {
+    auto& port = ports_[index];
+    port.weight = policy.weight;
+    port.tx_packets.set(policy.tx.pps, policy.tx.pps_burst, now);
+    port.tx_bytes.set(policy.tx.bps, policy.tx.bps_burst, now);
+    port.rx_packets.set(policy.rx.pps, policy.rx.pps_burst, now);
+    port.rx_bytes.set(policy.rx.bps, policy.rx.bps_burst, now);
+    // Under a receive cap, a quarter of a second's worth may wait (a long
+    // queue would only delay what the guest's TCP needs to hear sooner).
+    port.rx_queue_bytes = policy.rx.bps == 0 ? kQueueBytes : std::clamp<size_t>(policy.rx.bps / 4, kMaxPacket, kQueueBytes);
+    // A port held back goes on under its new caps at once.
+    if (port.tx_ready || port.rx_ready) {
+        port.tx_ready.reset();
+        port.rx_ready.reset();
+        if (port.wake) port.wake();
+    }
+}
+
+void Switch::set_uplink_limits(const Limits& limits, Clock::time_point now) {
+    uplink_packets_.set(limits.pps, limits.pps_burst, now);
+    uplink_bytes_.set(limits.bps, limits.bps_burst, now);
+    uplink_queue_bytes_ = limits.bps == 0 ? kUplinkQueueBytes : std::clamp<size_t>(limits.bps / 8, kMaxPacket, kUplinkQueueBytes);
+    uplink_ready_.reset();
+    drain_uplink(now);
+}
+
+bool Switch::may_send(size_t index, Clock::time_point now) {
+    auto& port = ports_[index];
+    if (port.uplink_bytes >= uplink_queue_bytes_) {
+        if (!port.uplink_held) ++port.counters->held_tx;
+        port.uplink_held = true;
+        return false;
+    }
+    if (port.tx_ready) return false;
+    bool packets = port.tx_packets.allows(now), bytes = port.tx_bytes.allows(now);
+    if (packets && bytes) return true;
+    port.tx_ready = std::max(port.tx_packets.ready_at(), port.tx_bytes.ready_at());
+    ++port.counters->held_tx;
+    return false;
+}
+
+void Switch::tick(Clock::time_point now) {
+    for (auto& port : ports_) {
+        bool wake = false;
+        for (auto* ready : {&port.tx_ready, &port.rx_ready}) {
+            if (*ready && now >= **ready) {
+                ready->reset();
+                wake = true;
+            }
+        }
+        if (wake && port.wake) port.wake();
+    }
+    drain_uplink(now);
+}
+
+std::optional<Clock::time_point> Switch::next_wakeup() const {
+    std::optional<Clock::time_point> next = uplink_ready_;
+    for (const auto& port : ports_)
+        for (const auto& ready : {port.tx_ready, port.rx_ready})
+            if (ready && (!next || *ready < *next)) next = ready;
+    return next;
+}
+
+void Switch::drain_uplink(Clock::time_point now) {
+    if (!uplink_port_ || (uplink_ready_ && now < *uplink_ready_)) return;
+    uplink_ready_.reset();
+    auto& uplink = ports_[*uplink_port_];
+    for (;;) {
+        // The waiting guest with the smallest start tag goes next.
+        Port* next = nullptr;
+        double next_start = 0;
+        for (auto& port : ports_) {
+            if (port.uplink_queue.empty()) continue;
+            double start = std::max(port.finish, uplink_time_);
+            if (next == nullptr || start < next_start) {
+                next = &port;
+                next_start = start;
+            }
+        }
+        if (next == nullptr) return;
+        bool packets = uplink_packets_.allows(now), bytes = uplink_bytes_.allows(now);
+        if (!packets || !bytes) {
+            uplink_ready_ = std::max(uplink_packets_.ready_at(), uplink_bytes_.ready_at());
+            return;
+        }
+        auto packet = std::move(next->uplink_queue.front());
+        next->uplink_queue.pop_front();
+        next->uplink_bytes -= packet.size();
+        double frame = static_cast<double>(packet.size() - kHeaderSize);
+        uplink_time_ = next_start;
+        next->finish = next_start + frame / next->weight;
+        uplink_packets_.take(1);
+        uplink_bytes_.take(frame);
+        send_uplink(uplink, packet);
+        recycle(std::move(packet));
+        if (next->uplink_held && next->uplink_bytes < uplink_queue_bytes_) {
+            next->uplink_held = false;
+            next->wake();
+        }
+    }
 }
 
 Result<void> Switch::check_source(const Port& port, std::span<const uint8_t> packet) const {
@@ -174,6 +282,8 @@ Result<void> Switch::input(size_t index, std::span<const iovec> packet) {
     }
     ++port.counters->in_packets;
     port.counters->in_bytes += size - kHeaderSize;
+    port.tx_packets.take(1);
+    port.tx_bytes.take(static_cast<double>(size - kHeaderSize));
     if (!port.uplink)
         if (auto r = check_source(port, scratch_); !r) return r;
 
@@ -185,34 +295,63 @@ Result<void> Switch::input(size_t index, std::span<const iovec> packet) {
     if (port.uplink && !is_multicast(source.data()) && !guests_.contains(key(source.data()))) learn(source, index);
     if (!is_multicast(frame)) {
         if (auto guest = guests_.find(key(frame)); guest != guests_.end()) {
-            if (guest->second != index) output(guest->second, scratch_);
+            if (guest->second != index) output(index, guest->second, scratch_);
             return {};
         }
         auto found = table_.find(key(frame));
         if (found != table_.end() && std::chrono::steady_clock::now() - found->second.seen <= kAgeing) {
-            if (found->second.port != index) output(found->second.port, scratch_);
+            if (found->second.port != index) output(index, found->second.port, scratch_);
             return {};
         }
     }
     for (size_t other = 0; other < ports_.size(); ++other)
-        if (other != index) output(other, scratch_);
+        if (other != index) output(index, other, scratch_);
     return {};
 }
 
-void Switch::output(size_t index, std::span<const uint8_t> packet) {
+void Switch::send_uplink(Port& uplink, std::span<const uint8_t> packet) {
+    iovec part{const_cast<uint8_t*>(packet.data()), packet.size()};
+    if (uplink.send(std::span<const iovec>(&part, 1))) {
+        ++uplink.counters->out_packets;
+        uplink.counters->out_bytes += packet.size() - kHeaderSize;
+    } else {
+        ++uplink.counters->drop_queue_full;
+    }
+}
+
+std::vector<uint8_t> Switch::buffer(std::span<const uint8_t> packet) {
+    std::vector<uint8_t> copy;
+    if (!spare_.empty()) {
+        copy = std::move(spare_.back());
+        spare_.pop_back();
+    }
+    copy.assign(packet.begin(), packet.end());
+    return copy;
+}
+
+void Switch::recycle(std::vector<uint8_t>&& buffer) {
+    if (spare_.size() < kQueueLimit) spare_.push_back(std::move(buffer));
+}
+
+void Switch::output(size_t from, size_t index, std::span<const uint8_t> packet) {
     auto& port = ports_[index];
     if (!port.up) {
         ++port.counters->drop_down;
         return;
     }
     if (port.uplink) {
-        iovec part{const_cast<uint8_t*>(packet.data()), packet.size()};
-        if (port.send(std::span<const iovec>(&part, 1))) {
-            ++port.counters->out_packets;
-            port.counters->out_bytes += packet.size() - kHeaderSize;
-        } else {
+        if (!uplink_packets_.limited() && !uplink_bytes_.limited()) return send_uplink(port, packet);
+        // A capped uplink: the frame waits its turn in the sender's queue.
+        // may_send() holds a guest back once its queue is full, so it grows
+        // past the bound by one burst's flood at most; beyond that, drop.
+        auto& source = ports_[from];
+        if (source.uplink_bytes >= 2 * uplink_queue_bytes_) {
             ++port.counters->drop_queue_full;
+            return;
         }
+        source.uplink_bytes += packet.size();
+        source.uplink_queue.push_back(buffer(packet));
+        drain_uplink(Clock::now());
         return;
     }
     Header header;
@@ -224,20 +363,15 @@ void Switch::output(size_t index, std::span<const uint8_t> packet) {
         ++port.counters->drop_offload;
         return;
     }
-    if (port.queue.size() >= kQueueLimit || port.queued_bytes + packet.size() > kQueueBytes) {
+    if (port.queue.size() >= kQueueLimit || port.queued_bytes + packet.size() > port.rx_queue_bytes) {
         ++port.counters->drop_queue_full;
         return;
     }
-    std::vector<uint8_t> copy;
-    if (!spare_.empty()) {
-        copy = std::move(spare_.back());
-        spare_.pop_back();
-    }
-    copy.assign(packet.begin(), packet.end());
+    auto copy = buffer(packet);
     if ((header.flags & kNeedsCsum) && !port.offloads.checksum) {
         if (!complete_checksum(copy)) {
             ++port.counters->drop_malformed;
-            spare_.push_back(std::move(copy));
+            recycle(std::move(copy));
             return;
         }
     }
@@ -251,13 +385,24 @@ void Switch::output(size_t index, std::span<const uint8_t> packet) {
 
 size_t Switch::take(size_t index, std::span<uint8_t> buffer) {
     auto& port = ports_[index];
-    if (port.queue.empty()) return 0;
+    if (port.queue.empty() || port.rx_ready) return 0;
     auto& packet = port.queue.front();
+    double frame = static_cast<double>(packet.size() - kHeaderSize);
+    if (port.rx_packets.limited() || port.rx_bytes.limited()) {
+        auto now = Clock::now();
+        bool packets = port.rx_packets.allows(now), bytes = port.rx_bytes.allows(now);
+        if (!packets || !bytes) {
+            port.rx_ready = std::max(port.rx_packets.ready_at(), port.rx_bytes.ready_at());
+            ++port.counters->held_rx;
+            return 0;
+        }
+        port.rx_packets.take(1);
+        port.rx_bytes.take(frame);
+    }
     size_t size = std::min(packet.size(), buffer.size());
     std::memcpy(buffer.data(), packet.data(), size);
     port.queued_bytes -= packet.size();
-    spare_.push_back(std::move(packet));
-    if (spare_.size() > kQueueLimit) spare_.pop_back();
+    recycle(std::move(packet));
     port.queue.pop_front();
     return size;
 }

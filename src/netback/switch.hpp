@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -34,6 +35,7 @@
 
 #include "backends/net_backend.hpp"
 #include "common/error.hpp"
+#include "driver_domain/token_bucket.hpp"
 
 namespace hospes::netback {
 
@@ -50,6 +52,24 @@ struct PortCounters {
     uint64_t drop_queue_full = 0;   // the port's guest did not take its frames fast enough
     uint64_t drop_offload = 0;      // a GSO packet for a guest that does not take them
     uint64_t drop_down = 0;         // for a port with no guest connected
+    uint64_t held_tx = 0;           // times the guest was held back: its transmit cap or a full uplink queue
+    uint64_t held_rx = 0;           // times its receive cap held frames back
+};
+
+using driver_domain::Clock;
+
+// A cap; 0 means none. Bursts are the buckets' sizes (packets, bytes); 0:
+// a tenth of a second at the rate.
+struct Limits {
+    uint64_t pps = 0, bps = 0;  // packets and bytes (of Ethernet frames) per second
+    uint64_t pps_burst = 0, bps_burst = 0;
+    bool operator==(const Limits&) const = default;
+};
+
+struct PortPolicy {
+    static constexpr uint32_t kMaxWeight = 10000;
+    uint32_t weight = 100;  // share of a capped uplink, 1 to kMaxWeight
+    Limits tx, rx;          // what the guest sends, what it receives
 };
 
 // Addresses a guest port may send from: its MAC always; IPv4 and IPv6
@@ -69,12 +89,14 @@ public:
     static constexpr size_t kQueueBytes = 4 << 20;             // and their bytes
     static constexpr size_t kTableLimit = 4096;                // learned addresses
     static constexpr auto kAgeing = std::chrono::seconds(300);  // as Linux bridges
+    static constexpr size_t kUplinkQueueBytes = 256 << 10;     // a guest's frames waiting for a capped uplink, at most
 
     // A guest port: frames for it wait in its queue; `wake` is called when
     // the queue stops being empty.
     size_t add_guest_port(std::string name, PortIdentity identity, std::function<void()> wake,
                           PortCounters* counters);
-    // An uplink: frames for it go to `send` at once (a tap).
+    // The uplink (one at most): frames for it go to `send` (a tap), at once
+    // unless it is capped.
     size_t add_uplink(std::string name, std::function<Result<void>(std::span<const iovec>)> send,
                       PortCounters* counters);
 
@@ -82,6 +104,16 @@ public:
     // is emptied; frames for it are dropped until it is back).
     void set_up(size_t port, backends::NetOffloads offloads);
     void set_down(size_t port);
+
+    void set_policy(size_t port, const PortPolicy& policy, Clock::time_point now);
+    void set_uplink_limits(const Limits& limits, Clock::time_point now);
+    // Whether guest port `port` may send now; when not, it is woken once
+    // it may again.
+    bool may_send(size_t port, Clock::time_point now);
+    // Sends to the uplink what its cap allows and wakes the ports whose
+    // caps let them go on; call it by next_wakeup() at the latest.
+    void tick(Clock::time_point now);
+    std::optional<Clock::time_point> next_wakeup() const;
 
     // One packet from `port` into the switch. An error names why it was
     // dropped (counted already); the caller decides whether to log.
@@ -106,6 +138,16 @@ private:
         std::deque<std::vector<uint8_t>> queue;
         size_t queued_bytes = 0;
         PortCounters* counters;
+        // Policy (guest ports; an uplink has only `limits`).
+        uint32_t weight = 100;
+        driver_domain::TokenBucket tx_packets, tx_bytes, rx_packets, rx_bytes;
+        size_t rx_queue_bytes = kQueueBytes;  // shorter under a receive cap
+        std::optional<Clock::time_point> tx_ready, rx_ready;  // held back until then
+        // Frames for a capped uplink, and this port's virtual time there.
+        std::deque<std::vector<uint8_t>> uplink_queue;
+        size_t uplink_bytes = 0;
+        double finish = 0;
+        bool uplink_held = false;  // held back by a full uplink queue
     };
     struct Entry {
         size_t port;
@@ -114,13 +156,23 @@ private:
 
     Result<void> check_source(const Port& port, std::span<const uint8_t> packet) const;
     void learn(const Mac& mac, size_t port);
-    void output(size_t port, std::span<const uint8_t> packet);
+    void output(size_t from, size_t port, std::span<const uint8_t> packet);
+    void send_uplink(Port& uplink, std::span<const uint8_t> packet);
+    void drain_uplink(Clock::time_point now);
+    std::vector<uint8_t> buffer(std::span<const uint8_t> packet);
+    void recycle(std::vector<uint8_t>&& buffer);
 
     std::vector<Port> ports_;
+    std::optional<size_t> uplink_port_;  // one per switch
     std::unordered_map<uint64_t, size_t> guests_;  // each guest port's own MAC
     std::unordered_map<uint64_t, Entry> table_;      // learned behind uplinks
     std::vector<uint8_t> scratch_;  // the packet being switched
     std::vector<std::vector<uint8_t>> spare_;  // queue buffers for reuse
+    // A capped uplink: its buckets and virtual time (start-time fair queueing).
+    driver_domain::TokenBucket uplink_packets_, uplink_bytes_;
+    double uplink_time_ = 0;
+    size_t uplink_queue_bytes_ = kUplinkQueueBytes;  // per guest: an eighth of a second at the cap
+    std::optional<Clock::time_point> uplink_ready_;
 };
 
 // Completes a NEEDS_CSUM packet's checksum in place (the Internet checksum

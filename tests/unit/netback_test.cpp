@@ -179,15 +179,17 @@ protected:
         }
         return got;
     }
-    nlohmann::json query() {
+    // One request on the control socket; its whole answer.
+    nlohmann::json control(const nlohmann::json& request) {
         auto channel = vhost_user::connect_unix((dir_ / "control").string());
         EXPECT_TRUE(channel);
-        std::string request = "{\"execute\":\"query\"}\n", answer;
-        EXPECT_EQ(::write(channel->fd(), request.data(), request.size()), static_cast<ssize_t>(request.size()));
+        std::string text = request.dump() + "\n", answer;
+        EXPECT_EQ(::write(channel->fd(), text.data(), text.size()), static_cast<ssize_t>(text.size()));
         char c;
         while (::read(channel->fd(), &c, 1) == 1 && c != '\n') answer += c;
-        return nlohmann::json::parse(answer)["return"];
+        return nlohmann::json::parse(answer);
     }
+    nlohmann::json query() { return control({{"execute", "query"}})["return"]; }
     static nlohmann::json port(const nlohmann::json& state, const std::string& name) {
         for (const auto& p : state["ports"])
             if (p["name"] == name) return p;
@@ -294,6 +296,41 @@ TEST_F(NetbackTest, ADeadWorkerIsReplacedAndTheGuestsGoOn) {
     auto state = query();
     EXPECT_EQ(port(state, "a")["connections"], 3);
     EXPECT_GE(port(state, "b")["in_packets"], 1) << "counters outlive the workers";
+}
+
+
+TEST_F(NetbackTest, ATransmitCapSetThroughTheControlSocketHoldsTheGuestBackWithoutLoss) {
+    // Requests that are wrong get one error line each and change nothing.
+    EXPECT_EQ(control({{"execute", "set-port"}, {"port", "a"}, {"tx_pps", 50}, {"weight", 0}})["error"],
+              "weight must be 1 to 10000");
+    EXPECT_EQ(control({{"execute", "set-port"}, {"port", "z"}, {"tx_pps", 50}})["error"], "no port is named 'z'");
+    EXPECT_TRUE(control({{"execute", "set-port"}, {"port", "a"}, {"speed", 1}})["error"].get<std::string>().starts_with(
+        "unknown key 'speed'"));
+    EXPECT_EQ(control({{"execute", "set-uplink"}, {"bps", -1}})["error"], "'bps' must be a number of at least 0");
+    EXPECT_EQ(port(query(), "a")["tx_pps"], 0);
+
+    ASSERT_TRUE(control({{"execute", "set-port"}, {"port", "a"}, {"tx_pps", 50}, {"tx_pps_burst", 5}})
+                    .contains("return"));
+    auto state = query();
+    EXPECT_EQ(port(state, "a")["tx_pps"], 50);
+    EXPECT_EQ(port(state, "a")["weight"], 100);
+    // 30 frames at 50 a second after a burst of 5: half a second, and every
+    // one arrives.
+    auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < 30; ++i) a_.send(frame(kHost, kMacA, 46, static_cast<uint8_t>(i)));
+    int got = 0;
+    for (int i = 0; i < 30; ++i)
+        if (uplink_->receive() == frame(kHost, kMacA, 46, static_cast<uint8_t>(i))) ++got;
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    EXPECT_EQ(got, 30);
+    EXPECT_GT(seconds, 0.45);
+    EXPECT_LT(seconds, 1.5);
+    EXPECT_GE(port(query(), "a")["held_tx"], 1);
+
+    // A new worker keeps the policy as changed.
+    ::kill(worker_pid(), SIGKILL);
+    reconnect();
+    EXPECT_EQ(port(query(), "a")["tx_pps"], 50);
 }
 
 }  // namespace

@@ -1,10 +1,12 @@
 // hospes-netback's switch on its own: learning, flooding and forwarding;
 // anti-spoofing by MAC and by IPv4/ARP/IPv6/neighbour discovery addresses;
 // bounded queues; checksum completion and offloads per guest; hostile
-// packets.
+// packets; caps on what a guest sends and receives, and a capped uplink
+// shared by weight.
 #include <arpa/inet.h>
 
 #include <cstring>
+#include <map>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -17,6 +19,9 @@ namespace {
 using netback::Mac;
 using netback::PortCounters;
 using netback::PortIdentity;
+using netback::PortPolicy;
+using Clock = netback::Clock;
+using namespace std::chrono_literals;
 using netback::Switch;
 using Bytes = std::vector<uint8_t>;
 
@@ -358,6 +363,116 @@ TEST_F(SwitchTest, TheAddressTableIsBounded) {
     }
     EXPECT_LE(fabric_.learned(), Switch::kTableLimit);
     EXPECT_EQ(drain(a_).size(), Switch::kQueueLimit);
+}
+
+TEST_F(SwitchTest, ATransmitCapHoldsAGuestBackUntilItMaySendAgain) {
+    PortPolicy policy;
+    policy.tx.pps = 100;
+    policy.tx.pps_burst = 5;
+    auto t0 = Clock::now();
+    fabric_.set_policy(a_, policy, t0);
+    auto frame = packet(kHost, kMacA, kExperimental, Bytes(46, 0));
+    int sent = 0;
+    while (fabric_.may_send(a_, t0)) {
+        ASSERT_TRUE(send(a_, frame));
+        ++sent;
+    }
+    EXPECT_EQ(sent, 5) << "the burst";
+    EXPECT_EQ(counters_[a_].held_tx, 1u);
+    ASSERT_TRUE(fabric_.next_wakeup());
+    EXPECT_LE(*fabric_.next_wakeup(), t0 + 20ms);
+    // A second of the guest sending whenever it may: the rate, and a wake-up
+    // each time it was held back.
+    int wakes = wakes_[a_];
+    for (auto t = t0; t < t0 + 1s; t += 1ms) {
+        fabric_.tick(t);
+        while (fabric_.may_send(a_, t)) {
+            ASSERT_TRUE(send(a_, frame));
+            ++sent;
+        }
+    }
+    EXPECT_GE(sent, 104);
+    EXPECT_LE(sent, 106);
+    EXPECT_GE(wakes_[a_] - wakes, 95);
+    EXPECT_EQ(uplink().size(), static_cast<size_t>(sent)) << "held back, never dropped";
+    // Lifting the cap lets it go at once.
+    fabric_.set_policy(a_, {}, t0 + 1s);
+    EXPECT_TRUE(fabric_.may_send(a_, t0 + 1s));
+}
+
+TEST_F(SwitchTest, AReceiveCapMakesFramesWaitAndKeepsTheQueueShort) {
+    PortPolicy policy;
+    policy.rx.bps = 1000;  // bytes of frames per second; the bucket holds a tenth of a second
+    fabric_.set_policy(b_, policy, Clock::now());
+    auto frame = packet(kMacB, kMacA, kExperimental, Bytes(486, 0));  // 500 bytes with the Ethernet header
+    for (int i = 0; i < 200; ++i) ASSERT_TRUE(send(a_, frame));
+    // The queue holds a quarter of a second at the cap, at least one
+    // packet of the largest size: the rest is dropped.
+    size_t queued = Switch::kMaxPacket / frame.size();
+    EXPECT_EQ(counters_[b_].drop_queue_full, 200 - queued);
+    // 100 bytes in the bucket: one frame goes (the bucket goes into debt),
+    // then the guest waits.
+    EXPECT_EQ(drain(b_).size(), 1u);
+    EXPECT_EQ(counters_[b_].held_rx, 1u);
+    ASSERT_TRUE(fabric_.next_wakeup());
+    EXPECT_GT(*fabric_.next_wakeup(), Clock::now() + 300ms) << "the 400-byte debt at 1000 bytes/s";
+    int wakes = wakes_[b_];
+    fabric_.tick(*fabric_.next_wakeup());
+    EXPECT_EQ(wakes_[b_], wakes + 1);
+}
+
+TEST_F(SwitchTest, ACappedUplinkIsSharedByWeight) {
+    auto t0 = Clock::now();
+    fabric_.set_uplink_limits({.bps = 100000}, t0);  // 10 kB in its bucket
+    PortPolicy light, heavy;
+    light.weight = 100;
+    heavy.weight = 300;
+    fabric_.set_policy(a_, light, t0);
+    fabric_.set_policy(b_, heavy, t0);
+    // Both guests keep their queues for the uplink full: 1,000-byte frames,
+    // the last byte says whose.
+    auto from_a = packet(kHost, kMacA, kExperimental, Bytes(986, 'a'));
+    auto from_b = packet(kHost, kMacB, kExperimental, Bytes(986, 'b'));
+    auto fill = [&](Clock::time_point t) {
+        while (fabric_.may_send(a_, t)) ASSERT_TRUE(send(a_, from_a));
+        while (fabric_.may_send(b_, t)) ASSERT_TRUE(send(b_, from_b));
+    };
+    fill(t0);
+    EXPECT_EQ(counters_[a_].held_tx, 1u) << "held back by its full queue";
+    uplink();  // the first bucket's worth
+    std::map<uint8_t, int> share;
+    for (auto t = t0; t < t0 + 10s; t += 5ms) {
+        fabric_.tick(t);
+        fill(t);
+        for (const auto& p : uplink()) ++share[p.back()];
+    }
+    int total = share['a'] + share['b'];
+    EXPECT_NEAR(total, 1000, 20) << "the uplink's rate: 100 frames a second";
+    EXPECT_NEAR(share['a'] * 100.0 / total, 25, 2);
+    EXPECT_NEAR(share['b'] * 100.0 / total, 75, 2);
+    EXPECT_EQ(counters_[3].drop_queue_full, 0u) << "nothing dropped";
+
+    // Work-conserving: B stops, A gets the whole rate, and B, back, starts
+    // level (no credit saved up while it was idle).
+    share.clear();
+    auto t1 = t0 + 10s;
+    for (auto t = t1; t < t1 + 5s; t += 5ms) {
+        fabric_.tick(t);
+        while (fabric_.may_send(a_, t)) ASSERT_TRUE(send(a_, from_a));
+        for (const auto& p : uplink()) ++share[p.back()];
+    }
+    // B's queue: an eighth of a second at the cap, at least a 64 KiB packet.
+    int queued = static_cast<int>(Switch::kMaxPacket / from_b.size()) + 1;
+    EXPECT_NEAR(share['a'] + share['b'], 500, 10);
+    EXPECT_LE(share['b'], queued) << "only what was queued";
+    share.clear();
+    auto t2 = t1 + 5s;
+    for (auto t = t2; t < t2 + 2s; t += 5ms) {
+        fabric_.tick(t);
+        fill(t);
+        for (const auto& p : uplink()) ++share[p.back()];
+    }
+    EXPECT_NEAR(share['b'] * 100.0 / (share['a'] + share['b']), 75, 5);
 }
 
 }  // namespace

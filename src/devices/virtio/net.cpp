@@ -84,6 +84,7 @@ Result<void> VirtioNet::activate(uint64_t features, virtio::ActiveQueues queues)
 
 void VirtioNet::reset() {
     running_ = false;
+    tx_held_ = false;
     active_ = {};
     features_ = 0;
     rx_chains_.clear();
@@ -105,6 +106,9 @@ void VirtioNet::backend_ready(size_t index) {
     if (index == 1) {
         uint64_t count;
         [[maybe_unused]] auto got = ::read(resume_.get(), &count, sizeof(count));
+        process_tx();
+    } else if (tx_held_) {
+        tx_held_ = false;
         process_tx();
     }
     process_rx();
@@ -139,6 +143,10 @@ void VirtioNet::process_tx() {
     bool used = false;
     unsigned handled = 0;
     for (; handled < kBurst; ++handled) {
+        if (!backend_->may_send()) {
+            tx_held_ = true;
+            break;
+        }
         auto popped = queue.pop(memory, tx_chain_);
         if (!popped) return fail(popped.error());
         if (!*popped) break;

@@ -112,6 +112,7 @@ private:
 
     virtio::ActiveQueues active_;
     bool running_ = false;  // activated and not failed
+    bool tx_held_ = false;  // the backend would not take packets; its fd says when it will
     uint64_t features_ = 0;
     std::deque<virtio::Chain> rx_chains_;  // popped receive chains not yet used
     size_t rx_chain_bytes_ = 0;            // their writable bytes
