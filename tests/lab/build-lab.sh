@@ -18,8 +18,9 @@
 #                 busybox-static + applet symlinks,
 #                 the kvm, tun and bridge modules and their dependencies (load order in
 #                 /etc/lab-modules),
-#                 /usr/bin/hospes (HOSPES_BINARY) and /usr/bin/hospes-blkback (built
-#                 beside it) with their shared libraries,
+#                 /usr/bin/hospes (HOSPES_BINARY), /usr/bin/hospes-blkback and
+#                 /usr/bin/hospes-netback (built beside it) with their shared
+#                 libraries,
 #                 /usr/bin/qemu-storage-daemon with its shared libraries,
 #                 /usr/bin/qemu-system-x86_64 with its shared libraries and
 #                 the firmware a `-M microvm` direct boot needs in /qemu-fw
@@ -57,6 +58,8 @@ QEMU=$(command -v qemu-system-x86_64) || die "qemu-system-x86_64 not found (apt-
 # peer back-end of the vhost-user tests.
 BLKBACK=$(dirname "$HOSPES")/hospes-blkback
 [[ -x "$BLKBACK" ]] || die "$BLKBACK not found (build the hospes-blkback target)"
+NETBACK=$(dirname "$HOSPES")/hospes-netback
+[[ -x "$NETBACK" ]] || die "$NETBACK not found (build the hospes-netback target)"
 QSD=$(command -v qemu-storage-daemon) || die "qemu-storage-daemon not found (apt-get install qemu-utils)"
 QSD=$(readlink -f "$QSD")
 QEMU=$(readlink -f "$QEMU")
@@ -143,16 +146,17 @@ done
 HOSPES_LIBS=$(shared_libs "$HOSPES")
 QEMU_LIBS=$(shared_libs "$QEMU")
 BLKBACK_LIBS=$(shared_libs "$BLKBACK")
+NETBACK_LIBS=$(shared_libs "$NETBACK")
 QSD_LIBS=$(shared_libs "$QSD")
 
 inputs_sums() {
     local f
     {
         for f in vmlinuz vmlinux initramfs.cpio.gz kernel-release; do echo "$GUESTDIR/$f"; done
-        echo "$HOSPES"; echo "$QEMU"; echo "$BUSYBOX"; echo "$SCRIPT_PATH"; echo "$BLKBACK"; echo "$QSD"
+        echo "$HOSPES"; echo "$QEMU"; echo "$BUSYBOX"; echo "$SCRIPT_PATH"; echo "$BLKBACK"; echo "$NETBACK"; echo "$QSD"
         for f in "${MODORDER[@]}"; do echo "$KMODDIR/$f"; done
         for f in "${QEMU_FIRMWARE[@]}"; do echo "${f#*=}"; done
-        echo "$HOSPES_LIBS"; echo "$QEMU_LIBS"; echo "$BLKBACK_LIBS"; echo "$QSD_LIBS"
+        echo "$HOSPES_LIBS"; echo "$QEMU_LIBS"; echo "$BLKBACK_LIBS"; echo "$NETBACK_LIBS"; echo "$QSD_LIBS"
     } | grep -v '^$' | LC_ALL=C sort -u | while IFS= read -r f; do
         sha256sum "$(readlink -f "$f")" | sed "s|  .*|  $f|"
     done
@@ -205,6 +209,7 @@ install_program() {
 install_program "$HOSPES" /usr/bin/hospes "$HOSPES_LIBS"
 install_program "$QEMU" /usr/bin/qemu-system-x86_64 "$QEMU_LIBS"
 install_program "$BLKBACK" /usr/bin/hospes-blkback "$BLKBACK_LIBS"
+install_program "$NETBACK" /usr/bin/hospes-netback "$NETBACK_LIBS"
 install_program "$QSD" /usr/bin/qemu-storage-daemon "$QSD_LIBS"
 for f in "${QEMU_FIRMWARE[@]}"; do
     install_file "${f#*=}" "/qemu-fw/${f%%=*}"
