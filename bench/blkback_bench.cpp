@@ -69,6 +69,7 @@
 #include "common/unique_fd.hpp"
 #include "devices/virtio/blk.hpp"
 #include "support/fake_driver.hpp"
+#include "support/wired_device.hpp"
 #include "vhost_user/device.hpp"
 #include "vmm/event_loop.hpp"
 
@@ -211,35 +212,6 @@ private:
     pid_t pid_ = -1;
 };
 
-// The monitor's transport hands a vhost-user device KVM's ioeventfd (kick)
-// and irqfd (call); FakeDriver has no KVM and activates with neither, so
-// the device would make eventfds of its own that nobody could wait on. This
-// wrapper gives it a kick and a call eventfd, as the transport would: the
-// fake guest kicks through the first and sleeps on the second (its
-// "interrupt") instead of polling the used ring.
-class Wired final : public hospes::virtio::Device {
-public:
-    explicit Wired(hospes::vhost_user::VhostUserDevice& inner)
-        : inner_(inner), kick_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)), call_(::eventfd(0, EFD_CLOEXEC)) {}
-    uint32_t device_type() const override { return inner_.device_type(); }
-    uint64_t features() const override { return inner_.features(); }
-    std::vector<uint16_t> queue_max_sizes() const override { return inner_.queue_max_sizes(); }
-    void read_config(uint64_t offset, std::span<uint8_t> data) override { inner_.read_config(offset, data); }
-    void write_config(uint64_t offset, std::span<const uint8_t> data) override { inner_.write_config(offset, data); }
-    hospes::Result<void> activate(uint64_t features, hospes::virtio::ActiveQueues queues) override {
-        queues.notify_fds = {kick_.get()};
-        queues.interrupt_fd = call_.get();
-        return inner_.activate(features, std::move(queues));
-    }
-    void queue_notify(uint16_t index) override { inner_.queue_notify(index); }  // writes kick_
-    void reset() override { inner_.reset(); }
-    int call() const { return call_.get(); }
-
-private:
-    hospes::vhost_user::VhostUserDevice& inner_;
-    UniqueFd kick_, call_;
-};
-
 // One guest's connection to a blkback disk: front-end, fds, fake driver and
 // its request chains, written once and recycled (as blk_bench does).
 struct Link {
@@ -249,7 +221,7 @@ struct Link {
         bool write;
     };
     std::unique_ptr<hospes::vhost_user::VhostUserDevice> device;
-    std::unique_ptr<Wired> wired;
+    std::unique_ptr<hospes::test_support::WiredDevice> wired;
     std::unique_ptr<FakeDriver> driver;
     std::vector<Slot> slots;  // the read chains first, then the write chains
     std::vector<int> slot_of_head;
@@ -269,7 +241,7 @@ struct Link {
                                                                    sizeof(virtio_blk_config), 1, 256);
         if (!device) die("vhost-user connect: " + device.error().message);
         link->device = std::move(*device);
-        link->wired = std::make_unique<Wired>(*link->device);
+        link->wired = std::make_unique<hospes::test_support::WiredDevice>(*link->device);
         link->driver = std::make_unique<FakeDriver>(*link->wired);
         // Without EVENT_IDX: FakeDriver never writes used_event, so a
         // back-end honouring it would hardly ever interrupt. (Linux does

@@ -39,7 +39,7 @@ public:
     const std::string& name() const override { return switch_.port_name(port_); }
     int fd() const override { return wake_; }
     Result<void> send(std::span<const iovec> parts) override { return switch_.input(port_, parts); }
-    bool may_send() override { return switch_.may_send(port_, Clock::now()); }
+    bool may_send() override { return switch_.may_send(port_); }
     Result<size_t> receive(std::span<uint8_t> buffer) override {
         size_t size = switch_.take(port_, buffer);
         if (size == 0) {

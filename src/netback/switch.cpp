@@ -17,6 +17,25 @@ constexpr uint8_t kGsoNone = 0, kGsoTcpv4 = 1, kGsoTcpv6 = 4, kGsoEcn = 0x80;
 using Header = devices::NetHeader;
 
 uint16_t load16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+uint32_t load32(const uint8_t* p) { return uint32_t{load16(p)} << 16 | load16(p + 2); }
+void store16(uint8_t* p, uint16_t v) {
+    p[0] = static_cast<uint8_t>(v >> 8);
+    p[1] = static_cast<uint8_t>(v);
+}
+void store32(uint8_t* p, uint32_t v) {
+    store16(p, static_cast<uint16_t>(v >> 16));
+    store16(p + 2, static_cast<uint16_t>(v));
+}
+// The one's complement sum of `size` bytes (RFC 1071), not yet folded.
+uint64_t add_bytes(uint64_t sum, const uint8_t* p, size_t size) {
+    for (size_t i = 0; i + 1 < size; i += 2) sum += load16(p + i);
+    if (size % 2) sum += static_cast<uint16_t>(p[size - 1] << 8);
+    return sum;
+}
+uint16_t fold(uint64_t sum) {
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    return static_cast<uint16_t>(~sum);
+}
 
 uint64_t key(const uint8_t* mac) {
     uint64_t k = 0;
@@ -100,6 +119,7 @@ void Switch::set_policy(size_t index, const PortPolicy& policy, Clock::time_poin
     port.weight = policy.weight;
     port.tx_packets.set(policy.tx.pps, policy.tx.pps_burst, now);
     port.tx_bytes.set(policy.tx.bps, policy.tx.bps_burst, now);
+    port.capped = port.tx_packets.limited() || port.tx_bytes.limited();
     port.rx_packets.set(policy.rx.pps, policy.rx.pps_burst, now);
     port.rx_bytes.set(policy.rx.bps, policy.rx.bps_burst, now);
     // Under a receive cap, a quarter of a second's worth may wait (a long
@@ -360,9 +380,18 @@ void Switch::output(size_t from, size_t index, std::span<const uint8_t> packet) 
     bool takes_gso = gso == kGsoNone || (gso == kGsoTcpv4 && port.offloads.tso4) ||
                      (gso == kGsoTcpv6 && port.offloads.tso6);
     if (!takes_gso || ((header.gso_type & kGsoEcn) && !port.offloads.tso_ecn)) {
-        ++port.counters->drop_offload;
+        // A guest that does not take this segmentation offload gets the
+        // segments, made here.
+        if (!segment_tcp(packet, segments_, [&](std::span<const uint8_t> one) { enqueue(port, one); }))
+            ++port.counters->drop_offload;
         return;
     }
+    enqueue(port, packet);
+}
+
+void Switch::enqueue(Port& port, std::span<const uint8_t> packet) {
+    Header header;
+    std::memcpy(&header, packet.data(), sizeof(header));
     if (port.queue.size() >= kQueueLimit || port.queued_bytes + packet.size() > port.rx_queue_bytes) {
         ++port.counters->drop_queue_full;
         return;
@@ -423,6 +452,62 @@ bool complete_checksum(std::span<uint8_t> packet) {
     frame[field + 1] = static_cast<uint8_t>(checksum);
     header.flags &= static_cast<uint8_t>(~kNeedsCsum);
     std::memcpy(packet.data(), &header, sizeof(header));
+    return true;
+}
+
+bool segment_tcp(std::span<const uint8_t> packet, std::vector<uint8_t>& scratch,
+                 const std::function<void(std::span<const uint8_t>)>& emit) {
+    constexpr size_t kL3 = kEthernetHeader;
+    if (packet.size() < Switch::kHeaderSize + kL3) return false;
+    Header header;
+    std::memcpy(&header, packet.data(), sizeof(header));
+    uint8_t gso = header.gso_type & ~kGsoEcn;
+    auto frame = packet.subspan(Switch::kHeaderSize);
+    uint16_t type = load16(&frame[12]);
+    bool v4 = type == kEtherIpv4;
+    if (!(v4 && gso == kGsoTcpv4) && !(type == kEtherIpv6 && gso == kGsoTcpv6)) return false;
+    size_t ip_size = 40;
+    if (v4) {
+        if (frame.size() < kL3 + 20) return false;
+        ip_size = size_t{frame[kL3] & 0xfu} * 4;
+        if (ip_size < 20 || frame[kL3 + 9] != 6) return false;
+    } else if (frame.size() < kL3 + 40 || frame[kL3 + 6] != 6) {
+        return false;  // extension headers before TCP are not segmented
+    }
+    size_t l4 = kL3 + ip_size;
+    if (frame.size() < l4 + 20) return false;
+    size_t tcp_size = static_cast<size_t>(frame[l4 + 12] >> 4) * 4;
+    size_t headers = l4 + tcp_size;
+    size_t mss = header.gso_size;
+    if (tcp_size < 20 || frame.size() <= headers || mss == 0) return false;
+    size_t payload = frame.size() - headers;
+    uint32_t sequence = load32(&frame[l4 + 4]);
+    uint16_t id = v4 ? load16(&frame[kL3 + 4]) : 0;
+    for (size_t offset = 0, i = 0; offset < payload; offset += mss, ++i) {
+        size_t size = std::min(mss, payload - offset);
+        scratch.assign(Switch::kHeaderSize + headers + size, 0);  // header: complete checksums, no GSO
+        uint8_t* out = scratch.data() + Switch::kHeaderSize;
+        std::memcpy(out, frame.data(), headers);
+        std::memcpy(out + headers, frame.data() + headers + offset, size);
+        size_t tcp_length = tcp_size + size;
+        if (v4) {
+            store16(out + kL3 + 2, static_cast<uint16_t>(ip_size + tcp_length));
+            store16(out + kL3 + 4, static_cast<uint16_t>(id + i));
+            store16(out + kL3 + 10, 0);
+            store16(out + kL3 + 10, fold(add_bytes(0, out + kL3, ip_size)));
+        } else {
+            store16(out + kL3 + 4, static_cast<uint16_t>(tcp_length));
+        }
+        store32(out + l4 + 4, static_cast<uint32_t>(sequence + offset));
+        // FIN and PSH only on the last segment, CWR only on the first.
+        if (offset + size < payload) out[l4 + 13] &= static_cast<uint8_t>(~0x09);
+        if (i > 0) out[l4 + 13] &= static_cast<uint8_t>(~0x80);
+        store16(out + l4 + 16, 0);
+        uint64_t sum = v4 ? add_bytes(0, out + kL3 + 12, 8) : add_bytes(0, out + kL3 + 8, 32);
+        sum += 6 + tcp_length;
+        store16(out + l4 + 16, fold(add_bytes(sum, out + l4, tcp_length)));
+        emit(scratch);
+    }
     return true;
 }
 

@@ -17,7 +17,8 @@
 // and the Ethernet frame. A packet whose checksum is left to the receiver
 // (NEEDS_CSUM) is completed here for a guest that did not accept partial
 // checksums; a segmentation offload packet (GSO) such a guest did not
-// accept is dropped and counted.
+// accept is segmented here (TCP over IPv4 or IPv6), or dropped and counted
+// when it cannot be.
 #pragma once
 
 #include <sys/uio.h>
@@ -110,6 +111,12 @@ public:
     // Whether guest port `port` may send now; when not, it is woken once
     // it may again.
     bool may_send(size_t port, Clock::time_point now);
+    // The same, reading the clock only when the port has a cap.
+    bool may_send(size_t port) {
+        const auto& p = ports_[port];
+        if (!p.capped && !p.tx_ready && p.uplink_bytes < uplink_queue_bytes_) return true;
+        return may_send(port, Clock::now());
+    }
     // Sends to the uplink what its cap allows and wakes the ports whose
     // caps let them go on; call it by next_wakeup() at the latest.
     void tick(Clock::time_point now);
@@ -148,6 +155,7 @@ private:
         size_t uplink_bytes = 0;
         double finish = 0;
         bool uplink_held = false;  // held back by a full uplink queue
+        bool capped = false;       // a transmit cap is set
     };
     struct Entry {
         size_t port;
@@ -157,6 +165,7 @@ private:
     Result<void> check_source(const Port& port, std::span<const uint8_t> packet) const;
     void learn(const Mac& mac, size_t port);
     void output(size_t from, size_t port, std::span<const uint8_t> packet);
+    void enqueue(Port& port, std::span<const uint8_t> packet);
     void send_uplink(Port& uplink, std::span<const uint8_t> packet);
     void drain_uplink(Clock::time_point now);
     std::vector<uint8_t> buffer(std::span<const uint8_t> packet);
@@ -168,6 +177,7 @@ private:
     std::unordered_map<uint64_t, Entry> table_;      // learned behind uplinks
     std::vector<uint8_t> scratch_;  // the packet being switched
     std::vector<std::vector<uint8_t>> spare_;  // queue buffers for reuse
+    std::vector<uint8_t> segments_;             // one segment being made
     // A capped uplink: its buckets and virtual time (start-time fair queueing).
     driver_domain::TokenBucket uplink_packets_, uplink_bytes_;
     double uplink_time_ = 0;
@@ -179,5 +189,13 @@ private:
 // from csum_start to the end, stored at csum_start + csum_offset); false
 // when the offsets lie outside the packet.
 bool complete_checksum(std::span<uint8_t> packet);
+
+// Splits a TCP segmentation offload packet (GSO TCPv4 or TCPv6, no IPv6
+// extension headers) into packets of at most gso_size payload bytes, each
+// with its IP and TCP headers and checksums complete, handed to `emit` one
+// after the other in `scratch`; false (nothing emitted) when the packet is
+// not one it can parse.
+bool segment_tcp(std::span<const uint8_t> packet, std::vector<uint8_t>& scratch,
+                 const std::function<void(std::span<const uint8_t>)>& emit);
 
 }  // namespace hospes::netback

@@ -5,6 +5,7 @@
 // shared by weight.
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <vector>
@@ -473,6 +474,82 @@ TEST_F(SwitchTest, ACappedUplinkIsSharedByWeight) {
         for (const auto& p : uplink()) ++share[p.back()];
     }
     EXPECT_NEAR(share['b'] * 100.0 / (share['a'] + share['b']), 75, 5);
+}
+
+// The Internet checksum of `n` bytes plus `sum`, from scratch.
+uint16_t internet_checksum(const uint8_t* p, size_t n, uint32_t sum = 0) {
+    for (size_t i = 0; i + 1 < n; i += 2) sum += static_cast<uint32_t>(p[i] << 8 | p[i + 1]);
+    if (n % 2) sum += static_cast<uint32_t>(p[n - 1] << 8);
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    return static_cast<uint16_t>(~sum);
+}
+
+TEST_F(SwitchTest, SegmentationOffloadIsSegmentedForGuestsThatDoNotTakeIt) {
+    fabric_.set_up(c_, {});  // no offloads at all
+    for (bool over6 : {false, true}) {
+        SCOPED_TRACE(over6 ? "TCP over IPv6" : "TCP over IPv4");
+        // A TSO packet as Linux sends it: 3,000 bytes of payload, MSS
+        // 1,000, ACK|PSH|FIN, the checksum left partial.
+        Bytes payload(3000);
+        for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<uint8_t>(i * 7 + 1);
+        size_t ip_size = over6 ? 40 : 20;
+        Bytes l3(ip_size, 0);
+        if (over6) {
+            l3[0] = 0x60;
+            l3[6] = 6;
+            l3[7] = 64;
+            auto s6 = v6("fd00::a"), d6 = v6("fd00::c");
+            std::copy(s6.begin(), s6.end(), l3.begin() + 8);
+            std::copy(d6.begin(), d6.end(), l3.begin() + 24);
+        } else {
+            l3 = ipv4("10.0.0.2");
+            l3[4] = 0x12, l3[5] = 0x34;  // id
+        }
+        Bytes tcp(20, 0);
+        tcp[0] = 0x30, tcp[1] = 0x39, tcp[2] = 0x01, tcp[3] = 0xbb;  // ports
+        tcp[4] = 0xff, tcp[5] = 0xff, tcp[6] = 0xff, tcp[7] = 0x00;  // sequence near the wrap
+        tcp[12] = 0x50;
+        tcp[13] = 0x19;  // ACK, PSH, FIN
+        Bytes body = l3;
+        body.insert(body.end(), tcp.begin(), tcp.end());
+        body.insert(body.end(), payload.begin(), payload.end());
+        uint16_t csum_start = static_cast<uint16_t>(14 + ip_size);
+        Bytes header = {1, static_cast<uint8_t>(over6 ? 4 : 1), 0, 0, 0xe8, 0x03,
+                        static_cast<uint8_t>(csum_start), static_cast<uint8_t>(csum_start >> 8), 16, 0};
+        ASSERT_TRUE(send(a_, packet(kMacC, kMacA, over6 ? 0x86dd : 0x0800, body, header)));
+        auto got = drain(c_);
+        ASSERT_EQ(got.size(), 3u);
+        Bytes joined;
+        for (size_t i = 0; i < got.size(); ++i) {
+            const auto& p = got[i];
+            ASSERT_EQ(p.size(), 12 + 14 + ip_size + 20 + 1000);
+            EXPECT_TRUE(std::all_of(p.begin(), p.begin() + 12, [](uint8_t b) { return b == 0; })) << "no offload";
+            const uint8_t* ip = &p[26];
+            const uint8_t* t = ip + ip_size;
+            uint32_t pseudo;
+            if (over6) {
+                EXPECT_EQ(ip[4] << 8 | ip[5], 1020);
+                pseudo = 6 + 1020 + (0xffff - internet_checksum(ip + 8, 32));
+            } else {
+                EXPECT_EQ(ip[2] << 8 | ip[3], 1040);
+                EXPECT_EQ(ip[4] << 8 | ip[5], 0x1234 + static_cast<int>(i)) << "consecutive IDs";
+                EXPECT_EQ(internet_checksum(ip, 20), 0) << "IPv4 header checksum";
+                pseudo = 6 + 1020 + (0xffff - internet_checksum(ip + 12, 8));
+            }
+            EXPECT_EQ(internet_checksum(t, 1020, pseudo), 0) << "TCP checksum of segment " << i;
+            uint32_t sequence = static_cast<uint32_t>(t[4] << 24 | t[5] << 16 | t[6] << 8 | t[7]);
+            EXPECT_EQ(sequence, static_cast<uint32_t>(0xffffff00u + 1000 * i));
+            EXPECT_EQ(t[13], i == 2 ? 0x19 : 0x10) << "FIN and PSH on the last only";
+            joined.insert(joined.end(), t + 20, t + 1020);
+        }
+        EXPECT_EQ(joined, payload);
+    }
+    EXPECT_EQ(counters_[c_].drop_offload, 0u);
+    // What cannot be segmented (not TCP) is still dropped and counted.
+    Bytes udp_gso = {1, 1, 0, 0, 0xe8, 0x03, 34, 0, 6, 0};
+    ASSERT_TRUE(send(a_, packet(kMacC, kMacA, 0x0800, ipv4("10.0.0.2", 17), udp_gso)));
+    EXPECT_TRUE(drain(c_).empty());
+    EXPECT_EQ(counters_[c_].drop_offload, 1u);
 }
 
 }  // namespace
