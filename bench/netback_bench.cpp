@@ -25,7 +25,8 @@
 // this PVM host dearly (blkback_bench measures them): so the figures come
 // twice, unpinned, and with the worker and this process on one CPU.
 //
-// Usage: netback_bench [--rounds N] [--packets M]   (defaults 9, 32000)
+// Usage: netback_bench [--rounds N] [--packets M] [--batch B]   (defaults 9, 32000, 32;
+// B at most 128: two descriptors a frame in a 256-entry ring)
 // Root (a network namespace, taps); without, one line says it is skipped.
 #include <linux/virtio_ids.h>
 #include <poll.h>
@@ -59,7 +60,7 @@ using namespace hospes;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using test_support::FakeDriver;
-constexpr size_t kBatch = 32;
+size_t kBatch = 32;  // frames per kick (--batch)
 constexpr uint16_t kRx = 0, kTx = 1;
 constexpr uint8_t kMacA[6] = {0x02, 0, 0, 0, 0, 0xa}, kMacB[6] = {0x02, 0, 0, 0, 0, 0xb};
 constexpr uint8_t kHost[6] = {0x02, 0x99, 0, 0, 0, 1};
@@ -258,13 +259,16 @@ int main(int argc, char** argv) {
         std::string arg = argv[i];
         if (arg == "--rounds" && i + 1 < argc)
             rounds = std::max(1, std::atoi(argv[++i]));
+        else if (arg == "--batch" && i + 1 < argc)
+            kBatch = std::clamp<size_t>(std::strtoul(argv[++i], nullptr, 10), 1, 128);
         else if (arg == "--packets" && i + 1 < argc)
-            packets = std::max<size_t>(kBatch, std::strtoul(argv[++i], nullptr, 10)) / kBatch * kBatch;
+            packets = std::strtoul(argv[++i], nullptr, 10);
         else {
-            std::fprintf(stderr, "usage: netback_bench [--rounds N] [--packets M]\n");
+            std::fprintf(stderr, "usage: netback_bench [--rounds N] [--packets M] [--batch B]\n");
             return 2;
         }
     }
+    packets = std::max(kBatch, packets) / kBatch * kBatch;
     spdlog::set_level(spdlog::level::warn);
     if (auto why = test_support::private_network(); !why.empty()) {
         std::printf("netback_bench: skipped: %s\n", why.c_str());
