@@ -17,7 +17,7 @@
 #                  it: pass a copy.
 #   --env N=V      set N=V for the test script (written to /lab/env, which
 #                  lib.sh reads); repeatable. Of the caller's environment
-#                  only LAB_MONITOR, LAB_TRACE, LAB_THP and BENCH_* reach the lab, the same way.
+#                  only LAB_MONITOR, LAB_TRACE, LAB_THP, LAB_SHMEM_THP and BENCH_* reach the lab, the same way.
 #   --file S:D     put the file S into the lab at the absolute path D (with
 #                  the test script, so the lab is not rebuilt); repeatable.
 # Environment:
@@ -30,6 +30,9 @@
 #                  and then delivers an interrupt KVM injected into a nested
 #                  guest twice; docs/testing.md)
 #   LAB_MEMORY     the lab host's memory (default 8G)
+#   LAB_APPEND     the lab kernel's timer options (default "lapic=notscdeadline
+#                  nohz=off highres=off": a periodic tick, which one lost
+#                  timer interrupt cannot stop; docs/testing.md)
 #   LAB_RETRIES    boots after a lab host crash or hang (default 2)
 #   LAB_HANG_SECONDS  heartbeat silence that means a hung lab host (90)
 #
@@ -126,9 +129,9 @@ cp "$TEST_SCRIPT" "$TMP/extra/lab/test.sh"
 cp "$LIB" "$TMP/extra/lab/lib.sh"
 chmod 755 "$TMP/extra/lab/test.sh"
 : >"$TMP/extra/lab/env"
-# The caller's LAB_MONITOR, LAB_TRACE, LAB_THP and BENCH_* first, so --env wins.
+# The caller's LAB_MONITOR, LAB_TRACE, LAB_THP, LAB_SHMEM_THP and BENCH_* first, so --env wins.
 FROM_ENV=()
-while IFS= read -r e; do FROM_ENV+=("$e"); done < <(env | grep -E '^(LAB_MONITOR|LAB_TRACE|LAB_THP|BENCH_[A-Z0-9_]+)=' || true)
+while IFS= read -r e; do FROM_ENV+=("$e"); done < <(env | grep -E '^(LAB_MONITOR|LAB_TRACE|LAB_THP|LAB_SHMEM_THP|BENCH_[A-Z0-9_]+)=' || true)
 for e in "${FROM_ENV[@]}" "${ENVS[@]}"; do
     # Single-quoted for the lab's sh, whatever the value holds.
     printf "export %s='%s'\n" "${e%%=*}" "$(printf '%s' "${e#*=}" | sed "s/'/'\\\\''/g")" >>"$TMP/extra/lab/env"
@@ -173,7 +176,7 @@ classify() {
 # status described at the top.
 attempt() {
     local log=$1 start qemu_status lab_up test_status hung=0
-    echo "lab-run: $TEST_NAME (lab $LABDIR, emulator $QEMU -accel $ACCEL -cpu $CPU -smp $SMP, timeout ${TIMEOUT}s, log $log)" >&2
+    echo "lab-run: $TEST_NAME (lab $LABDIR, emulator $QEMU -accel $ACCEL -cpu $CPU -smp $SMP, lab kernel timer \"${LAB_APPEND-lapic=notscdeadline nohz=off highres=off}\", timeout ${TIMEOUT}s, log $log)" >&2
     start=$(date +%s.%N)
     # The serial console goes to QEMU's stdout, into the log; tail streams it to
     # our stdout. stdin is /dev/null so the run is the same under CI (no stdin)
@@ -184,7 +187,7 @@ attempt() {
         "$QEMU" -accel "$ACCEL" -cpu "$CPU" -smp "$SMP" -m "${LAB_MEMORY:-8G}" "${QEMU_EXTRA[@]}" \
         -display none -monitor none -serial stdio -nic none -no-reboot \
         -kernel "$LABDIR/bzImage" -initrd "$TMP/initrd" "${DISKS[@]}" \
-        -append "console=ttyS0 quiet panic=-1" </dev/null >"$log" &
+        -append "console=ttyS0 quiet panic=-1 ${LAB_APPEND-lapic=notscdeadline nohz=off highres=off}" </dev/null >"$log" &
     local qemu_pid=$! silent=0 beats=0 last_beats=0
     tail -n +1 -f --pid="$qemu_pid" "$log" &
     local tail_pid=$!

@@ -59,7 +59,10 @@ fi
 # Guest RAM is a memfd (shared memory), which gets transparent huge pages
 # only where shmem_enabled allows it; hospes asks for them (MADV_HUGEPAGE),
 # so "advise" gives guests the huge pages anonymous memory had.
-echo advise >/sys/kernel/mm/transparent_hugepage/shmem_enabled 2>/dev/null
+# LAB_SHMEM_THP sets another mode (for experiments: the lab host's hangs
+# came with "never" as well, docs/testing.md).
+echo "${LAB_SHMEM_THP:-advise}" >/sys/kernel/mm/transparent_hugepage/shmem_enabled 2>/dev/null
+[ -n "${LAB_SHMEM_THP:-}" ] && echo "lab-test: shmem huge pages: $(cat /sys/kernel/mm/transparent_hugepage/shmem_enabled)"
 # LAB_THP: the lab host's transparent huge page mode (always, madvise or
 # never) for the guests' memory.
 if [ -n "${LAB_THP:-}" ]; then
