@@ -35,12 +35,7 @@ while [ ! -S $DIR/control ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 ip addr add 10.0.3.1/24 dev nbtap0
 ip link set nbtap0 up
 ctl() { hospes-netback --control $DIR/control --send "$1"; }
-field() {
-    ctl '{"execute":"query"}' |
-        awk '{ for (i = 1; i <= length($0); i++) { c = substr($0, i, 1); if (c == "{") d++; if (d >= 3) b = b c;
-               if (c == "}") { if (d == 3) { print b; b = "" } d-- } } }' |
-        grep "\"name\":\"$1\"" | grep -o "\"$2\":[0-9]*" | cut -d: -f2
-}
+field() { netback_field $DIR/control "$1" "$2"; }
 rx_bytes() { cat /sys/class/net/$1/statistics/rx_bytes; }
 
 # boot NAME FD ADDRESS NET-OPTION: a guest with its card up at ADDRESS.

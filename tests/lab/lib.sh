@@ -395,6 +395,16 @@ guest_dump() {
     echo "----- end of guest console: $GUEST_NAME -----"
 }
 
+# netback_field CONTROL PORT KEY: a number from the query answer of the
+# hospes-netback whose control socket is CONTROL (each object in "ports",
+# three braces deep, on a line of its own; then PORT's KEY).
+netback_field() {
+    hospes-netback --control "$1" --send '{"execute":"query"}' |
+        awk '{ for (i = 1; i <= length($0); i++) { c = substr($0, i, 1); if (c == "{") d++; if (d >= 3) b = b c;
+               if (c == "}") { if (d == 3) { print b; b = "" } d-- } } }' |
+        grep "\"name\":\"$2\"" | grep -o "\"$3\":[0-9]*" | cut -d: -f2
+}
+
 finish() {
     if [ -n "$GUEST_PID" ] && ! guest_exited; then
         guest_stop

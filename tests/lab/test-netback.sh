@@ -48,14 +48,7 @@ ip addr add $IP_LAB/24 dev $TAP
 ip link set $TAP up
 
 ctl() { hospes-netback --control $DIR/control --send "$1"; }
-# field PORT KEY: a number from the back-end's query answer (one port's
-# object per line: the objects in "ports", three braces deep).
-field() {
-    ctl '{"execute":"query"}' |
-        awk '{ for (i = 1; i <= length($0); i++) { c = substr($0, i, 1); if (c == "{") d++; if (d >= 3) b = b c;
-               if (c == "}") { if (d == 3) { print b; b = "" } d-- } } }' |
-        grep "\"name\":\"$1\"" | grep -o "\"$2\":[0-9]*" | cut -d: -f2
-}
+field() { netback_field $DIR/control "$1" "$2"; }
 worker() { cat /proc/$NETBACK/task/$NETBACK/children 2>/dev/null | cut -d' ' -f1; }
 centis() { awk '{ printf "%d\n", $1 * 100 }' /proc/uptime; }
 # ICMP echo requests a kernel took in (/proc/net/snmp's Icmp InEchos).
