@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "devices/virtio/console.hpp"
+#include "input.hpp"
 #include "support/fake_driver.hpp"
 
 namespace {
@@ -42,24 +43,7 @@ using hospes::test_support::FakeDriver;
 constexpr uint16_t kRx = VirtioConsole::kReceiveQueue, kTx = VirtioConsole::kTransmitQueue;
 constexpr uint64_t kRam = 32 << 20;
 
-class Input {
-public:
-    Input(const uint8_t* data, size_t size) : data_(data), size_(size) {}
-    bool empty() const { return at_ >= size_; }
-    uint8_t byte() { return at_ < size_ ? data_[at_++] : 0; }
-    uint16_t u16() { return static_cast<uint16_t>(byte() | byte() << 8); }
-    uint32_t u32() { return u16() | uint32_t{u16()} << 16; }
-    std::string bytes(size_t n) {
-        std::string out;
-        while (n-- > 0 && !empty()) out.push_back(static_cast<char>(byte()));
-        return out;
-    }
-
-private:
-    const uint8_t* data_;
-    size_t size_;
-    size_t at_ = 0;
-};
+using hospes::fuzz::Input;
 
 struct Run {
     std::string output;  // what the device sent to the host
@@ -85,7 +69,7 @@ struct Run {
         tx_expected.clear();
         tx_stopped = tx_wild = false;
         output_mark = output.size();
-        uint8_t config = in.byte();
+        uint8_t config = in.u8();
         driver = std::make_unique<FakeDriver>(console, kRam);
         uint16_t size = static_cast<uint16_t>(1u << (config & 7));  // 1..128
         CHECK(driver->start(std::nullopt, size, config & 8));
@@ -128,13 +112,13 @@ struct Run {
 
     // One buffer of a chain, as the fuzzer describes it.
     FakeDriver::Buffer buffer(Input& in, bool for_tx, bool& well_formed, std::string& data) {
-        uint8_t kind = in.byte();
+        uint8_t kind = in.u8();
         uint32_t length = kind >> 2;  // 0..63
         switch (kind & 3) {
         case 0: {  // the kind the queue wants
             uint64_t at = driver->alloc(length + 1);
             if (for_tx) {
-                std::string text = in.bytes(length);
+                std::string text = in.text(length);
                 driver->fill(at, {reinterpret_cast<const uint8_t*>(text.data()), text.size()});
                 data += text;
                 return {at, static_cast<uint32_t>(text.size()), false};
@@ -153,7 +137,7 @@ struct Run {
     }
 
     void add_chain(Input& in, uint16_t q) {
-        size_t count = 1 + in.byte() % 4;
+        size_t count = 1 + in.u8() % 4;
         bool well_formed = true;
         std::string data;
         std::vector<FakeDriver::Buffer> buffers;
@@ -177,14 +161,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     run.start(in);
     int steps = 0;
     while (!in.empty() && ++steps < 256) {
-        uint8_t op = in.byte();
+        uint8_t op = in.u8();
         switch (op % 9) {
         case 0: run.add_chain(in, kTx); break;
         case 1: run.add_chain(in, kRx); break;
         case 2: run.driver->kick(kTx); break;
         case 3: run.driver->kick(kRx); break;
         case 4: {  // host input
-            std::string typed = in.bytes(in.byte() * 32u);
+            std::string typed = in.text(in.u8() * 32u);
             size_t taken = run.console.receive({reinterpret_cast<const uint8_t*>(typed.data()), typed.size()});
             CHECK(taken <= typed.size());
             run.accepted += typed.substr(0, taken);
@@ -192,11 +176,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         }
         case 5: run.start(in); break;
         case 6: {  // configuration space
-            uint8_t offset = in.byte() % 16;
-            uint8_t width = static_cast<uint8_t>(1u << (in.byte() % 4));
+            uint8_t offset = in.u8() % 16;
+            uint8_t width = static_cast<uint8_t>(1u << (in.u8() % 4));
             uint8_t buffer[8] = {};
-            if (in.byte() & 1) {
-                for (auto& b : buffer) b = in.byte();
+            if (in.u8() & 1) {
+                for (auto& b : buffer) b = in.u8();
                 size_t before = run.output.size();
                 run.console.write_config(offset, {buffer, width});
                 // An emergency write is one byte at once; take it out of the stream.
@@ -213,14 +197,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             break;
         }
         case 7: {  // a raw descriptor made available: anything goes
-            uint16_t q = in.byte() & 1;
-            uint16_t index = in.byte();
-            uint64_t address = (in.byte() & 1) ? FakeDriver::kBufferBase + in.u16() : uint64_t{in.u32()} << 8;
+            uint16_t q = in.u8() & 1;
+            uint16_t index = in.u8();
+            uint64_t address = (in.u8() & 1) ? FakeDriver::kBufferBase + in.u16() : uint64_t{in.u32()} << 8;
             uint32_t length = in.u16();
-            uint16_t flags = in.byte() & 7;
-            uint16_t next = in.byte();
+            uint16_t flags = in.u8() & 7;
+            uint16_t next = in.u8();
             run.driver->descriptor(q, index, address, length, flags, next);
-            run.driver->make_available(q, static_cast<uint16_t>(in.byte()));
+            run.driver->make_available(q, static_cast<uint16_t>(in.u8()));
             // A receive descriptor may point at transmit data and overwrite it.
             run.tx_wild = true;
             if (q == kRx) run.rx_wild = true;

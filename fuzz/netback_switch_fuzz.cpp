@@ -29,6 +29,7 @@
 #include <cstring>
 #include <vector>
 
+#include "input.hpp"
 #include "netback/switch.hpp"
 
 namespace {
@@ -45,24 +46,7 @@ using hospes::netback::PortIdentity;
 using hospes::netback::PortPolicy;
 using hospes::netback::Switch;
 
-class Input {
-public:
-    Input(const uint8_t* data, size_t size) : data_(data), size_(size) {}
-    bool empty() const { return size_ == 0; }
-    uint8_t u8() { return size_ ? (--size_, *data_++) : 0; }
-    uint16_t u16() { return static_cast<uint16_t>(u8() | (u8() << 8)); }
-    std::vector<uint8_t> bytes(size_t n) {
-        n = std::min(n, size_);
-        std::vector<uint8_t> out(data_, data_ + n);
-        data_ += n;
-        size_ -= n;
-        return out;
-    }
-
-private:
-    const uint8_t* data_;
-    size_t size_;
-};
+using hospes::fuzz::Input;
 
 constexpr Mac kMacs[3] = {{0x02, 0, 0, 0, 0, 0xa}, {0x02, 0, 0, 0, 0, 0xb}, {0x02, 0, 0, 0, 0, 0xc}};
 

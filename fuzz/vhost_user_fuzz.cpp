@@ -1,13 +1,16 @@
-// libFuzzer target for hospes-blkback's side of vhost-user: the input is a
+// libFuzzer target for the back-ends' side of vhost-user: the input is a
 // script of what a hostile front-end might do on one connection: messages
 // of any request, flags, size and payload, carrying no fd, the guest's
 // memory file, an unsealed file, an eventfd or several; writes into the
 // shared guest memory (its rings and buffers); kicks. It is served by the
-// real BackendConnection and virtio-blk on io_uring over a memfd disk, as
-// in hospes-blkback. A crash, a sanitizer report or a hang is a bug; a
-// message the connection refuses simply ends the script.
+// real BackendConnection and either hospes-blkback's device (virtio-blk on
+// io_uring over a memfd disk) or hospes-netback's (virtio-net on a port of
+// the switch, with a second guest port whose frames reach it). A crash, a
+// sanitizer report or a hang is a bug; a message the connection refuses
+// simply ends the script.
 //
-// Input layout, a series of operations (each starts with one byte, op):
+// Input layout: one byte, the device (even: virtio-blk, odd: virtio-net),
+// then a series of operations (each starts with one byte, op):
 //   op % 4 == 0  message: u8 request, u8 flags (bit 0 NEED_REPLY; bit 7: the
 //                next byte is sent raw as the flags' low byte, version
 //                included), u16 payload length (mod 600), the payload, and
@@ -16,7 +19,10 @@
 //                the back-end last sent, 6 a sealed 64 KiB file)
 //   op % 4 == 1  kick: every eventfd sent so far is written
 //   op % 4 == 2  guest memory write: u16 offset, u8 length, the bytes
-//   op % 4 == 3  nothing but letting the back-end run
+//   op % 4 == 3  virtio-blk: nothing but letting the back-end run;
+//                virtio-net: the other guest sends a packet to this one
+//                (u16 length mod 1600, the bytes: a virtio-net header and
+//                a frame, whose addresses are set to pass the switch)
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -32,6 +38,9 @@
 #include "backends/uring_block.hpp"
 #include "common/log.hpp"
 #include "devices/virtio/blk.hpp"
+#include "devices/virtio/net.hpp"
+#include "input.hpp"
+#include "netback/switch_port.hpp"
 #include "vhost_user/backend.hpp"
 
 namespace {
@@ -72,24 +81,9 @@ Files& files() {
     return f;
 }
 
-class Input {
-public:
-    Input(const uint8_t* data, size_t size) : data_(data), size_(size) {}
-    bool empty() const { return size_ == 0; }
-    uint8_t u8() { return size_ ? (--size_, *data_++) : 0; }
-    uint16_t u16() { return static_cast<uint16_t>(u8() | (u8() << 8)); }
-    std::vector<uint8_t> bytes(size_t n) {
-        n = std::min(n, size_);
-        std::vector<uint8_t> out(data_, data_ + n);
-        data_ += n;
-        size_ -= n;
-        return out;
-    }
+using hospes::fuzz::Input;
 
-private:
-    const uint8_t* data_;
-    size_t size_;
-};
+constexpr hospes::netback::Mac kNetMacs[2] = {{0x02, 0, 0, 0, 0, 0xa}, {0x02, 0, 0, 0, 0, 0xb}};
 
 }  // namespace
 
@@ -99,16 +93,48 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+    using hospes::netback::Switch;
     auto& f = files();
     std::memset(f.ram, 0, kMemorySize);
-    auto backend = hospes::backends::UringBlock::open("/proc/self/fd/" + std::to_string(f.disk), {false, false, 64});
-    CHECK(backend);
+    Input in(data, size);
+    bool net = in.u8() & 1;
+
+    // virtio-net's world: this guest's port and a peer's on one switch.
+    Switch fabric;
+    hospes::netback::PortCounters counters[2];
+    hospes::UniqueFd wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    CHECK(wake.valid());
+    size_t ports[2];
+    for (size_t i = 0; i < 2; ++i) {
+        hospes::netback::PortIdentity identity;
+        identity.mac = kNetMacs[i];
+        int fd = i == 0 ? wake.get() : -1;
+        ports[i] = fabric.add_guest_port("port" + std::to_string(i), identity, [fd] {
+            uint64_t one = 1;
+            if (fd >= 0) {
+                [[maybe_unused]] auto n = ::write(fd, &one, sizeof(one));
+            }
+        }, &counters[i]);
+    }
+    fabric.set_up(ports[1], {true, true, true, true});
+
+    std::unique_ptr<hospes::virtio::Device> device;
+    if (net) {
+        auto made = hospes::devices::VirtioNet::create(
+            std::make_unique<hospes::netback::SwitchPort>(fabric, ports[0], wake.get()), kNetMacs[0]);
+        CHECK(made);
+        device = std::move(*made);
+    } else {
+        auto backend =
+            hospes::backends::UringBlock::open("/proc/self/fd/" + std::to_string(f.disk), {false, false, 64});
+        CHECK(backend);
+        device = std::make_unique<hospes::devices::VirtioBlk>(std::move(*backend));
+    }
     int pair[2];
     CHECK(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0);
     hospes::vhost_user::Channel front{hospes::UniqueFd(pair[0])};
     auto connection = hospes::vhost_user::BackendConnection::create(
-        hospes::vhost_user::Channel(hospes::UniqueFd(pair[1])),
-        std::make_unique<hospes::devices::VirtioBlk>(std::move(*backend)), "fuzz");
+        hospes::vhost_user::Channel(hospes::UniqueFd(pair[1])), std::move(device), "fuzz");
     CHECK(connection);
     CHECK(::fcntl(front.fd(), F_SETFL, O_NONBLOCK) == 0);
 
@@ -130,7 +156,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         return true;
     };
 
-    Input in(data, size);
+    std::vector<uint8_t> peer_buffer(Switch::kMaxPacket);
     bool open = true;
     while (open && !in.empty()) {
         uint8_t op = in.u8();
@@ -192,9 +218,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             if (!bytes.empty()) std::memcpy(f.ram + offset, bytes.data(), bytes.size());
             break;
         }
-        default: break;
+        default:
+            if (net) {
+                auto packet = in.bytes(in.u16() % 1600);
+                if (packet.size() >= Switch::kHeaderSize + 14) {
+                    std::memcpy(packet.data() + Switch::kHeaderSize, kNetMacs[0].data(), 6);
+                    std::memcpy(packet.data() + Switch::kHeaderSize + 6, kNetMacs[1].data(), 6);
+                }
+                iovec part{packet.data(), packet.size()};
+                (void)fabric.input(ports[1], std::span<const iovec>(&part, 1));
+            }
+            break;
         }
         if (open) open = run();
+        // The peer takes what this guest sent it: nothing larger than its buffer.
+        while (size_t got = fabric.take(ports[1], peer_buffer)) CHECK(got <= peer_buffer.size());
     }
     connection->reset();
     return 0;

@@ -18,6 +18,7 @@
 #include "devices/virtio/net.hpp"
 #include "driver_domain/options.hpp"
 #include "netback/control.hpp"
+#include "netback/switch_port.hpp"
 
 namespace hospes::netback {
 
@@ -29,37 +30,6 @@ constexpr uint64_t kTagSignals = ~0ull;
 constexpr uint64_t kTagControl = ~0ull - 1;
 constexpr uint64_t kTagUplink = ~0ull - 2;
 constexpr uint64_t kTagControlClient = 1ull << 62;  // + slot
-
-// A guest port as its virtio-net device's host side: what the guest sends
-// goes into the switch, what the switch queued for it is received.
-class SwitchPort final : public backends::NetBackend {
-public:
-    SwitchPort(Switch& fabric, size_t port, int wake) : switch_(fabric), port_(port), wake_(wake) {}
-
-    const std::string& name() const override { return switch_.port_name(port_); }
-    int fd() const override { return wake_; }
-    Result<void> send(std::span<const iovec> parts) override { return switch_.input(port_, parts); }
-    bool may_send() override { return switch_.may_send(port_); }
-    Result<size_t> receive(std::span<uint8_t> buffer) override {
-        size_t size = switch_.take(port_, buffer);
-        if (size == 0) {
-            // Empty: the next frame queued writes the eventfd again.
-            uint64_t count;
-            [[maybe_unused]] auto drained = ::read(wake_, &count, sizeof(count));
-        }
-        return size;
-    }
-    // The guest activated the device (and takes these offloads) or reset it.
-    Result<void> set_offloads(backends::NetOffloads offloads) override {
-        switch_.set_up(port_, offloads);
-        return {};
-    }
-
-private:
-    Switch& switch_;
-    size_t port_;
-    int wake_;
-};
 
 std::string format_mac(const Mac& mac) {
     return fmt::format("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
