@@ -19,16 +19,18 @@ std::vector<std::string_view> split(std::string_view text, char separator) {
     }
 }
 
+}  // namespace
+
 // Interface names: what the kernel accepts (dev_valid_name), shorter than
 // IFNAMSIZ, and no '%' so that a given name is never a template.
-bool valid_interface_name(std::string_view name) {
-    if (name.empty() || name.size() >= IFNAMSIZ || name == "." || name == "..") return false;
+Result<void> check_interface_name(std::string_view name) {
+    bool valid = !name.empty() && name.size() < IFNAMSIZ && name != "." && name != "..";
     for (char c : name)
-        if (c == '/' || c == ':' || c == '%' || c <= ' ' || c == 0x7f) return false;
-    return true;
+        if (c == '/' || c == ':' || c == '%' || c <= ' ' || c == 0x7f) valid = false;
+    if (valid) return {};
+    return bad_input("'{}' is not a valid interface name (1 to {} characters, no '/', ':', '%' or spaces)", name,
+                     IFNAMSIZ - 1);
 }
-
-}  // namespace
 
 Result<DiskConfig> parse_disk(std::string_view spec) {
     DiskConfig disk;
@@ -86,10 +88,8 @@ Result<NetConfig> parse_net(std::string_view spec) {
             return bad_input("--net '{}': '{}' is not key=value (keys: tap, bridge, mac)", spec, part);
         auto key = part.substr(0, equals), value = part.substr(equals + 1);
         if (key == "tap" || key == "bridge") {
-            if (!valid_interface_name(value))
-                return bad_input("--net '{}': '{}' is not a valid interface name (1 to {} characters, no '/', ':', "
-                                 "'%' or spaces)",
-                                 spec, value, IFNAMSIZ - 1);
+            if (auto valid = check_interface_name(value); !valid)
+                return bad_input("--net '{}': {}", spec, valid.error().message);
             (key == "tap" ? net.tap : net.bridge) = std::string(value);
             (key == "tap" ? tap_given : bridge_given) = true;
         } else if (key == "mac") {

@@ -19,6 +19,9 @@ Result<DiskConfig> parse_disk(std::string_view spec);
 Result<NetConfig> parse_net(std::string_view spec);
 // serial | virtio
 Result<ConsoleKind> parse_console(std::string_view spec);
+// A name Linux takes for a network interface (a tap or a bridge); the
+// error says what such a name is.
+Result<void> check_interface_name(std::string_view name);
 // Six colon-separated hex bytes, a unicast address.
 Result<std::array<uint8_t, 6>> parse_mac(std::string_view text);
 

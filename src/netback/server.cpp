@@ -139,9 +139,7 @@ Result<PortConfig> parse_port(std::string_view spec) {
 }
 
 Result<UplinkConfig> parse_uplink(std::string_view spec) {
-    // The cap's options first; the rest is hospes run's --net syntax.
     UplinkConfig config;
-    std::string rest;
     size_t start = 0;
     while (start <= spec.size()) {
         size_t comma = std::min(spec.find(',', start), spec.size());
@@ -150,16 +148,18 @@ Result<UplinkConfig> parse_uplink(std::string_view spec) {
         auto policy = parse_policy_option(spec, option, config.limits);
         if (!policy) return bad_input("--uplink {}", policy.error().message);
         if (*policy) continue;
-        if (!rest.empty()) rest += ',';
-        rest += option;
+        auto equals = option.find('=');
+        auto key = option.substr(0, equals);
+        if (equals == std::string_view::npos || (key != "tap" && key != "bridge"))
+            return bad_input("--uplink '{}': unknown option '{}' (expected tap=, bridge=, pps=, bps=, pps_burst= or "
+                             "bps_burst=)", spec, option);
+        auto value = option.substr(equals + 1);
+        if (auto valid = cli::check_interface_name(value); !valid)
+            return bad_input("--uplink '{}': {}", spec, valid.error().message);
+        (key == "tap" ? config.tap : config.bridge) = std::string(value);
     }
-    auto net = cli::parse_net(rest);
-    if (!net) return bad_input("--uplink '{}': {}", spec, net.error().message);
-    if (net->mac || !net->vhost_user_socket.empty())
-        return bad_input("--uplink '{}': expected tap=NAME and/or bridge=BR, then pps=, bps=, pps_burst= or bps_burst=",
-                         spec);
-    config.tap = net->tap;
-    config.bridge = net->bridge;
+    if (config.tap.empty() && config.bridge.empty())
+        return bad_input("--uplink '{}': give tap=NAME, bridge=BRIDGE or both", spec);
     return config;
 }
 

@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include "netback/server.hpp"
 #include "netback/switch.hpp"
 
 namespace hospes {
@@ -554,3 +555,30 @@ TEST_F(SwitchTest, SegmentationOffloadIsSegmentedForGuestsThatDoNotTakeIt) {
 
 }  // namespace
 }  // namespace hospes
+
+// hospes-netback's --port and --uplink options: a bad one is one error that
+// names the option and what is wrong with it.
+TEST(NetbackOptions, PortsAndUplinksAreParsedAndBadOnesNamed) {
+    auto port = hospes::netback::parse_port("web1,mac=02:00:00:00:00:0a,ip=10.0.0.2,tx_bps=12M,weight=3");
+    ASSERT_TRUE(port) << port.error().message;
+    EXPECT_EQ(port->name, "web1");
+    EXPECT_EQ(port->policy.tx.bps, 12u << 20);
+    EXPECT_EQ(port->policy.weight, 3u);
+    auto uplink = hospes::netback::parse_uplink("tap=up0,bridge=br0,bps=100M,pps_burst=50");
+    ASSERT_TRUE(uplink) << uplink.error().message;
+    EXPECT_EQ(uplink->tap, "up0");
+    EXPECT_EQ(uplink->bridge, "br0");
+    EXPECT_EQ(uplink->limits.bps, 100u << 20);
+    EXPECT_EQ(uplink->limits.pps_burst, 50u);
+
+    auto error = [](auto result) { return result ? std::string("(accepted)") : result.error().message; };
+    EXPECT_EQ(error(hospes::netback::parse_uplink("tap=up0,mac=02:00:00:00:00:01")),
+              "--uplink 'tap=up0,mac=02:00:00:00:00:01': unknown option 'mac=02:00:00:00:00:01' (expected tap=, "
+              "bridge=, pps=, bps=, pps_burst= or bps_burst=)");
+    EXPECT_EQ(error(hospes::netback::parse_uplink("bps=10M")), "--uplink 'bps=10M': give tap=NAME, bridge=BRIDGE or both");
+    EXPECT_EQ(error(hospes::netback::parse_uplink("tap=a/b")),
+              "--uplink 'tap=a/b': 'a/b' is not a valid interface name (1 to 15 characters, no '/', ':', '%' or spaces)");
+    EXPECT_NE(error(hospes::netback::parse_uplink("tap=up0,bps=lots")).find("--uplink"), std::string::npos);
+    EXPECT_NE(error(hospes::netback::parse_port("web1,colour=red")).find("unknown option 'colour=red'"),
+              std::string::npos);
+}
