@@ -9,8 +9,9 @@
 #   g2g      guest -> guest, two guests on that hospes-netback (the frames
 #            never leave the back-end).
 # The same kernel, initramfs and command line, in the same lab run; each
-# round runs the three in a rotated order. A guest streams one random MiB
-# over and over with busybox nc into a listener that discards it, for
+# round runs the three in a rotated order. A guest serves one random MiB
+# over and over (busybox nc listening, cat writing into the socket) to a
+# client that connects and discards it, for
 # BENCH_SECONDS (default 20) after 3 s of warm-up; the rate is the bytes of
 # Ethernet frames the receiving side counted (the lab's tap for the first
 # two, the back-end's counter of frames it gave guest B for g2g). Printed:
@@ -45,11 +46,11 @@ boot() {
     guest_boot 300
     guest_cmd "echo 1 >/proc/sys/net/ipv6/conf/all/disable_ipv6; ip addr add $3/24 dev eth0; ip link set eth0 up; dd if=/dev/urandom of=/tmp/blk bs=1M count=1 2>/dev/null; echo UP-\$((40+2))" '^UP-42'
 }
-# stream GUEST ADDRESS PORT: the guest sends to ADDRESS:PORT until the
-# listener there goes away.
-stream() {
+# serve GUEST PORT: the guest sends to whoever connects to PORT until that
+# client goes away.
+serve() {
     guest_use $1
-    guest_cmd "(while cat /tmp/blk; do :; done | nc $2 $3) >/dev/null 2>&1 & echo STREAM$3-\$((40+2))" "^STREAM$3-42"
+    guest_cmd "nc -l -p $2 -e sh -c 'while cat /tmp/blk; do :; done' & sleep 1; echo SERVE$2-\$((40+2))" "^SERVE$2-42"
 }
 # rate NAME COUNTER: bytes per second of COUNTER (a command) over the
 # measured seconds, after the warm-up; appended to the results.
@@ -66,24 +67,22 @@ rate() {
 run_tap() {
     boot tcp-tap 9 10.0.4.2 tap=labtap4
     ip addr add 10.0.4.1/24 dev labtap4
-    nc -l -p 6001 -e sh -c 'cat >/dev/null' &
-    LISTENER=$!
-    sleep 1
-    stream tcp-tap 10.0.4.1 6001
+    serve tcp-tap 6001
+    nc 10.0.4.2 6001 </dev/null >/dev/null &
+    CLIENT=$!
     rate tap "rx_bytes labtap4"
-    kill $LISTENER
+    kill $CLIENT
     guest_use tcp-tap
     guest_send 'poweroff -f'
     guest_finish 60
 }
 run_netback() {
     boot tcp-a 9 10.0.3.2 vhost-user=$DIR/a.sock
-    nc -l -p 6002 -e sh -c 'cat >/dev/null' &
-    LISTENER=$!
-    sleep 1
-    stream tcp-a 10.0.3.1 6002
+    serve tcp-a 6002
+    nc 10.0.3.2 6002 </dev/null >/dev/null &
+    CLIENT=$!
     rate netback "rx_bytes nbtap0"
-    kill $LISTENER
+    kill $CLIENT
     guest_use tcp-a
     guest_send 'poweroff -f'
     guest_finish 60
@@ -91,8 +90,9 @@ run_netback() {
 run_g2g() {
     boot tcp-a 9 10.0.3.2 vhost-user=$DIR/a.sock
     boot tcp-b 8 10.0.3.3 vhost-user=$DIR/b.sock
-    guest_cmd "nc -l -p 6003 -e sh -c 'cat >/dev/null' & sleep 1; echo LISTEN-\$((40+2))" '^LISTEN-42'
-    stream tcp-a 10.0.3.3 6003
+    serve tcp-a 6003
+    guest_use tcp-b
+    guest_cmd "nc 10.0.3.2 6003 </dev/null >/dev/null & echo CLIENT-\$((40+2))" '^CLIENT-42'
     rate g2g "field b out_bytes"
     for g in tcp-a tcp-b; do
         guest_use $g
