@@ -1,12 +1,14 @@
-// libFuzzer target for the xl.cfg parser: any bytes as a domain file. A
-// crash, a sanitizer report or a hang is a bug; so is an error that is not
-// one line starting "FILE:LINE:COLUMN: ", or a parsed value whose place is
-// not in the text.
+// libFuzzer target for the xl.cfg parser and the domain configuration read
+// from it (every key's meaning, disk and vif specs): any bytes as a domain
+// file. A crash, a sanitizer report or a hang is a bug; so is a parse error
+// that is not one line starting "FILE:LINE:COLUMN: ", a parsed value whose
+// place is not in the text, or a domain with no name or kernel, fewer
+// maxvcpus than vcpus or less maxmem than memory.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
 
-#include "toolstack/xl_config.hpp"
+#include "toolstack/domain_config.hpp"
 
 namespace {
 
@@ -36,6 +38,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         CHECK(!setting.key.empty() && setting.line >= 1 && setting.line <= lines);
         CHECK(config->find(setting.key) == &setting.value);
         check_value(setting.value, lines);
+    }
+    auto domain = hospes::toolstack::domain_from_xl(*config);
+    if (domain) {
+        CHECK(!domain->name.empty() && !domain->kernel.empty());
+        CHECK(domain->maxvcpus >= domain->vcpus && domain->maxmem_mib >= domain->memory_mib);
+        for (const auto& disk : domain->disks) CHECK(!disk.target.empty() && !disk.guest_device.empty());
+    } else {
+        CHECK(domain.error().message.find('\n') == std::string::npos);
     }
     return 0;
 }
