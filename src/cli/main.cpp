@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli/create_command.hpp"
 #include "cli/run_command.hpp"
 #include "common/log.hpp"
 #include "vmm/stop_signal.hpp"
@@ -17,6 +18,7 @@ int main(int argc, char** argv) {
     pthread_sigmask(SIG_BLOCK, &kick, nullptr);
     std::signal(SIGPIPE, SIG_IGN);
 
+    // Also installed as `xl`: the same verbs under the name operators know.
     CLI::App app{"hospes: a paravirtualizing hypervisor on Linux KVM"};
     app.require_subcommand(1);
     app.fallthrough();  // -v is accepted after the subcommand too
@@ -24,6 +26,8 @@ int main(int argc, char** argv) {
     app.add_flag("-v,--verbose", verbose, "log debug messages");
     hospes::cli::RunOptions run_options;
     hospes::cli::add_run_command(app, run_options);
+    hospes::cli::CreateOptions create_options;
+    hospes::cli::add_create_command(app, create_options);
 
     try {
         app.parse(argc, argv);
@@ -38,5 +42,6 @@ int main(int argc, char** argv) {
     }
     hospes::log::init(verbose);
     if (app.got_subcommand("run")) return hospes::cli::run_command(run_options);
+    if (app.got_subcommand("create")) return hospes::cli::create_command(create_options);
     return hospes::kExitBadInput;
 }

@@ -5,6 +5,13 @@
 #include <filesystem>
 #include <fstream>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include <nlohmann/json.hpp>
+
 #include "cli/run_command.hpp"
 #include "common/size.hpp"
 #include "vmm/machine.hpp"
@@ -180,3 +187,58 @@ TEST(MachineLimits, VcpusAndMemory) {
 
 }  // namespace
 }  // namespace hospes
+
+// `xl create -n` (hospes under its xl name) as a process: the domain file
+// read and printed as JSON with overrides applied; a bad file or override
+// is one error line and status 2.
+namespace xl_create {
+
+struct Outcome {
+    int status;
+    std::string out, err;
+};
+
+Outcome run_xl(const std::string& args) {
+    auto dir = std::filesystem::temp_directory_path() / ("xl-create-test-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    std::string command = std::string(HOSPES_XL_BINARY) + " " + args + " >" + (dir / "out").string() + " 2>" +
+                          (dir / "err").string();
+    int raw = std::system(command.c_str());
+    auto slurp = [](const std::filesystem::path& p) {
+        std::ifstream in(p);
+        return std::string(std::istreambuf_iterator<char>(in), {});
+    };
+    Outcome o{WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, slurp(dir / "out"), slurp(dir / "err")};
+    std::filesystem::remove_all(dir);
+    return o;
+}
+
+TEST(XlCreate, DryRunPrintsTheDomainWithOverrides) {
+    auto o = run_xl("create -n " + std::string(HOSPES_XL_DIR) + "/web1.cfg vcpus=3 'extra+=\" loglevel=3\"'");
+    ASSERT_EQ(o.status, 0) << o.err;
+    auto d = nlohmann::json::parse(o.out);
+    EXPECT_EQ(d["name"], "web1");
+    EXPECT_EQ(d["vcpus"], 3);
+    EXPECT_EQ(d["memory_mib"], 1024);
+    EXPECT_EQ(d["cmdline"], "root=/dev/xvda1 ro console=hvc0 quiet loglevel=3");
+    EXPECT_EQ(d["disks"][2]["target"], "/srv/images/disk:with:colons.img");
+    EXPECT_EQ(d["vifs"][0]["mac"], "00:16:3e:12:34:56");
+    EXPECT_EQ(d["on_crash"], "preserve");
+    EXPECT_EQ(o.err, "");
+}
+
+TEST(XlCreate, ABadFileOrOverrideIsOneErrorLineAndStatusTwo) {
+    auto bad = run_xl("create -n " + std::string(HOSPES_XL_DIR) + "/web1.cfg memory=lots");
+    EXPECT_EQ(bad.status, 2);
+    EXPECT_EQ(bad.out, "");
+    EXPECT_EQ(bad.err,
+              "hospes: error: argument 'memory=lots':1:8: expected a value: a string in quotes, a number or a [list]\n");
+    auto missing = run_xl("create -n /nonexistent/web9.cfg");
+    EXPECT_EQ(missing.status, 2);
+    EXPECT_EQ(missing.err, "hospes: error: /nonexistent/web9.cfg: cannot read it: No such file or directory\n");
+    auto hvm = run_xl("create -n " + std::string(HOSPES_XL_DIR) + "/web1.cfg type='\"hvm\"'");
+    EXPECT_EQ(hvm.status, 2);
+    EXPECT_NE(hvm.err.find("type: HVM guests are not supported"), std::string::npos) << hvm.err;
+}
+
+}  // namespace xl_create

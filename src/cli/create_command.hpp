@@ -1,0 +1,32 @@
+// `hospes create` (also `xl create`): a domain from an xl.cfg file, with
+// `key=value` statements after the file name applied after it, as xl does.
+// For now only the dry run, `-n`: the file is read and checked and the
+// domain configuration printed as JSON; starting domains needs hospesd.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+#include <vector>
+
+#include "common/error.hpp"
+#include "toolstack/domain_config.hpp"
+
+namespace hospes::cli {
+
+struct CreateOptions {
+    std::string file;
+    std::vector<std::string> overrides;
+    bool dry_run = false;
+};
+
+void add_create_command(CLI::App& app, CreateOptions& options);
+
+// The domain `file` describes with `overrides` applied; warnings are in it.
+Result<toolstack::DomainConfig> load_domain(const std::string& file, const std::vector<std::string>& overrides);
+// The domain as one JSON object (what `create -n` prints).
+std::string domain_json(const toolstack::DomainConfig& domain);
+
+int create_command(const CreateOptions& options);
+
+}  // namespace hospes::cli
