@@ -54,7 +54,7 @@ enum ExitStatus : int {
     kExitGuestStopped = 0,  // guest rebooted or powered off
     kExitHostError = 1,
     kExitBadInput = 2,
-    kExitGuestCrashed = 3,  // triple fault or unrecoverable guest state
+    kExitGuestCrashed = 3,  // a kernel panic (pvpanic), triple fault or unrecoverable guest state
 };
 
 inline int exit_status_for(const Error& error) {

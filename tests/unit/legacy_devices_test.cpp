@@ -2,7 +2,9 @@
 // I/O bus's range map.
 #include <gtest/gtest.h>
 
+#include "arch/x86_64/aml.hpp"
 #include "devices/legacy/i8042.hpp"
+#include "devices/legacy/pvpanic.hpp"
 #include "devices/legacy/rtc.hpp"
 #include "vmm/io_bus.hpp"
 
@@ -100,6 +102,37 @@ public:
     void write(uint64_t offset, std::span<const uint8_t>) override { last_write = offset; }
     uint64_t last_write = ~0ull;
 };
+
+TEST(PvPanic, OffersPanickedAndCrashLoadedAndReportsThem) {
+    int panics = 0, crash_loads = 0;
+    devices::PvPanic pvpanic([&] { ++panics; }, [&] { ++crash_loads; });
+    uint8_t value = 0;
+    pvpanic.read(0, std::span(&value, 1));
+    EXPECT_EQ(value, devices::PvPanic::kPanicked | devices::PvPanic::kCrashLoaded);
+    uint8_t crash_loaded = devices::PvPanic::kCrashLoaded;
+    pvpanic.write(0, std::span<const uint8_t>(&crash_loaded, 1));
+    EXPECT_EQ(crash_loads, 1);
+    EXPECT_EQ(panics, 0);
+    uint8_t panicked = devices::PvPanic::kPanicked | 0x80;  // unknown bits are ignored
+    pvpanic.write(0, std::span<const uint8_t>(&panicked, 1));
+    EXPECT_EQ(panics, 1);
+    uint8_t nothing = 0;
+    pvpanic.write(0, std::span<const uint8_t>(&nothing, 1));
+    EXPECT_EQ(panics + crash_loads, 2);
+}
+
+TEST(PvPanic, DsdtDeviceEncoding) {
+    auto aml = x86::pvpanic_device_aml(0x505);
+    std::string text(aml.begin(), aml.end());
+    ASSERT_GE(aml.size(), 3u);
+    EXPECT_EQ(aml[0], 0x5b);
+    EXPECT_EQ(aml[1], 0x82);
+    EXPECT_EQ(aml[2], aml.size() - 2) << "PkgLength covers the rest of the device";
+    EXPECT_EQ(text.substr(3, 4), "PEVT");
+    EXPECT_NE(text.find(std::string("_HID\x0dQEMU0001\0", 14)), std::string::npos);
+    // IO (Decode16, 0x505, 0x505, 1, 1), then the end tag.
+    EXPECT_NE(text.find(std::string("\x47\x01\x05\x05\x05\x05\x01\x01\x79\x00", 10)), std::string::npos);
+}
 
 TEST(IoBus, DispatchesByRangeAndRejectsOverlap) {
     IoBus bus;
