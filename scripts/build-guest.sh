@@ -72,7 +72,8 @@ mkdir -p "$CACHE"
 # Names use '_'; module file names may use '-' (virtio-rng.ko).
 GUEST_MODULES=(virtio virtio_ring virtio_mmio virtio_pci virtio_pci_modern_dev
     virtio_pci_legacy_dev virtio_blk virtio_net net_failover failover
-    virtio_console virtio_rng ext4 jbd2 mbcache crc16 crc32c_generic libcrc32c)
+    virtio_console virtio_rng ext4 jbd2 mbcache crc16 crc32c_generic libcrc32c
+    pvpanic pvpanic_mmio button evdev)
 
 # ---------------------------------------------------------------------------
 # Version resolution (apt-cache only: works offline after `apt-get update`).
@@ -359,6 +360,14 @@ module_list=$(for p in "${!selected[@]}"; do basename "$p"; done | LC_ALL=C sort
 log "guest modules: ${module_list:-none (all built in)}"
 
 echo hospes-guest >"$ROOT/etc/hostname"
+mkdir -p "$ROOT/etc/acpi/PWRF"
+cat >"$ROOT/etc/acpi/PWRF/00000080" <<'EOF'
+#!/bin/sh
+echo "hospes-guest: power button pressed, powering off" >/dev/kmsg
+sync
+poweroff -f
+EOF
+chmod 755 "$ROOT/etc/acpi/PWRF/00000080"
 
 cat >"$ROOT/init" <<'EOF'
 #!/bin/sh
@@ -371,7 +380,7 @@ hostname hospes-guest
 
 # Load virtio drivers that are modules; failures are expected when a driver is
 # built in or its device is absent.
-for m in virtio_mmio virtio_blk virtio_net virtio_console virtio_rng; do
+for m in virtio_mmio virtio_blk virtio_net virtio_console virtio_rng pvpanic_mmio button evdev; do
     modprobe -q "$m" 2>/dev/null
 done
 
@@ -457,6 +466,12 @@ if [ -n "$root" ]; then
     try_root
     echo "hospes-guest: staying in the initramfs"
 fi
+
+# The power button (a monitor's power-button request, `xl shutdown`): the
+# ACPI button driver makes it a key press, busybox acpid runs
+# /etc/acpi/PWRF/00000080 for it, and that powers the guest off.
+mkdir -p /var/log
+acpid
 
 echo "hospes-guest: user space reached"
 

@@ -6,6 +6,7 @@
 #include "cli/create_command.hpp"
 #include "cli/run_command.hpp"
 #include "common/log.hpp"
+#include "driver_domain/control_socket.hpp"
 #include "vmm/stop_signal.hpp"
 
 int main(int argc, char** argv) {
@@ -28,6 +29,11 @@ int main(int argc, char** argv) {
     hospes::cli::add_run_command(app, run_options);
     hospes::cli::CreateOptions create_options;
     hospes::cli::add_create_command(app, create_options);
+    // A request to a running monitor's control socket, its answer printed.
+    std::string control_path, control_request;
+    auto* control = app.add_subcommand("control", "send one JSON request to a monitor's --control socket");
+    control->add_option("socket", control_path, "the socket (hospes run --control)")->required();
+    control->add_option("request", control_request, R"(e.g. '{"execute":"power-button"}')")->required();
 
     try {
         app.parse(argc, argv);
@@ -43,5 +49,6 @@ int main(int argc, char** argv) {
     hospes::log::init(verbose);
     if (app.got_subcommand("run")) return hospes::cli::run_command(run_options);
     if (app.got_subcommand("create")) return hospes::cli::create_command(create_options);
+    if (app.got_subcommand("control")) return hospes::driver_domain::send_request(control_path, control_request);
     return hospes::kExitBadInput;
 }

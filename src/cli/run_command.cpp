@@ -35,6 +35,8 @@ void add_run_command(CLI::App& app, RunOptions& options) {
                   "guest RAM on the host's 2 MiB huge pages (reserved beforehand in /proc/sys/vm/nr_hugepages); "
                   "all of it is taken when the guest starts");
     run->add_option("--root", options.root, "root device, e.g. /dev/vda (adds root=DEVICE to the command line)");
+    run->add_option("--control", options.control,
+                    "the monitor's control socket (JSON requests: query, power-button; see `hospes control`)");
 }
 
 std::string default_guest_dir() {
@@ -49,6 +51,7 @@ Result<MachineConfig> machine_config(const RunOptions& options, const std::strin
     config.memory_size = *memory;
     config.vcpus = options.vcpus;
     config.hugepages = options.hugepages;
+    config.control_socket = options.control;
     auto console = parse_console(options.console);
     if (!console) return std::unexpected(console.error());
     config.console = *console;

@@ -29,6 +29,7 @@ struct RunOptions {
     std::string console = "serial";
     std::string root;  // appended to the command line as root=ROOT
     bool hugepages = false;
+    std::string control;  // the control socket's path; empty: none
 };
 
 void add_run_command(CLI::App& app, RunOptions& options);

@@ -12,6 +12,8 @@
 #include <fstream>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "arch/x86_64/boot.hpp"
 #include "arch/x86_64/cpuid.hpp"
 #include "arch/x86_64/e820.hpp"
@@ -24,6 +26,7 @@
 #include "arch/x86_64/acpi.hpp"
 #include "devices/legacy/acpi_pm.hpp"
 #include "devices/legacy/i8042.hpp"
+#include "devices/legacy/pvpanic.hpp"
 #include "devices/legacy/rtc.hpp"
 #include "devices/legacy/serial.hpp"
 #include "devices/virtio/console.hpp"
@@ -189,7 +192,7 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& config, Ho
         if (!device) return std::unexpected(device.error());
         virtio_devices.push_back(std::move(*device));
     }
-    std::vector<uint8_t> acpi_devices;
+    auto acpi_devices = x86::pvpanic_device_aml(static_cast<uint16_t>(devices::PvPanic::kPort));
     for (size_t i = 0; i < virtio_devices.size(); ++i) {
         auto window = virtio_slot(i);
         auto aml = x86::virtio_mmio_device_aml(static_cast<uint8_t>(i), static_cast<uint32_t>(window.base),
@@ -225,6 +228,17 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& config, Ho
     }
     if (auto r = machine->add_legacy_devices(); !r) return std::unexpected(r.error());
     if (auto r = machine->add_virtio_devices(std::move(virtio_devices)); !r) return std::unexpected(r.error());
+    if (!config.control_socket.empty()) {
+        auto control = ControlServer::listen(config.control_socket);
+        if (!control) return std::unexpected(control.error());
+        machine->control_.emplace(std::move(*control));
+        auto* m = machine.get();
+        auto added = machine->io_loop_->add(m->control_->fd(), [m] {
+            m->control_->ready([m](std::string_view request) { return m->control_answer(request); });
+        });
+        if (!added) return std::unexpected(added.error());
+    }
+    machine->memory_size_ = config.memory_size;
     if (virtio_console != nullptr) {
         machine->virtio_console_ = virtio_console;
         machine->virtio_console_transport_ = machine->virtio_[virtio_console_index];
@@ -248,7 +262,16 @@ Result<void> Machine::add_legacy_devices() {
     auto i8042 = std::make_shared<devices::I8042>(stopped, irq_line(devices::I8042::kKeyboardIrq));
     if (auto r = pio_.add(devices::I8042::kBase, devices::I8042::kSize, i8042); !r) return r;
     if (auto r = pio_.add(devices::Rtc::kBase, devices::Rtc::kSize, std::make_shared<devices::Rtc>()); !r) return r;
-    return pio_.add(x86::kAcpiPmBase, x86::kAcpiPmSize, std::make_shared<devices::AcpiPm>(stopped, stopped));
+    acpi_pm_ = std::make_shared<devices::AcpiPm>(stopped, stopped, irq_line(x86::kAcpiSciIrq));
+    if (auto r = pio_.add(x86::kAcpiPmBase, x86::kAcpiPmSize, acpi_pm_); !r) return r;
+    // A panicking guest kernel says so before it reboots: a crash, not a reboot.
+    auto pvpanic = std::make_shared<devices::PvPanic>(
+        [this] {
+            log::error("the guest's kernel panicked (pvpanic)");
+            stop_.request(kExitGuestCrashed);
+        },
+        [] { log::info("the guest's kernel handed over to its crash kernel (pvpanic)"); });
+    return pio_.add(devices::PvPanic::kPort, devices::PvPanic::kSize, pvpanic);
 }
 
 Result<void> Machine::add_virtio_devices(std::vector<std::unique_ptr<virtio::Device>> devices) {
@@ -325,6 +348,24 @@ int Machine::run() {
     console_.stop();
     log_memory_use();
     return status;
+}
+
+std::string Machine::control_answer(std::string_view text) {
+    using nlohmann::json;
+    auto error = [](const std::string& message) { return json{{"error", message}}.dump(); };
+    auto request = json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (request.is_discarded() || !request.is_object()) return error("the request must be a JSON object");
+    auto execute = request.find("execute");
+    if (execute == request.end() || !execute->is_string()) return error("the request has no \"execute\" string");
+    const auto& command = execute->get_ref<const std::string&>();
+    if (command != "query" && command != "power-button")
+        return error("unknown command '" + command + "' (query, power-button)");
+    if (request.size() != 1) return error(command + " takes no arguments");
+    if (command == "power-button") {
+        acpi_pm_->press_power_button();
+        return json{{"return", json::object()}}.dump();
+    }
+    return json{{"return", {{"status", "running"}, {"vcpus", vcpus_.size()}, {"memory_bytes", memory_size_}}}}.dump();
 }
 
 bool Machine::deliver_console_input(std::span<const uint8_t> bytes) {

@@ -14,6 +14,7 @@
 #include "kvm/system.hpp"
 #include "kvm/vcpu.hpp"
 #include "kvm/vm.hpp"
+#include "vmm/control_server.hpp"
 #include "vmm/event_loop.hpp"
 #include "vmm/guest_memory.hpp"
 #include "vmm/host_console.hpp"
@@ -23,6 +24,7 @@
 namespace hospes {
 
 namespace devices {
+class AcpiPm;
 class Serial;
 class VirtioConsole;
 }
@@ -60,6 +62,7 @@ struct MachineConfig {
     std::vector<NetConfig> nets;
     ConsoleKind console = ConsoleKind::Serial;
     bool hugepages = false;  // guest RAM on the host's huge pages
+    std::string control_socket;  // the monitor's control socket; empty: none
 };
 
 inline constexpr uint64_t kMinimumMemory = 4 * 1024 * 1024;
@@ -81,6 +84,8 @@ private:
     Result<void> add_virtio_devices(std::vector<std::unique_ptr<virtio::Device>> devices);
     // Host console input, to the virtio console when there is one, else the UART.
     bool deliver_console_input(std::span<const uint8_t> bytes);
+    // One control request (JSON) and its answer.
+    std::string control_answer(std::string_view request);
     void log_memory_use() const;
 
     kvm::System system_;
@@ -91,6 +96,9 @@ private:
     IoBus pio_;
     IoBus mmio_;
     std::shared_ptr<devices::Serial> serial_;
+    std::shared_ptr<devices::AcpiPm> acpi_pm_;
+    std::optional<ControlServer> control_;
+    uint64_t memory_size_ = 0;
     std::vector<std::shared_ptr<virtio::MmioTransport>> virtio_;
     // With --console virtio: the device (owned by its transport) and that transport.
     devices::VirtioConsole* virtio_console_ = nullptr;

@@ -118,7 +118,7 @@ TEST(Acpi, MadtListsEveryVcpuAndTheIoApic) {
 
 TEST(AcpiPm, SleepEnableWithS5PowersOff) {
     int power_offs = 0, resets = 0;
-    devices::AcpiPm pm([&] { ++power_offs; }, [&] { ++resets; });
+    devices::AcpiPm pm([&] { ++power_offs; }, [&] { ++resets; }, [](bool) {});
     auto write16 = [&](uint64_t offset, uint16_t value) {
         uint8_t bytes[2] = {static_cast<uint8_t>(value), static_cast<uint8_t>(value >> 8)};
         pm.write(offset, bytes);
@@ -143,6 +143,40 @@ TEST(AcpiPm, SleepEnableWithS5PowersOff) {
     uint8_t status[2] = {0xff, 0xff};
     pm.read(0, status);
     EXPECT_EQ(status[0] | status[1], 0) << "no events";
+}
+
+// The fixed power button: its status bit is set by a press and cleared by
+// the guest writing 1 to it; the SCI is up while status and enable are.
+TEST(AcpiPm, PowerButtonRaisesTheSciUntilTheGuestClearsIt) {
+    std::vector<bool> sci;
+    devices::AcpiPm pm([] {}, [] {}, [&](bool level) { sci.push_back(level); });
+    auto read16 = [&](uint64_t offset) {
+        uint8_t bytes[2];
+        pm.read(offset, bytes);
+        return static_cast<uint16_t>(bytes[0] | bytes[1] << 8);
+    };
+    auto write16 = [&](uint64_t offset, uint16_t value) {
+        uint8_t bytes[2] = {static_cast<uint8_t>(value), static_cast<uint8_t>(value >> 8)};
+        pm.write(offset, bytes);
+    };
+    constexpr uint16_t kPowerButton = 1u << 8;
+    pm.press_power_button();  // not enabled yet: status only
+    EXPECT_EQ(read16(0), kPowerButton);
+    EXPECT_TRUE(sci.empty());
+    write16(2, kPowerButton);  // the guest enables it: the pending press raises the SCI
+    EXPECT_EQ(sci, std::vector<bool>{true});
+    write16(0, 0x0001);  // clearing another bit leaves it
+    EXPECT_EQ(read16(0), kPowerButton);
+    write16(0, kPowerButton);  // write 1 to clear
+    EXPECT_EQ(read16(0), 0u);
+    EXPECT_EQ(sci, (std::vector<bool>{true, false}));
+    pm.press_power_button();
+    pm.press_power_button();  // a second press while pending changes nothing
+    EXPECT_EQ(sci, (std::vector<bool>{true, false, true}));
+    write16(2, 0);  // disabled: the SCI drops, the status stays
+    EXPECT_EQ(sci, (std::vector<bool>{true, false, true, false}));
+    EXPECT_EQ(read16(0), kPowerButton);
+    EXPECT_EQ(read16(2), 0u);
 }
 
 }  // namespace

@@ -118,8 +118,7 @@ static_assert(sizeof(MadtLapic) == 8 && sizeof(MadtIoApic) == 12 && sizeof(MadtS
               sizeof(MadtLapicNmi) == 6);
 #pragma pack(pop)
 
-constexpr uint32_t kFadtWbinvd = 1u << 0, kFadtPowerButtonIsControlMethod = 1u << 4,
-                   kFadtNoSleepButton = 1u << 5, kFadtResetRegSupported = 1u << 10;
+constexpr uint32_t kFadtWbinvd = 1u << 0, kFadtNoSleepButton = 1u << 5, kFadtResetRegSupported = 1u << 10;
 constexpr uint16_t kBootArchLegacyDevices = 1u << 0, kBootArch8042 = 1u << 1, kBootArchNoVga = 1u << 2,
                    kBootArchNoMsi = 1u << 3;
 constexpr uint16_t kLevelActiveHigh = 0x000d;  // polarity 01 (high), trigger 11 (level)
@@ -189,7 +188,9 @@ Fadt fadt(uint64_t facs, uint64_t dsdt) {
     f.p_lvl3_lat = 1001;  // > 1000: no C3
     f.century = 0x32;     // the CMOS century register
     f.iapc_boot_arch = kBootArchLegacyDevices | kBootArch8042 | kBootArchNoVga | kBootArchNoMsi;
-    f.flags = kFadtWbinvd | kFadtPowerButtonIsControlMethod | kFadtNoSleepButton | kFadtResetRegSupported;
+    // The power button is the fixed-feature one in PM1 (the control socket's
+    // power-button presses it); there is no sleep button.
+    f.flags = kFadtWbinvd | kFadtNoSleepButton | kFadtResetRegSupported;
     f.reset_reg = Gas{1, 8, 0, 1, kAcpiResetPort};
     f.reset_value = kAcpiResetValue;
     f.minor_version = 4;
