@@ -13,6 +13,27 @@ namespace hospes::toolstack {
 
 namespace {
 
+// A message quotes the user's text: control characters in it (a "\n" in a
+// quoted string is a real newline) are escaped, so it stays one line.
+std::string one_line(std::string_view text) {
+    std::string out;
+    for (char c : text) {
+        if (c == '\n') out += "\\n";
+        else if (c == '\t') out += "\\t";
+        else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
+        else out += c;
+    }
+    return out;
+}
+template <class T>
+Result<T> one_line(Result<T> result) {
+    if (!result) result.error().message = one_line(result.error().message);
+    return result;
+}
+void one_line(std::vector<std::string>& lines, size_t from) {
+    for (size_t i = from; i < lines.size(); ++i) lines[i] = one_line(lines[i]);
+}
+
 std::string_view trim(std::string_view s) {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
     while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
@@ -173,7 +194,9 @@ Result<unsigned> vdev_index(std::string_view vdev) {
     return index - 1;
 }
 
-Result<DomainDisk> parse_disk_spec(std::string_view spec, std::vector<std::string>& warnings) {
+namespace {
+
+Result<DomainDisk> disk_spec(std::string_view spec, std::vector<std::string>& warnings) {
     DomainDisk disk;
     bool target_set = false, format_set = false, vdev_set = false, access_set = false, prefix = false;
     bool access_given = false;  // a value, not an empty positional
@@ -296,6 +319,8 @@ Result<DomainDisk> parse_disk_spec(std::string_view spec, std::vector<std::strin
     return disk;
 }
 
+}  // namespace
+
 Result<std::pair<uint64_t, uint64_t>> parse_vif_rate(std::string_view rate) {
     auto at = rate.find('@');
     auto amount = rate.substr(0, at);
@@ -336,7 +361,9 @@ Result<std::pair<uint64_t, uint64_t>> parse_vif_rate(std::string_view rate) {
     return std::pair{bytes, bytes * interval_us / 1'000'000};
 }
 
-Result<DomainVif> parse_vif_spec(std::string_view spec, std::vector<std::string>& warnings) {
+namespace {
+
+Result<DomainVif> vif_spec(std::string_view spec, std::vector<std::string>& warnings) {
     DomainVif vif;
     auto fail = [&](const std::string& what) { return bad_input("vif '{}': {}", spec, what); };
     size_t start = 0;
@@ -394,7 +421,7 @@ Result<DomainVif> parse_vif_spec(std::string_view spec, std::vector<std::string>
     return vif;
 }
 
-Result<DomainConfig> domain_from_xl(const XlConfig& config) {
+Result<DomainConfig> read_domain(const XlConfig& config) {
     DomainConfig domain;
     Reader read(config);
     const XlSetting* memory = nullptr;
@@ -478,7 +505,7 @@ Result<DomainConfig> domain_from_xl(const XlConfig& config) {
             if (!v) return std::unexpected(v.error());
             for (const auto& spec : *v) {
                 std::vector<std::string> notes;
-                auto disk = parse_disk_spec(spec, notes);
+                auto disk = disk_spec(spec, notes);
                 if (!disk) return read.error(s, "{}", disk.error().message);
                 for (auto& note : notes) domain.warnings.push_back(fmt::format("{}:{}: {}", config.file, s.line, note));
                 domain.disks.push_back(std::move(*disk));
@@ -488,7 +515,7 @@ Result<DomainConfig> domain_from_xl(const XlConfig& config) {
             if (!v) return std::unexpected(v.error());
             for (const auto& spec : *v) {
                 std::vector<std::string> notes;
-                auto vif = parse_vif_spec(spec, notes);
+                auto vif = vif_spec(spec, notes);
                 if (!vif) return read.error(s, "{}", vif.error().message);
                 for (auto& note : notes) domain.warnings.push_back(fmt::format("{}:{}: {}", config.file, s.line, note));
                 domain.vifs.push_back(std::move(*vif));
@@ -545,6 +572,28 @@ Result<DomainConfig> domain_from_xl(const XlConfig& config) {
     }
     domain.disks = std::move(sorted);
     return domain;
+}
+
+}  // namespace
+
+Result<DomainDisk> parse_disk_spec(std::string_view spec, std::vector<std::string>& warnings) {
+    size_t from = warnings.size();
+    auto disk = one_line(disk_spec(spec, warnings));
+    one_line(warnings, from);
+    return disk;
+}
+
+Result<DomainVif> parse_vif_spec(std::string_view spec, std::vector<std::string>& warnings) {
+    size_t from = warnings.size();
+    auto vif = one_line(vif_spec(spec, warnings));
+    one_line(warnings, from);
+    return vif;
+}
+
+Result<DomainConfig> domain_from_xl(const XlConfig& config) {
+    auto result = one_line(read_domain(config));
+    if (result) one_line(result->warnings, 0);
+    return result;
 }
 
 }  // namespace hospes::toolstack

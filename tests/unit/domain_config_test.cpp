@@ -233,6 +233,12 @@ TEST(DomainConfig, AWrongValueIsOneErrorNamingFileLineAndKey) {
     EXPECT_EQ(error_of(std::string(kMinimal) + "firmware = 'pvgrub64'\n"),
               "d.cfg:3: firmware: hospes boots kernel= directly, without firmware (pvgrub, bios, uefi)");
     EXPECT_EQ(error_of(std::string(kMinimal) + "pci = [ '01:00.0' ]\n"), "d.cfg:3: pci: device passthrough is not supported");
+    // The user's text in a message is escaped: it stays one line.
+    EXPECT_EQ(error_of(std::string(kMinimal) + "vif = [ 'bridge=br0,colour=x\\nred' ]\n"),
+              "d.cfg:3: vif: vif 'bridge=br0,colour=x\\nred': unknown key 'colour'");
+    EXPECT_EQ(error_of(std::string(kMinimal) + "on_crash = 'a\\tb\\x01'\n"),
+              "d.cfg:3: on_crash: 'a\\tb\\x01' is not destroy, restart, rename-restart, preserve, coredump-destroy or "
+              "coredump-restart");
     EXPECT_EQ(error_of("name = 'a b'\nkernel = '/k'\n"),
               "d.cfg:1: name: 'a b' is not a domain name (1 to 64 characters, no '/' or spaces)");
 }
