@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/device_options.hpp"
 #include "common/log.hpp"
 
 namespace hospes::cli {
@@ -39,9 +40,6 @@ Result<DomainConfig> load_domain(const std::string& file, const std::vector<std:
 }
 
 std::string domain_json(const DomainConfig& d) {
-    auto mac_text = [](const std::array<uint8_t, 6>& m) {
-        return fmt::format("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5]);
-    };
     json disks = json::array();
     for (const auto& disk : d.disks)
         disks.push_back({{"target", disk.target},
@@ -55,7 +53,7 @@ std::string domain_json(const DomainConfig& d) {
     for (const auto& vif : d.vifs) {
         json v = {{"bridge", vif.bridge}, {"ips", vif.ips}, {"vifname", vif.vifname}, {"mtu", vif.mtu},
                   {"rate_bytes_per_second", vif.rate_bytes_per_second}, {"rate_burst_bytes", vif.rate_burst_bytes}};
-        v["mac"] = vif.mac ? json(mac_text(*vif.mac)) : json(nullptr);
+        v["mac"] = vif.mac ? json(format_mac(*vif.mac)) : json(nullptr);
         vifs.push_back(std::move(v));
     }
     json out = {{"name", d.name},

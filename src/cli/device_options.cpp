@@ -72,6 +72,10 @@ Result<std::array<uint8_t, 6>> parse_mac(std::string_view text) {
     return mac;
 }
 
+std::string format_mac(const std::array<uint8_t, 6>& mac) {
+    return fmt::format("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+}
+
 Result<NetConfig> parse_net(std::string_view spec) {
     NetConfig net;
     if (spec.starts_with("vhost-user=")) {

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "common/error.hpp"
@@ -24,5 +25,7 @@ Result<ConsoleKind> parse_console(std::string_view spec);
 Result<void> check_interface_name(std::string_view name);
 // Six colon-separated hex bytes, a unicast address.
 Result<std::array<uint8_t, 6>> parse_mac(std::string_view text);
+// The same form, lowercase: 02:00:00:00:00:0a.
+std::string format_mac(const std::array<uint8_t, 6>& mac);
 
 }  // namespace hospes::cli

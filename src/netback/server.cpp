@@ -31,9 +31,6 @@ constexpr uint64_t kTagControl = ~0ull - 1;
 constexpr uint64_t kTagUplink = ~0ull - 2;
 constexpr uint64_t kTagControlClient = 1ull << 62;  // + slot
 
-std::string format_mac(const Mac& mac) {
-    return fmt::format("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
-}
 
 // A port's MAC when none is given: the same for the same port name on the
 // same host (so a guest keeps it when the back-end starts again), locally
@@ -178,7 +175,7 @@ Result<std::unique_ptr<Server>> Server::create(const std::string& socket_dir, st
             if (ports[j].name == ports[i].name) return bad_input("--port: the name '{}' is given twice", ports[i].name);
             if (ports[j].identity.mac == ports[i].identity.mac)
                 return bad_input("--port: ports '{}' and '{}' have the same MAC address {}", ports[j].name,
-                                 ports[i].name, format_mac(ports[i].identity.mac));
+                                 ports[i].name, cli::format_mac(ports[i].identity.mac));
         }
         std::string path = socket_dir + "/" + ports[i].name + ".sock";
         auto listener = vhost_user::listen_unix(path);
@@ -265,7 +262,7 @@ std::vector<PortStatus> Server::ports() const {
     for (const auto& port : ports_) {
         PortStatus status;
         status.name = port.config.name;
-        status.mac = format_mac(port.config.identity.mac);
+        status.mac = cli::format_mac(port.config.identity.mac);
         char text[INET6_ADDRSTRLEN];
         for (const auto& a : port.config.identity.ipv4)
             status.ips.push_back(::inet_ntop(AF_INET, a.data(), text, sizeof(text)));

@@ -421,6 +421,14 @@ Result<DomainVif> vif_spec(std::string_view spec, std::vector<std::string>& warn
     return vif;
 }
 
+// Adds a parsed disk or vif to its list, or passes its error on.
+template <class T>
+Result<void> append(std::vector<T>& list, Result<T> item) {
+    if (!item) return std::unexpected(item.error());
+    list.push_back(std::move(*item));
+    return {};
+}
+
 Result<DomainConfig> read_domain(const XlConfig& config) {
     DomainConfig domain;
     Reader read(config);
@@ -500,25 +508,15 @@ Result<DomainConfig> read_domain(const XlConfig& config) {
                                      "coredump-restart", *v);
             (key == "on_poweroff" ? domain.on_poweroff : key == "on_reboot" ? domain.on_reboot : domain.on_crash) =
                 found->second;
-        } else if (key == "disk") {
+        } else if (key == "disk" || key == "vif") {
             auto v = read.strings(s);
             if (!v) return std::unexpected(v.error());
             for (const auto& spec : *v) {
                 std::vector<std::string> notes;
-                auto disk = disk_spec(spec, notes);
-                if (!disk) return read.error(s, "{}", disk.error().message);
+                Result<void> added = key == "disk" ? append(domain.disks, disk_spec(spec, notes))
+                                                   : append(domain.vifs, vif_spec(spec, notes));
+                if (!added) return read.error(s, "{}", added.error().message);
                 for (auto& note : notes) domain.warnings.push_back(fmt::format("{}:{}: {}", config.file, s.line, note));
-                domain.disks.push_back(std::move(*disk));
-            }
-        } else if (key == "vif") {
-            auto v = read.strings(s);
-            if (!v) return std::unexpected(v.error());
-            for (const auto& spec : *v) {
-                std::vector<std::string> notes;
-                auto vif = vif_spec(spec, notes);
-                if (!vif) return read.error(s, "{}", vif.error().message);
-                for (auto& note : notes) domain.warnings.push_back(fmt::format("{}:{}: {}", config.file, s.line, note));
-                domain.vifs.push_back(std::move(*vif));
             }
         } else if (key == "serial") {
             auto v = read.strings(s);
@@ -565,9 +563,10 @@ Result<DomainConfig> read_domain(const XlConfig& config) {
             return bad_input("{}: disk: {} and {} are the same drive", config.file, domain.disks[order[i - 1].second].vdev,
                              domain.disks[order[i].second].vdev);
         auto disk = domain.disks[order[i].second];
-        disk.guest_device = "vd" + std::string(1, static_cast<char>('a' + i % 26));
-        if (i >= 26) disk.guest_device = "vd" + std::string(1, static_cast<char>('a' + i / 26 - 1)) +
-                                         std::string(1, static_cast<char>('a' + i % 26));
+        // vda..vdz, then vdaa..: the names Linux's virtio_blk gives in probe order.
+        disk.guest_device = "vd";
+        if (i >= 26) disk.guest_device += static_cast<char>('a' + i / 26 - 1);
+        disk.guest_device += static_cast<char>('a' + i % 26);
         sorted.push_back(std::move(disk));
     }
     domain.disks = std::move(sorted);
