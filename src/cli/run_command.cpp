@@ -2,8 +2,10 @@
 
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 
 #include "cli/device_options.hpp"
 #include "common/log.hpp"
@@ -36,7 +38,14 @@ void add_run_command(CLI::App& app, RunOptions& options) {
                   "all of it is taken when the guest starts");
     run->add_option("--root", options.root, "root device, e.g. /dev/vda (adds root=DEVICE to the command line)");
     run->add_option("--control", options.control,
-                    "the monitor's control socket (JSON requests: query, power-button; see `hospes control`)");
+                    "the monitor's control socket (JSON requests: query, power-button, pause, unpause; see "
+                    "`hospes control`)");
+    run->add_option("--console-socket", options.console_socket,
+                    "serve the guest console on this unix socket (one client at a time; `hospes console "
+                    "--socket`) instead of stdin; its output also goes to stdout");
+    run->add_option("--exit-file", options.exit_file,
+                    "at exit, write {\"status\":N,\"reason\":\"poweroff|reboot|crash|host-error|signal\"} here");
+    run->add_flag("--paused", options.paused, "start with the vCPUs paused (the control socket's unpause starts them)");
 }
 
 std::string default_guest_dir() {
@@ -52,6 +61,8 @@ Result<MachineConfig> machine_config(const RunOptions& options, const std::strin
     config.vcpus = options.vcpus;
     config.hugepages = options.hugepages;
     config.control_socket = options.control;
+    config.start_paused = options.paused;
+    if (options.paused && options.control.empty()) return bad_input("--paused needs --control, to unpause");
     auto console = parse_console(options.console);
     if (!console) return std::unexpected(console.error());
     config.console = *console;
@@ -93,12 +104,29 @@ int run_command(const RunOptions& options) {
         return exit_status_for(config.error());
     }
     HostConsole console(STDIN_FILENO, STDOUT_FILENO);
+    if (!options.console_socket.empty()) {
+        if (auto r = console.listen(options.console_socket); !r) {
+            log::error("--console-socket: {}", r.error().message);
+            return exit_status_for(r.error());
+        }
+    }
     auto machine = Machine::create(*config, console);
     if (!machine) {
         log::error("{}", machine.error().message);
         return exit_status_for(machine.error());
     }
-    return (*machine)->run();
+    int status = (*machine)->run();
+    if (!options.exit_file.empty()) {
+        // Written whole under a temporary name, so a reader never sees half.
+        std::string temporary = options.exit_file + ".new";
+        std::ofstream out(temporary);
+        out << fmt::format("{{\"status\":{},\"reason\":\"{}\"}}\n", status,
+                           stop_reason_name((*machine)->stop_reason()));
+        out.close();
+        if (!out || std::rename(temporary.c_str(), options.exit_file.c_str()) != 0)
+            log::error("--exit-file: cannot write '{}'", options.exit_file);
+    }
+    return status;
 }
 
 }  // namespace hospes::cli

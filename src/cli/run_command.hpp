@@ -30,6 +30,9 @@ struct RunOptions {
     std::string root;  // appended to the command line as root=ROOT
     bool hugepages = false;
     std::string control;  // the control socket's path; empty: none
+    std::string console_socket;  // serve the console on this socket instead of stdin
+    std::string exit_file;       // written at exit: {"status":N,"reason":"..."}
+    bool paused = false;         // start with the vCPUs paused
 };
 
 void add_run_command(CLI::App& app, RunOptions& options);

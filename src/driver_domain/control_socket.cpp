@@ -26,6 +26,14 @@ Result<ControlSocket> ControlSocket::listen(const std::string& path) {
 void ControlSocket::accept(int epoll, uint64_t first_tag) {
     UniqueFd socket(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
     if (!socket.valid()) return;
+    // Besides the socket's mode: only root or this process's own user.
+    ucred peer{};
+    socklen_t size = sizeof(peer);
+    if (check_peer_ && (::getsockopt(socket.get(), SOL_SOCKET, SO_PEERCRED, &peer, &size) != 0 ||
+                        (peer.uid != 0 && peer.uid != ::geteuid()))) {
+        log::warn("control: refusing a client of user {} (pid {})", peer.uid, peer.pid);
+        return;
+    }
     for (size_t slot = 0; slot < kMaxClients; ++slot) {
         if (slot == clients_.size()) clients_.emplace_back();
         if (clients_[slot]) continue;

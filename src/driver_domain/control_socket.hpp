@@ -28,6 +28,10 @@ public:
     static Result<ControlSocket> listen(const std::string& path);
 
     int listener() const { return listener_.get(); }
+    // Also refuse clients whose SO_PEERCRED user is neither root nor this
+    // process's own. (Not for a worker in a user namespace of its own,
+    // where root outside is seen as the overflow user.)
+    void check_peer_credentials() { check_peer_ = true; }
     // Takes a waiting client into `epoll`, tagged `first_tag` + its slot.
     void accept(int epoll, uint64_t first_tag);
     // Reads what client `slot` sent and answers each whole line.
@@ -42,6 +46,7 @@ private:
     bool serve(Client& client, const Answer& answer);
 
     UniqueFd listener_;
+    bool check_peer_ = false;
     std::vector<std::optional<Client>> clients_;
 };
 

@@ -54,6 +54,21 @@ Result<void> Vm::set_irq_line(uint32_t irq, bool level) {
     return {};
 }
 
+Result<uint64_t> Vm::clock() const {
+    kvm_clock_data data{};
+    // Safe: KVM fills the struct it is given.
+    if (::ioctl(fd_.get(), KVM_GET_CLOCK, &data) < 0) return errno_error("KVM_GET_CLOCK");
+    return static_cast<uint64_t>(data.clock);
+}
+
+Result<void> Vm::set_clock(uint64_t nanoseconds) {
+    kvm_clock_data data{};
+    data.clock = nanoseconds;
+    // Safe: the struct is fully initialised; flags 0 sets the clock alone.
+    if (::ioctl(fd_.get(), KVM_SET_CLOCK, &data) < 0) return errno_error("KVM_SET_CLOCK");
+    return {};
+}
+
 Result<void> Vm::add_ioeventfd(uint64_t address, uint32_t length, uint64_t value, int eventfd) {
     kvm_ioeventfd request{};
     request.addr = address;

@@ -37,6 +37,12 @@ public:
     // Writing to `eventfd` raises an edge on `gsi` inside KVM.
     Result<void> add_irqfd(int eventfd, uint32_t gsi);
 
+    // The guest's kvmclock in nanoseconds: read when the guest is paused
+    // and written back when it resumes, so its clock does not advance
+    // while it was not running (KVM_CAP_ADJUST_CLOCK).
+    Result<uint64_t> clock() const;
+    Result<void> set_clock(uint64_t nanoseconds);
+
     Result<Vcpu> create_vcpu(uint32_t id);
 
 private:

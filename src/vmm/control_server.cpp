@@ -8,6 +8,7 @@ namespace hospes {
 Result<ControlServer> ControlServer::listen(const std::string& path) {
     auto socket = driver_domain::ControlSocket::listen(path);
     if (!socket) return std::unexpected(socket.error());
+    socket->check_peer_credentials();
     UniqueFd epoll(::epoll_create1(EPOLL_CLOEXEC));
     if (!epoll.valid()) return errno_error("epoll_create1");
     epoll_event add{EPOLLIN, {.u64 = 0}};

@@ -1,13 +1,17 @@
 #include "vmm/host_console.hpp"
 
 #include <poll.h>
-#include <sys/ioctl.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <vector>
 
+#include "common/log.hpp"
+#include "vhost_user/channel.hpp"
 namespace hospes {
 
 namespace {
@@ -28,15 +32,37 @@ HostConsole::HostConsole(int input_fd, int output_fd)
 HostConsole::~HostConsole() {
     stop();
     if (saved_terminal_) ::tcsetattr(input_fd_, TCSANOW, &*saved_terminal_);
+    if (!socket_path_.empty()) ::unlink(socket_path_.c_str());
+}
+
+Result<void> HostConsole::listen(const std::string& path) {
+    auto listener = vhost_user::listen_unix(path);
+    if (!listener) return std::unexpected(listener.error());
+    if (::chmod(path.c_str(), 0600) != 0) return errno_error("cannot chmod '{}'", path);
+    listener_ = std::move(*listener);
+    socket_path_ = path;
+    return {};
 }
 
 void HostConsole::write(uint8_t byte) {
     // A closed or full output must not stop the guest: drop what cannot go.
     while (::write(output_fd_, &byte, 1) < 0 && errno == EINTR) {
     }
+    if (listener_.valid()) write_to_client({&byte, 1});
+}
+
+void HostConsole::write_to_client(std::span<const uint8_t> bytes) {
+    std::lock_guard lock(client_mutex_);
+    while (client_.valid() && !bytes.empty()) {
+        ssize_t n = ::send(client_.get(), bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return;  // full or gone: dropped (the log has it)
+        bytes = bytes.subspan(static_cast<size_t>(n));
+    }
 }
 
 void HostConsole::write(std::span<const uint8_t> bytes) {
+    if (listener_.valid()) write_to_client(bytes);
     while (!bytes.empty()) {
         ssize_t n = ::write(output_fd_, bytes.data(), bytes.size());
         if (n < 0 && errno == EINTR) continue;
@@ -65,7 +91,46 @@ void HostConsole::stop() {
     input_thread_.join();
 }
 
+void HostConsole::socket_loop(const Deliver& deliver) {
+    std::vector<uint8_t> buffer(4096);
+    for (;;) {
+        int client = -1;
+        {
+            std::lock_guard lock(client_mutex_);
+            client = client_.get();
+        }
+        pollfd fds[3] = {{wakeup_.get(), POLLIN, 0}, {listener_.get(), POLLIN, 0}, {client, POLLIN, 0}};
+        if (::poll(fds, client >= 0 ? 3 : 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            return;
+        }
+        if (fds[0].revents != 0) return;
+        if (fds[1].revents != 0) {
+            UniqueFd accepted(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+            if (accepted.valid()) {
+                std::lock_guard lock(client_mutex_);
+                if (client_.valid()) log::info("console: a new client takes the console over");
+                client_ = std::move(accepted);
+            }
+            continue;
+        }
+        if (client < 0 || fds[2].revents == 0) continue;
+        ssize_t n = ::read(client, buffer.data(), buffer.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            std::lock_guard lock(client_mutex_);
+            if (client_.get() == client) client_ = UniqueFd();
+            continue;
+        }
+        if (!deliver(std::span<const uint8_t>(buffer.data(), static_cast<size_t>(n)))) return;
+    }
+}
+
 void HostConsole::input_loop(Deliver deliver, Escape escape) {
+    if (listener_.valid()) {
+        socket_loop(deliver);
+        return;
+    }
     bool after_prefix = false;
     std::vector<uint8_t> buffer(256);
     pollfd fds[2] = {{input_fd_, POLLIN, 0}, {wakeup_.get(), POLLIN, 0}};

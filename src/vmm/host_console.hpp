@@ -1,17 +1,26 @@
 // The host side of the guest console: the monitor's stdin and stdout. A
 // terminal is put in raw mode (restored on exit) so keys reach the guest
 // as typed; pipes are used as they are. Ctrl-A x stops the guest.
+//
+// With a console socket (listen(), for hospesd's domains) the input comes
+// from the one client attached to that unix socket (`hospes console`; a
+// new client takes over), and the output goes to stdout (the domain's
+// console log) and to that client; a client that does not keep up loses
+// output rather than stall the guest.
 #pragma once
 
 #include <termios.h>
 
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <span>
+#include <string>
 #include <thread>
 #include <utility>
 
+#include "common/error.hpp"
 #include "common/unique_fd.hpp"
 
 namespace hospes {
@@ -26,6 +35,10 @@ public:
     HostConsole& operator=(const HostConsole&) = delete;
     ~HostConsole();
 
+    // Serves the console on a unix socket at `path` (0600) from start() on,
+    // instead of stdin; the socket is removed with the console.
+    Result<void> listen(const std::string& path);
+
     void write(uint8_t byte);
     void write(std::span<const uint8_t> bytes);
     // The output terminal's size (columns, rows), when it is a terminal.
@@ -37,12 +50,19 @@ public:
 
 private:
     void input_loop(Deliver deliver, Escape escape);
+    // Socket mode: accepts clients and delivers what the current one sends.
+    void socket_loop(const Deliver& deliver);
+    void write_to_client(std::span<const uint8_t> bytes);
 
     int input_fd_;
     int output_fd_;
     std::optional<termios> saved_terminal_;
     UniqueFd wakeup_;  // eventfd that ends the input loop
     std::thread input_thread_;
+    UniqueFd listener_;        // socket mode: the console socket
+    std::string socket_path_;
+    std::mutex client_mutex_;  // the client is written by vCPU threads, replaced by the input thread
+    UniqueFd client_;
 };
 
 }  // namespace hospes

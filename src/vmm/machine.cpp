@@ -239,6 +239,7 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& config, Ho
         if (!added) return std::unexpected(added.error());
     }
     machine->memory_size_ = config.memory_size;
+    machine->start_paused_ = config.start_paused;
     if (virtio_console != nullptr) {
         machine->virtio_console_ = virtio_console;
         machine->virtio_console_transport_ = machine->virtio_[virtio_console_index];
@@ -258,17 +259,18 @@ Result<void> Machine::add_legacy_devices() {
                                                 irq_line(devices::Serial::kCom1Irq));
     if (auto r = pio_.add(devices::Serial::kCom1Base, devices::Serial::kRegisterCount, serial_); !r) return r;
     // A reset or power-off request from the guest ends the monitor with 0.
-    auto stopped = [this] { stop_.request(kExitGuestStopped); };
-    auto i8042 = std::make_shared<devices::I8042>(stopped, irq_line(devices::I8042::kKeyboardIrq));
+    auto powered_off = [this] { stop_.request(StopReason::PowerOff); };
+    auto rebooted = [this] { stop_.request(StopReason::Reboot); };
+    auto i8042 = std::make_shared<devices::I8042>(rebooted, irq_line(devices::I8042::kKeyboardIrq));
     if (auto r = pio_.add(devices::I8042::kBase, devices::I8042::kSize, i8042); !r) return r;
     if (auto r = pio_.add(devices::Rtc::kBase, devices::Rtc::kSize, std::make_shared<devices::Rtc>()); !r) return r;
-    acpi_pm_ = std::make_shared<devices::AcpiPm>(stopped, stopped, irq_line(x86::kAcpiSciIrq));
+    acpi_pm_ = std::make_shared<devices::AcpiPm>(powered_off, rebooted, irq_line(x86::kAcpiSciIrq));
     if (auto r = pio_.add(x86::kAcpiPmBase, x86::kAcpiPmSize, acpi_pm_); !r) return r;
     // A panicking guest kernel says so before it reboots: a crash, not a reboot.
     auto pvpanic = std::make_shared<devices::PvPanic>(
         [this] {
             log::error("the guest's kernel panicked (pvpanic)");
-            stop_.request(kExitGuestCrashed);
+            stop_.request(StopReason::Crash);
         },
         [] { log::info("the guest's kernel handed over to its crash kernel (pvpanic)"); });
     return pio_.add(devices::PvPanic::kPort, devices::PvPanic::kSize, pvpanic);
@@ -325,9 +327,13 @@ Result<void> Machine::add_virtio_devices(std::vector<std::unique_ptr<virtio::Dev
 int Machine::run() {
     install_vcpu_kick_handler();
     console_.start([this](std::span<const uint8_t> bytes) { return deliver_console_input(bytes); },
-                   [this] { stop_.request(kExitGuestStopped); });
+                   [this] { stop_.request(StopReason::PowerOff); });
 
-    io_loop_->start();
+    if (start_paused_) {
+        pause_gate_.close();
+        paused_ = true;
+        if (auto clock = vm_.clock(); clock) paused_clock_ = *clock;
+    }
     std::vector<std::thread> threads;
     threads.reserve(vcpus_.size());
     for (auto& vcpu : vcpus_) {
@@ -336,10 +342,14 @@ int Machine::run() {
             sigemptyset(&kick);
             sigaddset(&kick, SIGUSR1);
             pthread_sigmask(SIG_UNBLOCK, &kick, nullptr);
-            run_vcpu(vcpu, VcpuBuses{pio_, mmio_}, stop_);
+            run_vcpu(vcpu, VcpuBuses{pio_, mmio_}, stop_, pause_gate_);
         });
+        vcpu_threads_.push_back(threads.back().native_handle());
     }
+    // The control socket (pause) is served from here on: the threads exist.
+    io_loop_->start();
     int status = stop_.wait();
+    pause_gate_.release();
     for (size_t i = 0; i < threads.size(); ++i) kick_vcpu(vcpus_[i], threads[i].native_handle());
     for (auto& thread : threads) thread.join();
     io_loop_->stop();
@@ -350,6 +360,35 @@ int Machine::run() {
     return status;
 }
 
+Result<void> Machine::pause() {
+    std::lock_guard lock(pause_mutex_);
+    if (paused_) return {};
+    pause_gate_.close();
+    for (size_t i = 0; i < vcpus_.size(); ++i) kick_vcpu(vcpus_[i], vcpu_threads_[i]);
+    if (!pause_gate_.wait_parked(vcpus_.size(), std::chrono::seconds(5))) {
+        pause_gate_.open();
+        return host_error("the vCPUs did not stop within 5 s");
+    }
+    auto clock = vm_.clock();
+    if (!clock) log::warn("the guest's clock will have advanced while paused: {}", clock.error().message);
+    paused_clock_ = clock ? *clock : 0;
+    paused_ = true;
+    log::info("paused");
+    return {};
+}
+
+Result<void> Machine::resume() {
+    std::lock_guard lock(pause_mutex_);
+    if (!paused_) return {};
+    if (paused_clock_ != 0) {
+        if (auto r = vm_.set_clock(paused_clock_); !r) log::warn("{}", r.error().message);
+    }
+    paused_ = false;
+    pause_gate_.open();
+    log::info("unpaused");
+    return {};
+}
+
 std::string Machine::control_answer(std::string_view text) {
     using nlohmann::json;
     auto error = [](const std::string& message) { return json{{"error", message}}.dump(); };
@@ -358,14 +397,26 @@ std::string Machine::control_answer(std::string_view text) {
     auto execute = request.find("execute");
     if (execute == request.end() || !execute->is_string()) return error("the request has no \"execute\" string");
     const auto& command = execute->get_ref<const std::string&>();
-    if (command != "query" && command != "power-button")
-        return error("unknown command '" + command + "' (query, power-button)");
+    if (command != "query" && command != "power-button" && command != "pause" && command != "unpause")
+        return error("unknown command '" + command + "' (query, power-button, pause, unpause)");
     if (request.size() != 1) return error(command + " takes no arguments");
     if (command == "power-button") {
         acpi_pm_->press_power_button();
         return json{{"return", json::object()}}.dump();
     }
-    return json{{"return", {{"status", "running"}, {"vcpus", vcpus_.size()}, {"memory_bytes", memory_size_}}}}.dump();
+    if (command == "pause" || command == "unpause") {
+        auto done = command == "pause" ? pause() : resume();
+        if (!done) return error(done.error().message);
+        return json{{"return", json::object()}}.dump();
+    }
+    bool paused = false;
+    {
+        std::lock_guard lock(pause_mutex_);
+        paused = paused_;
+    }
+    return json{{"return",
+                 {{"status", paused ? "paused" : "running"}, {"vcpus", vcpus_.size()}, {"memory_bytes", memory_size_}}}}
+        .dump();
 }
 
 bool Machine::deliver_console_input(std::span<const uint8_t> bytes) {

@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -20,6 +21,7 @@
 #include "vmm/host_console.hpp"
 #include "vmm/io_bus.hpp"
 #include "vmm/stop_signal.hpp"
+#include "vmm/vcpu_loop.hpp"
 
 namespace hospes {
 
@@ -63,6 +65,7 @@ struct MachineConfig {
     ConsoleKind console = ConsoleKind::Serial;
     bool hugepages = false;  // guest RAM on the host's huge pages
     std::string control_socket;  // the monitor's control socket; empty: none
+    bool start_paused = false;   // the vCPUs wait for an unpause request
 };
 
 inline constexpr uint64_t kMinimumMemory = 4 * 1024 * 1024;
@@ -75,6 +78,12 @@ public:
     // Runs the guest until it reboots, powers off or crashes, or the host
     // signals the monitor; returns the monitor's exit status.
     int run();
+    // Why run() returned.
+    StopReason stop_reason() const { return stop_.reason(); }
+
+    // Stops every vCPU (the guest's clock with them) / lets them go on.
+    Result<void> pause();
+    Result<void> resume();
 
 private:
     Machine(kvm::System system, kvm::Vm vm, GuestMemory memory, HostConsole& console)
@@ -106,6 +115,12 @@ private:
     std::vector<UniqueFd> event_fds_;  // irqfds and ioeventfds, registered with KVM
     std::optional<EventLoop> io_loop_;
     StopSignal stop_;
+    PauseGate pause_gate_;
+    std::mutex pause_mutex_;           // one pause or resume at a time
+    bool start_paused_ = false;
+    bool paused_ = false;
+    uint64_t paused_clock_ = 0;        // the guest's kvmclock when it was paused
+    std::vector<pthread_t> vcpu_threads_;  // set before the control socket is served
 };
 
 // Checks the memory size and vCPU count against the host before anything

@@ -37,6 +37,41 @@ void handle_mmio(kvm_run* run, const IoBus& mmio) {
 
 }  // namespace
 
+void PauseGate::close() {
+    std::lock_guard lock(mutex_);
+    closed_ = true;
+}
+
+bool PauseGate::wait_parked(size_t count, std::chrono::milliseconds limit) {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, limit, [&] { return parked_ >= count || released_; }) && !released_;
+}
+
+void PauseGate::open() {
+    std::lock_guard lock(mutex_);
+    closed_ = false;
+    changed_.notify_all();
+}
+
+bool PauseGate::closed() const {
+    std::lock_guard lock(mutex_);
+    return closed_ && !released_;
+}
+
+void PauseGate::park() {
+    std::unique_lock lock(mutex_);
+    ++parked_;
+    changed_.notify_all();
+    changed_.wait(lock, [&] { return !closed_ || released_; });
+    --parked_;
+}
+
+void PauseGate::release() {
+    std::lock_guard lock(mutex_);
+    released_ = true;
+    changed_.notify_all();
+}
+
 void install_vcpu_kick_handler() {
     struct sigaction action{};
     action.sa_handler = [](int) {};
@@ -50,7 +85,7 @@ void kick_vcpu(kvm::Vcpu& vcpu, pthread_t thread) {
     ::pthread_kill(thread, kKickSignal);
 }
 
-void run_vcpu(kvm::Vcpu& vcpu, VcpuBuses buses, StopSignal& stop) {
+void run_vcpu(kvm::Vcpu& vcpu, VcpuBuses buses, StopSignal& stop, PauseGate& pause) {
     kvm_run* run = vcpu.run_area();
     if (vcpu.id() == 0) {
         // For bench/: how long the monitor took from exec to running the guest.
@@ -61,49 +96,58 @@ void run_vcpu(kvm::Vcpu& vcpu, VcpuBuses buses, StopSignal& stop) {
                    cpu.tv_sec * 1000000ll + cpu.tv_nsec / 1000);
     }
     while (!stop.requested()) {
+        while (pause.closed()) pause.park();
+        if (stop.requested()) break;
         auto ran = vcpu.run();
         if (!ran) {
             log::error("{}", ran.error().message);
-            stop.request(kExitHostError);
+            stop.request(StopReason::HostError);
             return;
         }
-        if (!*ran) continue;  // kicked: re-check the stop request
+        if (!*ran) {
+            // Kicked: clear the kick, then look at why (stop, pause). The
+            // kicker sets its reason before immediate_exit, so a reason
+            // missed here comes with a kick that ends the next KVM_RUN.
+            __atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+            continue;
+        }
         switch (run->exit_reason) {
         case KVM_EXIT_IO: handle_io(run, buses.pio); break;
         case KVM_EXIT_MMIO: handle_mmio(run, buses.mmio); break;
         case KVM_EXIT_INTR: break;
         case KVM_EXIT_HLT:
             log::info("vCPU {} halted", vcpu.id());
-            stop.request(kExitGuestStopped);
+            stop.request(StopReason::PowerOff);
             return;
         case KVM_EXIT_SHUTDOWN:
             log::error("guest triple fault on vCPU {}", vcpu.id());
             dump_vcpu_state(vcpu);
-            stop.request(kExitGuestCrashed);
+            stop.request(StopReason::Crash);
             return;
         case KVM_EXIT_SYSTEM_EVENT:
             if (run->system_event.type == KVM_SYSTEM_EVENT_CRASH) {
                 log::error("guest reported a crash on vCPU {}", vcpu.id());
-                stop.request(kExitGuestCrashed);
+                stop.request(StopReason::Crash);
             } else {
-                stop.request(kExitGuestStopped);
+                stop.request(run->system_event.type == KVM_SYSTEM_EVENT_RESET ? StopReason::Reboot
+                                                                              : StopReason::PowerOff);
             }
             return;
         case KVM_EXIT_FAIL_ENTRY:
             log::error("vCPU {} cannot enter the guest (hardware reason {:#x})", vcpu.id(),
                        static_cast<uint64_t>(run->fail_entry.hardware_entry_failure_reason));
             dump_vcpu_state(vcpu);
-            stop.request(kExitHostError);
+            stop.request(StopReason::HostError);
             return;
         case KVM_EXIT_INTERNAL_ERROR:
             log::error("KVM internal error on vCPU {} (suberror {})", vcpu.id(), run->internal.suberror);
             dump_vcpu_state(vcpu);
-            stop.request(kExitHostError);
+            stop.request(StopReason::HostError);
             return;
         default:
             log::error("vCPU {}: unexpected KVM exit reason {}", vcpu.id(), run->exit_reason);
             dump_vcpu_state(vcpu);
-            stop.request(kExitHostError);
+            stop.request(StopReason::HostError);
             return;
         }
     }
