@@ -1,13 +1,16 @@
 #include "cli/create_command.hpp"
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "cli/device_options.hpp"
+#include "cli/xl_commands.hpp"
 #include "common/log.hpp"
+#include "toolstack/domain_json.hpp"
 
 namespace hospes::cli {
 
@@ -19,6 +22,8 @@ void add_create_command(CLI::App& app, CreateOptions& options) {
     create->add_option("file", options.file, "the domain's xl.cfg file")->required();
     create->add_option("overrides", options.overrides, "key=value settings applied after the file");
     create->add_flag("-n,--dryrun", options.dry_run, "read and check the file, print the domain, start nothing");
+    create->add_flag("-p", options.paused, "leave the domain paused after creating it");
+    create->add_flag("-c", options.console, "attach to its console once created");
 }
 
 Result<DomainConfig> load_domain(const std::string& file, const std::vector<std::string>& overrides) {
@@ -39,44 +44,6 @@ Result<DomainConfig> load_domain(const std::string& file, const std::vector<std:
     return toolstack::domain_from_xl(*config);
 }
 
-std::string domain_json(const DomainConfig& d) {
-    json disks = json::array();
-    for (const auto& disk : d.disks)
-        disks.push_back({{"target", disk.target},
-                         {"vdev", disk.vdev},
-                         {"guest_device", disk.guest_device},
-                         {"format", disk.format},
-                         {"read_only", disk.read_only},
-                         {"cdrom", disk.cdrom},
-                         {"discard", disk.discard}});
-    json vifs = json::array();
-    for (const auto& vif : d.vifs) {
-        json v = {{"bridge", vif.bridge}, {"ips", vif.ips}, {"vifname", vif.vifname}, {"mtu", vif.mtu},
-                  {"rate_bytes_per_second", vif.rate_bytes_per_second}, {"rate_burst_bytes", vif.rate_burst_bytes}};
-        v["mac"] = vif.mac ? json(format_mac(*vif.mac)) : json(nullptr);
-        vifs.push_back(std::move(v));
-    }
-    json out = {{"name", d.name},
-                {"type", d.type},
-                {"uuid", d.uuid.empty() ? json(nullptr) : json(d.uuid)},
-                {"memory_mib", d.memory_mib},
-                {"maxmem_mib", d.maxmem_mib},
-                {"vcpus", d.vcpus},
-                {"maxvcpus", d.maxvcpus},
-                {"cpus", d.cpus},
-                {"cpu_weight", d.cpu_weight},
-                {"cpu_cap", d.cpu_cap},
-                {"kernel", d.kernel},
-                {"ramdisk", d.ramdisk},
-                {"cmdline", d.cmdline},
-                {"disks", disks},
-                {"vifs", vifs},
-                {"on_poweroff", toolstack::action_name(d.on_poweroff)},
-                {"on_reboot", toolstack::action_name(d.on_reboot)},
-                {"on_crash", toolstack::action_name(d.on_crash)}};
-    return out.dump(2);
-}
-
 int create_command(const CreateOptions& options) {
     auto domain = load_domain(options.file, options.overrides);
     if (!domain) {
@@ -84,11 +51,22 @@ int create_command(const CreateOptions& options) {
         return exit_status_for(domain.error());
     }
     for (const auto& warning : domain->warnings) log::warn("{}", warning);
-    if (!options.dry_run) {
-        log::error("create: starting domains needs hospesd, which is not built yet; -n checks the file");
-        return kExitHostError;
+    if (options.dry_run) {
+        std::printf("%s\n", toolstack::domain_to_json(*domain).dump(2).c_str());
+        return 0;
     }
-    std::printf("%s\n", domain_json(*domain).c_str());
+    // hospesd runs elsewhere: paths are made absolute here, as the user meant them.
+    auto absolute = [](std::string& path) {
+        if (!path.empty()) path = std::filesystem::absolute(path).lexically_normal().string();
+    };
+    absolute(domain->kernel);
+    absolute(domain->ramdisk);
+    for (auto& disk : domain->disks) absolute(disk.target);
+    std::fprintf(stderr, "Parsing config from %s\n", options.file.c_str());
+    auto created = daemon_request(
+        {{"execute", "create"}, {"domain", toolstack::domain_to_json(*domain)}, {"paused", options.paused}});
+    if (!created) return 1;
+    if (options.console) return attach_console(domain->name);
     return 0;
 }
 

@@ -1,7 +1,7 @@
 // `hospes create` (also `xl create`): a domain from an xl.cfg file, with
 // `key=value` statements after the file name applied after it, as xl does.
-// For now only the dry run, `-n`: the file is read and checked and the
-// domain configuration printed as JSON; starting domains needs hospesd.
+// hospesd starts the domain; `-n` only reads and checks the file and prints
+// the domain configuration as JSON.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -18,14 +18,14 @@ struct CreateOptions {
     std::string file;
     std::vector<std::string> overrides;
     bool dry_run = false;
+    bool paused = false;   // -p
+    bool console = false;  // -c
 };
 
 void add_create_command(CLI::App& app, CreateOptions& options);
 
 // The domain `file` describes with `overrides` applied; warnings are in it.
 Result<toolstack::DomainConfig> load_domain(const std::string& file, const std::vector<std::string>& overrides);
-// The domain as one JSON object (what `create -n` prints).
-std::string domain_json(const toolstack::DomainConfig& domain);
 
 int create_command(const CreateOptions& options);
 

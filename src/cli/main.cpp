@@ -5,6 +5,7 @@
 
 #include "cli/create_command.hpp"
 #include "cli/run_command.hpp"
+#include "cli/xl_commands.hpp"
 #include "common/log.hpp"
 #include "driver_domain/control_socket.hpp"
 #include "vmm/stop_signal.hpp"
@@ -29,6 +30,9 @@ int main(int argc, char** argv) {
     hospes::cli::add_run_command(app, run_options);
     hospes::cli::CreateOptions create_options;
     hospes::cli::add_create_command(app, create_options);
+    hospes::cli::XlOptions xl_options;
+    std::vector<CLI::App*> xl_verbs;
+    hospes::cli::add_xl_commands(app, xl_options, xl_verbs);
     // A request to a running monitor's control socket, its answer printed.
     std::string control_path, control_request;
     auto* control = app.add_subcommand("control", "send one JSON request to a monitor's --control socket");
@@ -50,5 +54,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("run")) return hospes::cli::run_command(run_options);
     if (app.got_subcommand("create")) return hospes::cli::create_command(create_options);
     if (app.got_subcommand("control")) return hospes::driver_domain::send_request(control_path, control_request);
+    for (auto* verb : xl_verbs)
+        if (verb->parsed()) return hospes::cli::xl_command(verb->get_name(), xl_options);
     return hospes::kExitBadInput;
 }

@@ -177,6 +177,12 @@ std::string_view action_name(DomainAction action) {
     return "destroy";
 }
 
+std::optional<DomainAction> action_from_name(std::string_view name) {
+    auto found = actions().find(name);
+    if (found == actions().end()) return std::nullopt;
+    return found->second;
+}
+
 Result<unsigned> vdev_index(std::string_view vdev) {
     std::string_view letters;
     if (vdev.starts_with("xvd"))

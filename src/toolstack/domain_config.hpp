@@ -25,6 +25,7 @@ namespace hospes::toolstack {
 // on_poweroff, on_reboot, on_crash).
 enum class DomainAction { Destroy, Restart, RenameRestart, Preserve, CoredumpDestroy, CoredumpRestart };
 std::string_view action_name(DomainAction action);
+std::optional<DomainAction> action_from_name(std::string_view name);
 
 struct DomainDisk {
     std::string target;          // host path: a block device or an image file

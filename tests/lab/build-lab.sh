@@ -19,7 +19,8 @@
 #                 the kvm, tun and bridge modules and their dependencies (load order in
 #                 /etc/lab-modules),
 #                 /usr/bin/hospes (HOSPES_BINARY), /usr/bin/hospes-blkback and
-#                 /usr/bin/hospes-netback (built beside it) with their shared
+#                 /usr/bin/hospes-netback, /usr/bin/hospesd (built beside it; xl a
+#                 link to hospes) with their shared
 #                 libraries,
 #                 /usr/bin/qemu-storage-daemon with its shared libraries,
 #                 /usr/bin/qemu-system-x86_64 with its shared libraries and
@@ -60,6 +61,8 @@ BLKBACK=$(dirname "$HOSPES")/hospes-blkback
 [[ -x "$BLKBACK" ]] || die "$BLKBACK not found (build the hospes-blkback target)"
 NETBACK=$(dirname "$HOSPES")/hospes-netback
 [[ -x "$NETBACK" ]] || die "$NETBACK not found (build the hospes-netback target)"
+HOSPESD=$(dirname "$HOSPES")/hospesd
+[[ -x "$HOSPESD" ]] || die "$HOSPESD not found (build the hospesd target)"
 QSD=$(command -v qemu-storage-daemon) || die "qemu-storage-daemon not found (apt-get install qemu-utils)"
 QSD=$(readlink -f "$QSD")
 QEMU=$(readlink -f "$QEMU")
@@ -147,16 +150,17 @@ HOSPES_LIBS=$(shared_libs "$HOSPES")
 QEMU_LIBS=$(shared_libs "$QEMU")
 BLKBACK_LIBS=$(shared_libs "$BLKBACK")
 NETBACK_LIBS=$(shared_libs "$NETBACK")
+HOSPESD_LIBS=$(shared_libs "$HOSPESD")
 QSD_LIBS=$(shared_libs "$QSD")
 
 inputs_sums() {
     local f
     {
         for f in vmlinuz vmlinux initramfs.cpio.gz kernel-release; do echo "$GUESTDIR/$f"; done
-        echo "$HOSPES"; echo "$QEMU"; echo "$BUSYBOX"; echo "$SCRIPT_PATH"; echo "$BLKBACK"; echo "$NETBACK"; echo "$QSD"
+        echo "$HOSPES"; echo "$QEMU"; echo "$BUSYBOX"; echo "$SCRIPT_PATH"; echo "$BLKBACK"; echo "$NETBACK"; echo "$HOSPESD"; echo "$QSD"
         for f in "${MODORDER[@]}"; do echo "$KMODDIR/$f"; done
         for f in "${QEMU_FIRMWARE[@]}"; do echo "${f#*=}"; done
-        echo "$HOSPES_LIBS"; echo "$QEMU_LIBS"; echo "$BLKBACK_LIBS"; echo "$NETBACK_LIBS"; echo "$QSD_LIBS"
+        echo "$HOSPES_LIBS"; echo "$QEMU_LIBS"; echo "$BLKBACK_LIBS"; echo "$NETBACK_LIBS"; echo "$HOSPESD_LIBS"; echo "$QSD_LIBS"
     } | grep -v '^$' | LC_ALL=C sort -u | while IFS= read -r f; do
         sha256sum "$(readlink -f "$f")" | sed "s|  .*|  $f|"
     done
@@ -210,6 +214,8 @@ install_program "$HOSPES" /usr/bin/hospes "$HOSPES_LIBS"
 install_program "$QEMU" /usr/bin/qemu-system-x86_64 "$QEMU_LIBS"
 install_program "$BLKBACK" /usr/bin/hospes-blkback "$BLKBACK_LIBS"
 install_program "$NETBACK" /usr/bin/hospes-netback "$NETBACK_LIBS"
+install_program "$HOSPESD" /usr/bin/hospesd "$HOSPESD_LIBS"
+ln -sf hospes "$ROOT/usr/bin/xl"
 install_program "$QSD" /usr/bin/qemu-storage-daemon "$QSD_LIBS"
 for f in "${QEMU_FIRMWARE[@]}"; do
     install_file "${f#*=}" "/qemu-fw/${f%%=*}"

@@ -1,0 +1,42 @@
+// hospesd: the toolstack daemon (toolstack/daemon.hpp, docs/api.md).
+#include <csignal>
+#include <filesystem>
+
+#include <CLI/CLI.hpp>
+
+#include "common/log.hpp"
+#include "toolstack/daemon.hpp"
+
+int main(int argc, char** argv) {
+    sigset_t signals;
+    sigemptyset(&signals);
+    for (int signal : {SIGCHLD, SIGTERM, SIGINT, SIGHUP}) sigaddset(&signals, signal);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);
+
+    CLI::App app{"hospesd: the hospes toolstack daemon; `hospes` (or `xl`) talks to it"};
+    hospes::toolstack::DaemonOptions options;
+    // The monitor program: `hospes` beside this one.
+    options.monitor = (std::filesystem::canonical("/proc/self/exe").parent_path() / "hospes").string();
+    bool verbose = false;
+    app.add_option("--socket", options.socket, "the API's unix socket")->capture_default_str();
+    app.add_option("--state-dir", options.state_dir, "where domains' state and logs are kept")->capture_default_str();
+    app.add_option("--monitor", options.monitor, "the hospes program that runs each domain")->capture_default_str();
+    app.add_flag("-v,--verbose", verbose, "log debug messages");
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        hospes::log::init(false, "hospesd");
+        hospes::log::error("{}", e.what());
+        return hospes::kExitBadInput;
+    }
+    hospes::log::init(verbose, "hospesd");
+    auto daemon = hospes::toolstack::Daemon::create(options);
+    if (!daemon) {
+        hospes::log::error("{}", daemon.error().message);
+        return hospes::exit_status_for(daemon.error());
+    }
+    return (*daemon)->run();
+}

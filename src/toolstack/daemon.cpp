@@ -1,0 +1,535 @@
+#include "toolstack/daemon.hpp"
+
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "common/log.hpp"
+#include "toolstack/domain_json.hpp"
+
+namespace hospes::toolstack {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr uint64_t kListenerTag = 0;
+constexpr uint64_t kSignalTag = 1;
+constexpr uint64_t kFirstClientTag = 2;
+constexpr uint64_t kDomainTag = uint64_t{1} << 32;  // | the domain's id
+
+int pidfd_open(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
+int pidfd_send_signal(int pidfd, int signal) {
+    return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, signal, nullptr, 0));
+}
+
+json ok(json value = json::object()) { return {{"return", std::move(value)}}; }
+json failure(const std::string& message) { return {{"error", message}}; }
+
+// Domain names: what xl accepts and a file name can hold.
+bool valid_name(std::string_view name) {
+    return !name.empty() && name.size() <= 64 && name != "Domain-0" &&
+           std::all_of(name.begin(), name.end(), [](char c) {
+               return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+           });
+}
+
+std::string random_uuid() {
+    std::random_device random;
+    std::array<uint8_t, 16> bytes{};
+    for (auto& byte : bytes) byte = static_cast<uint8_t>(random());
+    bytes[6] = static_cast<uint8_t>((bytes[6] & 0x0f) | 0x40);  // version 4
+    bytes[8] = static_cast<uint8_t>((bytes[8] & 0x3f) | 0x80);  // RFC 4122 variant
+    std::string out;
+    for (size_t i = 0; i < bytes.size(); ++i) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
+        out += fmt::format("{:02x}", bytes[i]);
+    }
+    return out;
+}
+
+// A value from /proc/meminfo in KiB.
+uint64_t meminfo_kib(std::string_view key) {
+    std::ifstream in("/proc/meminfo");
+    std::string name;
+    uint64_t value = 0;
+    while (in >> name >> value) {
+        if (name.size() == key.size() + 1 && name.starts_with(key)) return value;
+        in.ignore(256, '\n');
+    }
+    return 0;
+}
+
+std::string read_first_line(const std::string& path) {
+    std::ifstream in(path);
+    std::string line;
+    std::getline(in, line);
+    return line;
+}
+
+Result<void> write_file(const std::string& path, const std::string& text) {
+    // Whole or not at all: a crash leaves the old file or the new one.
+    std::string temporary = path + ".new";
+    {
+        std::ofstream out(temporary, std::ios::trunc);
+        out << text;
+        if (!out.flush()) return errno_error("cannot write '{}'", temporary);
+    }
+    if (std::rename(temporary.c_str(), path.c_str()) != 0) return errno_error("cannot rename to '{}'", path);
+    return {};
+}
+
+}  // namespace
+
+std::string state_letters(bool running, bool paused, std::string_view stopped) {
+    std::string letters = "------";
+    if (!stopped.empty()) {
+        letters[3] = 's';
+        letters[4] = stopped == "reboot" ? 'r' : stopped == "crash" ? 'c' : '-';
+    } else if (paused) {
+        letters[2] = 'p';
+    } else {
+        letters[running ? 0 : 1] = running ? 'r' : 'b';
+    }
+    return letters;
+}
+
+Result<std::unique_ptr<Daemon>> Daemon::create(DaemonOptions options) {
+    std::unique_ptr<Daemon> daemon(new Daemon(std::move(options)));
+    std::error_code error;
+    fs::create_directories(fs::path(daemon->options_.state_dir) / "domains", error);
+    if (error) return host_error("cannot create '{}': {}", daemon->options_.state_dir, error.message());
+    fs::create_directories(fs::path(daemon->options_.state_dir) / "logs", error);
+    fs::create_directories(fs::path(daemon->options_.socket).parent_path(), error);
+    if (::access(daemon->options_.monitor.c_str(), X_OK) != 0)
+        return host_error("the monitor program '{}' cannot be run", daemon->options_.monitor);
+    auto socket = driver_domain::ControlSocket::listen(daemon->options_.socket);
+    if (!socket) return std::unexpected(socket.error());
+    daemon->socket_.emplace(std::move(*socket));
+    daemon->socket_->check_peer_credentials();
+    daemon->epoll_ = UniqueFd(::epoll_create1(EPOLL_CLOEXEC));
+    if (!daemon->epoll_.valid()) return errno_error("epoll_create1");
+    epoll_event add{EPOLLIN, {.u64 = kListenerTag}};
+    if (::epoll_ctl(daemon->epoll_.get(), EPOLL_CTL_ADD, daemon->socket_->listener(), &add) != 0)
+        return errno_error("epoll_ctl");
+    daemon->adopt_all();
+    return daemon;
+}
+
+std::string Daemon::domain_dir(uint32_t id) const {
+    return (fs::path(options_.state_dir) / "domains" / std::to_string(id)).string();
+}
+
+DomainPaths Daemon::paths(uint32_t id) const {
+    std::string dir = domain_dir(id);
+    std::string logs = (fs::path(options_.state_dir) / "logs" / fmt::format("domain-{}", id)).string();
+    return {dir + "/control.sock", dir + "/console.sock", dir + "/exit.json", logs + ".console.log",
+            logs + ".monitor.log"};
+}
+
+void Daemon::save(const Domain& d) const {
+    json state = {{"id", d.id},          {"config", domain_to_json(d.config)},
+                  {"started_at", d.started_at}, {"pid", d.pid},
+                  {"start_ticks", d.start_ticks}, {"paused", d.paused},
+                  {"reboot_requested", d.reboot_requested}, {"stopped", d.stopped}};
+    if (auto r = write_file(domain_dir(d.id) + "/domain.json", state.dump(2) + "\n"); !r)
+        log::error("domain {}: {}", d.id, r.error().message);
+}
+
+uint32_t Daemon::next_id() {
+    // Never reused while hospesd's state lives, as Xen's domain ids.
+    std::string path = options_.state_dir + "/next-id";
+    uint32_t id = 1;
+    try {
+        id = static_cast<uint32_t>(std::stoul(read_first_line(path)));
+    } catch (const std::exception&) {
+    }
+    for (const auto& [existing, domain] : domains_) id = std::max(id, existing + 1);
+    if (id == 0) id = 1;
+    if (auto r = write_file(path, std::to_string(id + 1) + "\n"); !r) log::error("{}", r.error().message);
+    return id;
+}
+
+void Daemon::adopt_all() {
+    std::error_code error;
+    for (const auto& entry : fs::directory_iterator(fs::path(options_.state_dir) / "domains", error)) {
+        std::ifstream in(entry.path() / "domain.json");
+        auto state = json::parse(in, nullptr, false);
+        auto config = state.is_object() ? domain_from_json(state.value("config", json())) : bad_input("not JSON");
+        if (!config) {
+            log::error("{}: cannot read it, left alone: {}", (entry.path() / "domain.json").string(),
+                       config.error().message);
+            continue;
+        }
+        Domain d;
+        d.config = std::move(*config);
+        try {
+            d.id = state.at("id").get<uint32_t>();
+            d.started_at = state.value("started_at", int64_t{0});
+            d.pid = state.value("pid", 0);
+            d.start_ticks = state.value("start_ticks", uint64_t{0});
+            d.paused = state.value("paused", false);
+            d.reboot_requested = state.value("reboot_requested", false);
+            d.stopped = state.value("stopped", std::string());
+        } catch (const json::exception& e) {
+            log::error("{}: {}", (entry.path() / "domain.json").string(), e.what());
+            continue;
+        }
+        if (entry.path().filename() != std::to_string(d.id)) continue;
+        uint32_t id = d.id;
+        Domain& domain = domains_.emplace(id, std::move(d)).first->second;
+        if (domain.pid == 0) continue;  // preserved: nothing runs
+        auto stat = process_stat(domain.pid);
+        if (stat && stat->start_ticks == domain.start_ticks) {
+            watch(domain);
+            if (domain.pidfd.valid()) {
+                log::info("domain {} ({}): monitor {} re-adopted", id, domain.config.name, domain.pid);
+                continue;
+            }
+        }
+        // It ended while no hospesd was there: act on it now.
+        log::info("domain {} ({}): its monitor ended while hospesd was away", id, domain.config.name);
+        monitor_ended(id);
+    }
+}
+
+void Daemon::watch(Domain& d) {
+    d.pidfd = UniqueFd(pidfd_open(d.pid));
+    if (!d.pidfd.valid()) {
+        log::error("domain {}: pidfd_open({}): {}", d.id, d.pid, std::strerror(errno));
+        return;
+    }
+    epoll_event add{EPOLLIN, {.u64 = kDomainTag | d.id}};
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, d.pidfd.get(), &add) != 0)
+        log::error("domain {}: epoll_ctl: {}", d.id, std::strerror(errno));
+}
+
+Result<void> Daemon::start(Domain& d, bool paused) {
+    auto p = paths(d.id);
+    auto pid = start_monitor(options_.monitor, monitor_arguments(d.config, d.id, p, paused), p,
+                             std::chrono::seconds(10));
+    if (!pid) return std::unexpected(pid.error());
+    d.pid = *pid;
+    auto stat = process_stat(d.pid);
+    d.start_ticks = stat ? stat->start_ticks : 0;
+    d.started_at = static_cast<int64_t>(std::time(nullptr));
+    d.paused = paused;
+    d.stopped.clear();
+    save(d);
+    watch(d);
+    return {};
+}
+
+void Daemon::monitor_ended(uint32_t id) {
+    auto found = domains_.find(id);
+    if (found == domains_.end()) return;
+    Domain& d = found->second;
+    auto p = paths(id);
+    if (d.pidfd.valid()) ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, d.pidfd.get(), nullptr);
+    d.pidfd.reset();
+    int status = 0;
+    ::waitpid(d.pid, &status, WNOHANG);  // ours unless adopted
+    std::ifstream in(p.exit_file);
+    auto exit = json::parse(in, nullptr, false);
+    std::string reason = exit.is_object() && exit.contains("reason") && exit["reason"].is_string()
+                             ? exit["reason"].get<std::string>()
+                             : "crash";
+    if (!exit.is_object()) log::warn("domain {} ({}): the monitor ended without saying why", id, d.config.name);
+    if (reason == "poweroff" && d.reboot_requested) reason = "reboot";
+    if (reason != "poweroff" && reason != "reboot") reason = "crash";
+    d.pid = 0;
+    d.paused = false;
+    d.reboot_requested = false;
+    DomainAction action = reason == "poweroff" ? d.config.on_poweroff
+                          : reason == "reboot" ? d.config.on_reboot
+                                               : d.config.on_crash;
+    log::info("domain {} ({}): {}, so {}", id, d.config.name, reason, action_name(action));
+    switch (action) {
+    case DomainAction::Destroy:
+    case DomainAction::CoredumpDestroy: remove(id); return;
+    case DomainAction::Preserve: d.stopped = reason; save(d); return;
+    case DomainAction::RenameRestart: {
+        // The old one stays, renamed; a new one starts under the name.
+        Domain old;
+        old.id = next_id();
+        old.config = d.config;
+        old.config.name = fmt::format("{}--incarnation-{}", d.config.name, old.id);
+        old.started_at = d.started_at;
+        old.stopped = reason;
+        std::error_code error;
+        fs::create_directories(domain_dir(old.id), error);
+        save(old);
+        domains_.emplace(old.id, std::move(old));
+        [[fallthrough]];
+    }
+    case DomainAction::Restart:
+    case DomainAction::CoredumpRestart: {
+        Domain& again = domains_.at(id);
+        if (auto r = start(again, false); !r) {
+            log::error("domain {} ({}): cannot restart it: {}", id, again.config.name, r.error().message);
+            remove(id);
+        }
+        return;
+    }
+    }
+}
+
+void Daemon::remove(uint32_t id) {
+    auto found = domains_.find(id);
+    if (found == domains_.end()) return;
+    Domain& d = found->second;
+    if (d.pidfd.valid()) {
+        pidfd_send_signal(d.pidfd.get(), SIGKILL);
+        pollfd ended{d.pidfd.get(), POLLIN, 0};
+        if (::poll(&ended, 1, 5000) != 1) log::error("domain {}: its monitor {} did not end", id, d.pid);
+        ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, d.pidfd.get(), nullptr);
+        int status = 0;
+        ::waitpid(d.pid, &status, WNOHANG);
+    }
+    std::error_code error;
+    fs::remove_all(domain_dir(id), error);
+    if (error) log::error("domain {}: cannot remove its state: {}", id, error.message());
+    domains_.erase(found);
+}
+
+Domain* Daemon::find(const json& request, std::string& error) {
+    auto key = request.find("domain");
+    if (key == request.end()) {
+        error = "no \"domain\" given";
+        return nullptr;
+    }
+    std::string wanted = key->is_string() ? key->get<std::string>() : key->is_number_unsigned() ? key->dump() : "";
+    for (auto& [id, d] : domains_)
+        if (d.config.name == wanted || std::to_string(id) == wanted) return &d;
+    error = fmt::format("domain '{}' does not exist", wanted);
+    return nullptr;
+}
+
+json Daemon::create(const json& request) {
+    auto config = domain_from_json(request.value("domain", json()));
+    if (!config) return failure(config.error().message);
+    if (!valid_name(config->name))
+        return failure(fmt::format("domain name '{}': 1 to 64 letters, digits, '-', '_' or '.', not Domain-0",
+                                   config->name));
+    for (const auto& [id, d] : domains_)
+        if (d.config.name == config->name) return failure(fmt::format("domain '{}' already exists", config->name));
+    auto paused = request.find("paused");
+    if (paused != request.end() && !paused->is_boolean()) return failure("\"paused\" must be true or false");
+    if (config->uuid.empty()) config->uuid = random_uuid();
+    Domain d;
+    d.id = next_id();
+    d.config = std::move(*config);
+    std::error_code error;
+    fs::create_directories(domain_dir(d.id), error);
+    if (error) return failure(fmt::format("cannot create '{}': {}", domain_dir(d.id), error.message()));
+    ::chmod(domain_dir(d.id).c_str(), 0700);
+    uint32_t id = d.id;
+    Domain& created = domains_.emplace(id, std::move(d)).first->second;
+    if (auto r = start(created, paused != request.end() && paused->get<bool>()); !r) {
+        std::string message = r.error().message;
+        remove(id);
+        return failure(message);
+    }
+    log::info("domain {} ({}) created, monitor {}", id, created.config.name, created.pid);
+    return ok({{"id", id}, {"name", created.config.name}});
+}
+
+json Daemon::list() const {
+    long ticks_per_second = ::sysconf(_SC_CLK_TCK);
+    json rows = json::array();
+    // Domain-0: the host itself, as in Xen's list.
+    {
+        std::ifstream stat("/proc/stat");
+        std::string cpu;
+        uint64_t user = 0, nice = 0, system = 0;
+        stat >> cpu >> user >> nice >> system;
+        rows.push_back({{"id", 0},
+                        {"name", "Domain-0"},
+                        {"memory_mib", meminfo_kib("MemTotal") / 1024},
+                        {"vcpus", ::sysconf(_SC_NPROCESSORS_ONLN)},
+                        {"state", "r-----"},
+                        {"status", "running"},
+                        {"cpu_seconds", static_cast<double>(user + nice + system) / static_cast<double>(ticks_per_second)},
+                        {"uuid", "00000000-0000-0000-0000-000000000000"},
+                        {"started_at", nullptr}});
+    }
+    for (const auto& [id, d] : domains_) {
+        auto stat = d.pid != 0 ? process_stat(d.pid) : std::nullopt;
+        double cpu = stat ? static_cast<double>(stat->cpu_ticks) / static_cast<double>(ticks_per_second) : 0.0;
+        std::string status = !d.stopped.empty() ? (d.stopped == "crash" ? "crashed" : "shutdown")
+                             : d.paused         ? "paused"
+                                                : "running";
+        rows.push_back({{"id", id},
+                        {"name", d.config.name},
+                        {"memory_mib", d.config.memory_mib},
+                        {"vcpus", d.config.vcpus},
+                        {"state", state_letters(stat && stat->running, d.paused, d.stopped)},
+                        {"status", status},
+                        {"cpu_seconds", cpu},
+                        {"uuid", d.config.uuid},
+                        {"started_at", d.started_at},
+                        {"pid", d.pid},
+                        {"config", domain_to_json(d.config)}});
+    }
+    return rows;
+}
+
+json Daemon::host_info() const {
+    utsname host{};
+    ::uname(&host);
+    unsigned cores = 0, threads = 0, mhz = 0;
+    {
+        std::ifstream in("/proc/cpuinfo");
+        std::string line;
+        while (std::getline(in, line)) {
+            auto value = [&] { return line.substr(line.find(':') + 1); };
+            try {
+                if (line.starts_with("cpu cores") && cores == 0) cores = static_cast<unsigned>(std::stoul(value()));
+                if (line.starts_with("siblings") && threads == 0) threads = static_cast<unsigned>(std::stoul(value()));
+                if (line.starts_with("cpu MHz") && mhz == 0) mhz = static_cast<unsigned>(std::stod(value()) * 1000);
+            } catch (const std::exception&) {
+            }
+        }
+    }
+    std::error_code error;
+    unsigned nodes = 0;
+    for (const auto& entry : fs::directory_iterator("/sys/devices/system/node", error))
+        if (entry.path().filename().string().starts_with("node")) ++nodes;
+    uint64_t guests_mib = 0;
+    for (const auto& [id, d] : domains_)
+        if (d.pid != 0) guests_mib += d.config.memory_mib;
+    long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
+    return {{"host", host.nodename},
+            {"release", host.release},
+            {"version", host.version},
+            {"machine", host.machine},
+            {"nr_cpus", cpus},
+            {"max_cpu_id", ::sysconf(_SC_NPROCESSORS_CONF) - 1},
+            {"nr_nodes", std::max(nodes, 1u)},
+            {"cores_per_socket", cores == 0 ? 1u : cores},
+            {"threads_per_core", cores == 0 || threads < cores ? 1u : threads / cores},
+            {"cpu_khz", mhz},
+            {"total_memory", meminfo_kib("MemTotal") / 1024},
+            {"free_memory", meminfo_kib("MemAvailable") / 1024},
+            {"guest_memory", guests_mib},
+            {"domains", domains_.size()}};
+}
+
+std::string Daemon::answer(std::string_view text) {
+    auto request = json::parse(text, nullptr, false);
+    if (request.is_discarded() || !request.is_object()) return failure("the request must be a JSON object").dump();
+    auto execute = request.find("execute");
+    if (execute == request.end() || !execute->is_string()) return failure("the request has no \"execute\" string").dump();
+    const std::string command = execute->get<std::string>();
+    try {
+        if (command == "create") return create(request).dump();
+        if (command == "list") return ok(list()).dump();
+        if (command == "info") return ok(host_info()).dump();
+        std::string error;
+        Domain* d = find(request, error);
+        if (command != "destroy" && command != "shutdown" && command != "reboot" && command != "pause" &&
+            command != "unpause" && command != "console" && command != "rename" && command != "query")
+            return failure(fmt::format("unknown command '{}'", command)).dump();
+        if (d == nullptr) return failure(error).dump();
+        uint32_t id = d->id;
+        if (command == "destroy") {
+            remove(id);
+            log::info("domain {} destroyed", id);
+            return ok().dump();
+        }
+        if (command == "query") {
+            for (const auto& row : list())
+                if (row["id"] == id) return ok(row).dump();
+        }
+        if (command == "rename") {
+            auto name = request.find("name");
+            if (name == request.end() || !name->is_string() || !valid_name(name->get<std::string>()))
+                return failure("rename: \"name\" must be 1 to 64 letters, digits, '-', '_' or '.'").dump();
+            for (const auto& [other, o] : domains_)
+                if (o.config.name == name->get<std::string>())
+                    return failure(fmt::format("domain '{}' already exists", o.config.name)).dump();
+            d->config.name = name->get<std::string>();
+            save(*d);
+            return ok().dump();
+        }
+        if (d->pid == 0) return failure(fmt::format("domain '{}' is not running", d->config.name)).dump();
+        auto p = paths(id);
+        if (command == "console") return ok({{"socket", p.console}}).dump();
+        if (command == "reboot") {
+            d->reboot_requested = true;
+            save(*d);
+        }
+        const char* monitor_command = command == "shutdown" || command == "reboot" ? "power-button" : command.c_str();
+        if (auto r = json_request(p.control, {{"execute", monitor_command}}); !r)
+            return failure(fmt::format("domain '{}': {}", d->config.name, r.error().message)).dump();
+        if (command == "pause" || command == "unpause") {
+            d->paused = command == "pause";
+            save(*d);
+        }
+        return ok().dump();
+    } catch (const json::exception& e) {
+        return failure(fmt::format("{}: {}", command, e.what())).dump();
+    }
+}
+
+int Daemon::run() {
+    sigset_t signals;
+    sigemptyset(&signals);
+    for (int signal : {SIGCHLD, SIGTERM, SIGINT, SIGHUP}) sigaddset(&signals, signal);
+    UniqueFd signal_fd(::signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK));
+    if (!signal_fd.valid()) {
+        log::error("signalfd: {}", std::strerror(errno));
+        return kExitHostError;
+    }
+    epoll_event add{EPOLLIN, {.u64 = kSignalTag}};
+    ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, signal_fd.get(), &add);
+    log::info("serving {} with {} domain(s)", options_.socket, domains_.size());
+    auto answer_fn = [this](std::string_view request) { return answer(request); };
+    for (;;) {
+        epoll_event events[16];
+        int n = ::epoll_wait(epoll_.get(), events, 16, -1);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            log::error("epoll_wait: {}", std::strerror(errno));
+            return kExitHostError;
+        }
+        for (int i = 0; i < n; ++i) {
+            uint64_t tag = events[i].data.u64;
+            if (tag == kListenerTag) {
+                socket_->accept(epoll_.get(), kFirstClientTag);
+            } else if (tag == kSignalTag) {
+                signalfd_siginfo info{};
+                while (::read(signal_fd.get(), &info, sizeof(info)) == sizeof(info)) {
+                    if (info.ssi_signo != SIGCHLD) {
+                        log::info("ending on signal {}; the domains keep running", info.ssi_signo);
+                        return 0;
+                    }
+                }
+                // Reap what ended; pidfds say which domain it was.
+                int status = 0;
+                while (::waitpid(-1, &status, WNOHANG) > 0) {
+                }
+            } else if (tag >= kDomainTag) {
+                monitor_ended(static_cast<uint32_t>(tag & 0xffffffffu));
+            } else {
+                socket_->serve(epoll_.get(), tag - kFirstClientTag, answer_fn);
+            }
+        }
+    }
+}
+
+}  // namespace hospes::toolstack

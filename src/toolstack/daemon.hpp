@@ -1,0 +1,85 @@
+// hospesd, the toolstack daemon: it creates domains (one monitor process
+// each, started from a DomainConfig), keeps their state in files under its
+// state directory, supervises them (on_poweroff, on_reboot, on_crash), and
+// answers the CLI's JSON requests on a unix socket (docs/api.md).
+//
+// Monitors are not its children for good: each runs in a session of its
+// own and outlives hospesd, and a new hospesd re-adopts them from the
+// state files (the pid and its start time name the process; a pidfd tells
+// when it ends; the monitor's exit file says why).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "common/error.hpp"
+#include "common/unique_fd.hpp"
+#include "driver_domain/control_socket.hpp"
+#include "toolstack/domain_config.hpp"
+#include "toolstack/monitor_process.hpp"
+
+namespace hospes::toolstack {
+
+struct DaemonOptions {
+    std::string socket = "/run/hospes/hospesd.sock";
+    std::string state_dir = "/var/lib/hospes";
+    std::string monitor;  // the `hospes` program that runs a domain
+};
+
+// A domain as hospesd keeps it (its state file, domain.json).
+struct Domain {
+    uint32_t id = 0;
+    DomainConfig config;  // config.name is the domain's name
+    int64_t started_at = 0;  // when this boot began (seconds since the epoch)
+    pid_t pid = 0;           // the monitor; 0: none (a preserved domain)
+    uint64_t start_ticks = 0;
+    bool paused = false;
+    bool reboot_requested = false;  // `reboot`: the power-off that follows is a reboot
+    std::string stopped;            // a preserved domain: "poweroff", "reboot" or "crash"
+    UniqueFd pidfd;                 // readable when the monitor ends
+};
+
+class Daemon {
+public:
+    static Result<std::unique_ptr<Daemon>> create(DaemonOptions options);
+    // Serves until SIGTERM, SIGINT or SIGHUP (blocked by the caller); the
+    // monitors keep running. Returns the exit status.
+    int run();
+
+    // One API request and its answer (public for the fuzz target).
+    std::string answer(std::string_view request);
+
+private:
+    explicit Daemon(DaemonOptions options) : options_(std::move(options)) {}
+    DomainPaths paths(uint32_t id) const;
+    std::string domain_dir(uint32_t id) const;
+    void save(const Domain& domain) const;
+    void adopt_all();
+    Result<void> start(Domain& domain, bool paused);
+    void watch(Domain& domain);
+    void monitor_ended(uint32_t id);
+    void remove(uint32_t id);
+    Domain* find(const nlohmann::json& request, std::string& error);
+    uint32_t next_id();
+
+    nlohmann::json create(const nlohmann::json& request);
+    nlohmann::json list() const;
+    nlohmann::json host_info() const;
+
+    DaemonOptions options_;
+    std::map<uint32_t, Domain> domains_;
+    std::optional<driver_domain::ControlSocket> socket_;
+    UniqueFd epoll_;
+};
+
+// The six state letters of `xl list` (r b p s, shutdown reason, d).
+std::string state_letters(bool running, bool paused, std::string_view stopped);
+
+}  // namespace hospes::toolstack

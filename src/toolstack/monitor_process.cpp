@@ -1,0 +1,174 @@
+#include "toolstack/monitor_process.hpp"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "cli/device_options.hpp"
+#include "cli/run_command.hpp"
+#include "common/unique_fd.hpp"
+
+namespace hospes::toolstack {
+
+std::vector<std::string> monitor_arguments(const DomainConfig& domain, uint32_t id, const DomainPaths& paths,
+                                           bool paused) {
+    std::vector<std::string> args = {"run",
+                                     "--memory",
+                                     fmt::format("{}M", domain.memory_mib),
+                                     "--vcpus",
+                                     std::to_string(domain.vcpus),
+                                     "--control",
+                                     paths.control,
+                                     "--console-socket",
+                                     paths.console,
+                                     "--exit-file",
+                                     paths.exit_file};
+    if (!domain.kernel.empty()) args.insert(args.end(), {"--kernel", domain.kernel});
+    if (!domain.ramdisk.empty()) args.insert(args.end(), {"--initrd", domain.ramdisk});
+    // The monitor's defaults (serial console, reboot and panic behaviour)
+    // first: the domain's own words come later and win.
+    if (!domain.cmdline.empty())
+        args.insert(args.end(), {"--cmdline", std::string(cli::kDefaultCmdline) + " " + domain.cmdline});
+    for (const auto& disk : domain.disks)
+        args.insert(args.end(), {"--disk", disk.target + (disk.read_only ? ",ro" : "")});
+    for (size_t i = 0; i < domain.vifs.size(); ++i) {
+        const auto& vif = domain.vifs[i];
+        // Xen's names for the host side: vifDOMID.DEVID.
+        std::string spec = "tap=" + (vif.vifname.empty() ? fmt::format("vif{}.{}", id, i) : vif.vifname);
+        if (!vif.bridge.empty()) spec += ",bridge=" + vif.bridge;
+        if (vif.mac) spec += ",mac=" + cli::format_mac(*vif.mac);
+        args.insert(args.end(), {"--net", spec});
+    }
+    if (paused) args.push_back("--paused");
+    return args;
+}
+
+namespace {
+
+std::string last_line(const std::string& path) {
+    std::ifstream in(path);
+    std::string line, last;
+    while (std::getline(in, line))
+        if (!line.empty()) last = line;
+    return last;
+}
+
+}  // namespace
+
+Result<pid_t> start_monitor(const std::string& program, const std::vector<std::string>& arguments,
+                            const DomainPaths& paths, std::chrono::milliseconds limit) {
+    ::unlink(paths.control.c_str());
+    ::unlink(paths.exit_file.c_str());
+    UniqueFd null_fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    UniqueFd out(::open(paths.console_log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+    UniqueFd err(::open(paths.monitor_log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+    if (!null_fd.valid() || !out.valid() || !err.valid()) return errno_error("cannot open the domain's log files");
+    std::vector<char*> argv;
+    argv.push_back(const_cast<char*>(program.c_str()));
+    for (const auto& argument : arguments) argv.push_back(const_cast<char*>(argument.c_str()));
+    argv.push_back(nullptr);
+    pid_t pid = ::fork();
+    if (pid < 0) return errno_error("fork");
+    if (pid == 0) {
+        // The monitor outlives hospesd: a session of its own, no terminal,
+        // the signal mask and dispositions of a fresh process.
+        ::setsid();
+        ::dup2(null_fd.get(), STDIN_FILENO);
+        ::dup2(out.get(), STDOUT_FILENO);
+        ::dup2(err.get(), STDERR_FILENO);
+        sigset_t none;
+        sigemptyset(&none);
+        ::sigprocmask(SIG_SETMASK, &none, nullptr);
+        ::signal(SIGPIPE, SIG_DFL);
+        if (::chdir("/") != 0) ::_exit(127);
+        ::execv(program.c_str(), argv.data());
+        ::_exit(127);
+    }
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    for (;;) {
+        struct stat st{};
+        if (::stat(paths.control.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) return pid;
+        int status = 0;
+        if (::waitpid(pid, &status, WNOHANG) == pid) {
+            std::string why = last_line(paths.monitor_log);
+            if (WIFEXITED(status) && WEXITSTATUS(status) == 127 && why.empty())
+                return host_error("cannot run the monitor '{}'", program);
+            return host_error("the monitor ended at once: {}", why.empty() ? "(it said nothing)" : why);
+        }
+        if (std::chrono::steady_clock::now() > deadline) {
+            ::kill(pid, SIGKILL);
+            ::waitpid(pid, &status, 0);
+            return host_error("the monitor did not open its control socket within {} ms", limit.count());
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+}
+
+std::optional<ProcessStat> process_stat(pid_t pid) {
+    std::ifstream in(fmt::format("/proc/{}/stat", pid));
+    std::string text;
+    if (!std::getline(in, text)) return std::nullopt;
+    // The command name (field 2) may hold spaces: count from its ')'.
+    auto close = text.rfind(')');
+    if (close == std::string::npos) return std::nullopt;
+    std::istringstream fields(text.substr(close + 2));
+    std::vector<std::string> f;
+    for (std::string word; fields >> word;) f.push_back(word);
+    // f[0] is field 3 (state); utime 14, stime 15, starttime 22.
+    if (f.size() < 20 || f[0] == "Z") return std::nullopt;
+    ProcessStat stat;
+    stat.cpu_ticks = std::stoull(f[11]) + std::stoull(f[12]);
+    stat.start_ticks = std::stoull(f[19]);
+    std::error_code error;
+    for (const auto& task : std::filesystem::directory_iterator(fmt::format("/proc/{}/task", pid), error)) {
+        std::ifstream task_in(task.path() / "stat");
+        std::string task_text;
+        if (!std::getline(task_in, task_text)) continue;
+        auto task_close = task_text.rfind(')');
+        if (task_close != std::string::npos && task_close + 2 < task_text.size() && task_text[task_close + 2] == 'R')
+            stat.running = true;
+    }
+    return stat;
+}
+
+Result<nlohmann::json> json_request(const std::string& control_socket, const nlohmann::json& request,
+                                    std::chrono::seconds timeout_after) {
+    UniqueFd socket(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!socket.valid()) return errno_error("socket");
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    if (control_socket.size() >= sizeof(address.sun_path)) return host_error("'{}': path too long", control_socket);
+    std::memcpy(address.sun_path, control_socket.c_str(), control_socket.size());
+    if (::connect(socket.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0)
+        return errno_error("cannot connect to '{}'", control_socket);
+    timeval timeout{static_cast<time_t>(timeout_after.count()), 0};
+    ::setsockopt(socket.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    std::string line = request.dump() + "\n";
+    if (::send(socket.get(), line.data(), line.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(line.size()))
+        return errno_error("cannot send to '{}'", control_socket);
+    std::string answer;
+    char buffer[4096];
+    while (answer.find('\n') == std::string::npos) {
+        ssize_t n = ::read(socket.get(), buffer, sizeof(buffer));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return host_error("no answer from '{}'", control_socket);
+        answer.append(buffer, static_cast<size_t>(n));
+        if (answer.size() > (1 << 20)) return host_error("the answer from '{}' is too long", control_socket);
+    }
+    auto json = nlohmann::json::parse(answer.substr(0, answer.find('\n')), nullptr, false);
+    if (json.is_discarded() || !json.is_object()) return host_error("the answer from '{}' is not JSON", control_socket);
+    if (auto error = json.find("error"); error != json.end())
+        return host_error("{}", error->is_string() ? error->get<std::string>() : error->dump());
+    return json.value("return", nlohmann::json::object());
+}
+
+}  // namespace hospes::toolstack

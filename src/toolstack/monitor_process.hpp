@@ -1,0 +1,56 @@
+// One domain's monitor process (`hospes run`) as hospesd sees it: the
+// command line a DomainConfig becomes, starting it detached from hospesd
+// (its own session; console and log in files), what /proc says of it, and
+// requests to its control socket.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/error.hpp"
+#include "toolstack/domain_config.hpp"
+
+namespace hospes::toolstack {
+
+// Where a domain's files are.
+struct DomainPaths {
+    std::string control;         // the monitor's control socket
+    std::string console;         // its console socket
+    std::string exit_file;       // written by the monitor as it exits
+    std::string console_log;     // the guest console's output
+    std::string monitor_log;     // the monitor's own messages
+};
+
+// `hospes run` arguments (without the program) for domain `id`.
+std::vector<std::string> monitor_arguments(const DomainConfig& domain, uint32_t id, const DomainPaths& paths,
+                                           bool paused);
+
+// Starts `program` with `arguments` in a session of its own, stdin
+// /dev/null, stdout appended to the console log and stderr to the monitor
+// log, and waits until its control socket exists (`limit`). When the
+// monitor ends first, the error is the last line it logged.
+Result<pid_t> start_monitor(const std::string& program, const std::vector<std::string>& arguments,
+                            const DomainPaths& paths, std::chrono::milliseconds limit);
+
+// What /proc says of a process.
+struct ProcessStat {
+    uint64_t start_ticks = 0;  // since boot: with the pid, names one process for good
+    uint64_t cpu_ticks = 0;    // user + system, all threads
+    bool running = false;      // a thread of it is on a CPU or runnable now
+};
+std::optional<ProcessStat> process_stat(pid_t pid);
+
+// One JSON-lines request to a control socket (a monitor's, hospesd's) and
+// the answer's "return" value; its "error" is an error. The answer is
+// awaited at most `timeout`.
+Result<nlohmann::json> json_request(const std::string& socket_path, const nlohmann::json& request,
+                                    std::chrono::seconds timeout = std::chrono::seconds(5));
+
+}  // namespace hospes::toolstack

@@ -1,0 +1,179 @@
+#!/bin/sh
+# shellcheck shell=dash disable=SC1091,SC2016,SC2034  # sourced /lab/lib.sh; guest commands are literal
+# In-lab test: hospesd and the xl verbs, with stock Debian guests (the
+# default guest) started from xl.cfg files.
+#  1. Three domains created; `xl list` shows them (Xen's columns, a
+#     Domain-0 row) with their memory and vCPUs; a bad file is one error.
+#  2. `xl console`: a command typed reaches the guest, its output comes
+#     back, Ctrl-] detaches.
+#  3. `xl pause` stops the guest (state p, its clock does not advance);
+#     `xl unpause` resumes it.
+#  4. `xl shutdown -w` (on_poweroff=destroy): the guest powers off on the
+#     ACPI power button and the domain is gone.
+#  5. `xl reboot` (on_reboot=restart): a new boot of the same domain.
+#  6. A kernel panic (on_crash=preserve): the domain stays, state "---sc-".
+#  7. `kill -9` of hospesd: the domains run on; a new hospesd re-adopts
+#     them: `list` and `console` work.
+#  8. `xl destroy` leaves no process, tap or socket.
+LAB_TEST_NAME=toolstack
+. /lab/lib.sh
+
+STATE=/var/lib/hospes
+# The monitors' pids: processes running `hospes run`.
+monitors() {
+    for p in /proc/[0-9]*; do
+        if tr '\0' ' ' <$p/cmdline 2>/dev/null | grep -q '^/usr/bin/hospes run '; then echo "${p#/proc/}"; fi
+    done
+}
+export HOSPESD_SOCKET=/run/hospes/hospesd.sock
+start_hospesd() {
+    hospesd >>/tmp/hospesd.log 2>&1 &
+    HOSPESD=$!
+    i=0
+    while [ ! -S $HOSPESD_SOCKET ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+}
+start_hospesd
+check "[ -S $HOSPESD_SOCKET ]" "hospesd serves its socket"
+
+ip link add xenbr0 type bridge && ip link set xenbr0 up
+mkdir -p /tmp/cfg
+# domain_file NAME MEMORY VCPUS EXTRA: an xl.cfg for the default guest.
+domain_file() {
+    cat >/tmp/cfg/$1.cfg <<CFG
+# $1: the default guest, as an operator would write it
+name = "$1"
+kernel = "/guest/vmlinuz"
+ramdisk = "/guest/initramfs.cpio.gz"
+memory = $2
+vcpus = $3
+$4
+CFG
+}
+domain_file web1 160 2 'on_poweroff = "destroy"'
+domain_file web2 128 1 'on_reboot = "restart"
+on_crash = "preserve"'
+domain_file web3 96 1 "vif = [ 'mac=00:16:3e:00:00:03, bridge=xenbr0' ]"
+
+for d in web1 web2 web3; do
+    out=$(xl create /tmp/cfg/$d.cfg 2>&1)
+    check "[ $? = 0 ]" "xl create $d.cfg (said: $(echo $out))"
+done
+id_of() { xl list | awk -v n="$1" '$1 == n { print $2 }'; }
+log_of() { echo "$STATE/logs/domain-$(id_of "$1").console.log"; }
+# booted NAME COUNT: waits until the domain's console shows its COUNT-th boot.
+booted() {
+    i=0
+    while [ "$(grep -c 'hospes-guest: user space reached' "$(log_of "$1")" 2>/dev/null)" -lt "$2" ] && [ $i -lt 600 ]; do
+        sleep 0.5
+        i=$((i + 1))
+    done
+    [ $i -lt 600 ]
+}
+for d in web1 web2 web3; do
+    check "booted $d 1" "$d boots to user space"
+done
+
+xl list >/tmp/list.txt
+cat /tmp/list.txt
+check "head -n 1 /tmp/list.txt | grep -q -x -F \"$(printf 'Name                                        ID   Mem VCPUs\tState\tTime(s)')\"" \
+    "xl list prints Xen's header"
+check "grep -q -E '^Domain-0 +0 +[0-9]+ +[0-9]+ +r----- +[0-9.]+\$' /tmp/list.txt" "xl list has a Domain-0 row"
+check "grep -q -E '^web1 +[0-9]+ +160 +2 +[-rb]{2}---- +[0-9.]+\$' /tmp/list.txt" "web1: 160 MiB, 2 vCPUs"
+check "grep -q -E '^web2 +[0-9]+ +128 +1 ' /tmp/list.txt && grep -q -E '^web3 +[0-9]+ +96 +1 ' /tmp/list.txt" \
+    "web2: 128 MiB, web3: 96 MiB, 1 vCPU each"
+check "[ \$(xl list | wc -l) = 5 ]" "xl list: a header and four rows"
+check "xl list -l web2 | grep -q '\"on_crash\": \"preserve\"'" "xl list -l shows the domain's configuration as JSON"
+printf 'name = "bad"\nmemory = [ 64\n' >/tmp/cfg/bad.cfg
+out=$(xl create /tmp/cfg/bad.cfg 2>&1)
+status=$?
+check "[ $status != 0 ] && [ \$(echo \"\$out\" | grep -c .) -le 2 ] && echo \"\$out\" | grep -q 'bad.cfg:[0-9]*:[0-9]*:'" \
+    "a malformed file: one error with file:line:column, status $status (said: $(echo $out))"
+out=$(xl create /tmp/cfg/web1.cfg 2>&1)
+check "[ $? != 0 ] && echo \"\$out\" | grep -q 'already exists'" "a second web1 is refused (said: $(echo $out))"
+out=$(xl pause nosuch 2>&1)
+check "[ $? = 1 ] && [ \"\$(echo \"\$out\" | wc -l)\" = 1 ]" "xl pause of an unknown domain: one line, status 1 (said: $out)"
+
+# console_cmd NAME COMMAND MARKER: types COMMAND on the domain's console
+# through `xl console`, waits for MARKER in what comes back, detaches.
+console_cmd() {
+    rm -f /tmp/cin /tmp/cout
+    mkfifo /tmp/cin
+    xl console "$1" </tmp/cin >/tmp/cout 2>&1 &
+    cpid=$!
+    exec 9>/tmp/cin
+    sleep 0.3
+    printf '%s\n' "$2" >&9
+    i=0
+    while ! tr -d '\r' </tmp/cout | grep -q "$3" && [ $i -lt 300 ]; do sleep 0.2; i=$((i + 1)); done
+    printf '\035' >&9
+    exec 9>&-
+    wait $cpid
+    CONSOLE_STATUS=$?
+    CONSOLE_VALUE=$(tr -d '\r' </tmp/cout | grep "$3" | tail -n 1 | cut -d= -f2-)
+}
+console_cmd web1 'echo CONSOLE=$((40+2))' '^CONSOLE='
+check "[ \"$CONSOLE_VALUE\" = 42 ] && [ $CONSOLE_STATUS = 0 ]" \
+    "xl console: the command ran in web1 and Ctrl-] detached (got '$CONSOLE_VALUE', status $CONSOLE_STATUS)"
+
+# 3. Pause: the guest's clock stands still while it is paused.
+lab_uptime() { cut -d' ' -f1 /proc/uptime; }
+console_cmd web1 'echo UP1=$(cut -d" " -f1 /proc/uptime)' '^UP1='
+g1=$CONSOLE_VALUE l1=$(lab_uptime)
+xl pause web1
+check "xl list web1 | grep -q -E '^web1 .* --p--- '" "a paused domain's state is --p---"
+sleep 8
+xl unpause web1
+console_cmd web1 'echo UP2=$(cut -d" " -f1 /proc/uptime)' '^UP2='
+g2=$CONSOLE_VALUE l2=$(lab_uptime)
+echo "lab-test: guest uptime $g1 -> $g2, lab uptime $l1 -> $l2 (8 s paused)"
+check "awk -v g=\$(echo '$g2 - $g1' | awk '{print \$1 - \$3}') -v l=\$(echo '$l2 - $l1' | awk '{print \$1 - \$3}') 'BEGIN { exit !(g > 0 && g < l - 6) }'" \
+    "the guest's clock did not advance while paused"
+check "xl list web1 | grep -q -E '^web1 .* [-rb]{2}---- '" "unpaused, web1 runs again"
+
+# 4. shutdown -w with on_poweroff=destroy.
+pid1=$(xl list -l web1 | grep '"pid"' | grep -o '[0-9]*')
+id1=$(id_of web1)
+timeout 120 xl shutdown -w web1
+check "[ $? = 0 ] && ! xl list | grep -q '^web1 '" "xl shutdown -w web1 returns once it is gone (on_poweroff=destroy)"
+check "grep -q 'power button pressed' $STATE/logs/domain-$id1.console.log" "web1's acpid powered it off on the power button"
+check "! kill -0 $pid1 2>/dev/null" "web1's monitor has ended"
+
+# 5. reboot with on_reboot=restart: a new boot, the same domain.
+id2=$(id_of web2)
+xl reboot web2
+check "booted web2 2" "xl reboot web2: it boots again"
+check "[ \"\$(id_of web2)\" = $id2 ]" "the same domain (id $id2)"
+
+# 6. A panic with on_crash=preserve.
+console_cmd web2 'echo c >/proc/sysrq-trigger' 'Kernel panic'
+i=0
+while ! xl list web2 | grep -q -- '---sc-' && [ $i -lt 100 ]; do sleep 0.2; i=$((i + 1)); done
+check "xl list web2 | grep -q -E '^web2 .* ---sc- '" "after a panic web2 is preserved, crashed (---sc-)"
+xl destroy web2
+check "[ $? = 0 ] && ! xl list | grep -q '^web2 '" "xl destroy removes the preserved web2"
+
+# 7. hospesd killed and started again: web3 is re-adopted.
+pid3=$(monitors)
+kill -9 $HOSPESD
+wait $HOSPESD 2>/dev/null
+sleep 1
+check "[ -n \"$pid3\" ] && [ \"\$(monitors)\" = \"$pid3\" ]" "web3's monitor ($pid3) outlives hospesd"
+rm -f $HOSPESD_SOCKET
+start_hospesd
+check "xl list | grep -q -E '^web3 +[0-9]+ +96 +1 '" "a new hospesd lists web3"
+console_cmd web3 'echo READOPTED=$((40+2))' '^READOPTED='
+check "[ \"$CONSOLE_VALUE\" = 42 ]" "xl console works on the re-adopted web3"
+check "ip link show vif$(id_of web3).0 >/dev/null 2>&1" "web3's tap vif$(id_of web3).0 is on the bridge"
+
+# 8. destroy leaves nothing behind.
+id3=$(id_of web3)
+xl destroy web3
+check "[ -z \"\$(monitors)\" ]" "no monitor process is left"
+check "! ip link show vif$id3.0 >/dev/null 2>&1" "web3's tap is gone"
+check "[ -z \"\$(find $STATE /run/hospes -type s ! -path $HOSPESD_SOCKET)\" ]" "no socket is left but hospesd's own"
+check "[ \$(xl list | wc -l) = 2 ]" "xl list: Domain-0 alone"
+kill -TERM $HOSPESD
+wait $HOSPESD
+echo "lab-test: hospesd's log:"
+cat /tmp/hospesd.log
+finish
