@@ -60,7 +60,8 @@ public:
         if constexpr (std::is_same_v<T, bool>) {
             if (!found->is_boolean()) return fail(key, "true or false");
         } else if constexpr (std::is_integral_v<T>) {
-            if (!found->is_number_unsigned() || found->template get<uint64_t>() > std::numeric_limits<T>::max())
+            bool whole = found->is_number_unsigned() || (found->is_number_integer() && found->template get<int64_t>() >= 0);
+            if (!whole || found->template get<uint64_t>() > std::numeric_limits<T>::max())
                 return fail(key, "a whole number in range");
         } else if constexpr (std::is_same_v<T, std::string>) {
             if (!found->is_string()) return fail(key, "a string");

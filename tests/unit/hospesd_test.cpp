@@ -1,0 +1,195 @@
+// hospesd as a process, with the real hospes as its monitor program, in a
+// state directory and socket of the test's own. Domains that boot need
+// KVM and are tested in the lab (lab.toolstack); here: the API's answers
+// to good and bad requests, a create whose monitor cannot start (nothing
+// left behind), and a restart that finds a domain whose monitor ended
+// while no hospesd ran (its on_poweroff acted on).
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "toolstack/daemon.hpp"
+#include "toolstack/domain_json.hpp"
+#include "toolstack/monitor_process.hpp"
+
+namespace hospes::toolstack {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+class HospesdTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        dir_ = fs::temp_directory_path() / ("hospesd-test-" + std::to_string(::getpid()));
+        fs::remove_all(dir_);
+        fs::create_directories(dir_ / "state");
+        socket_ = (dir_ / "hospesd.sock").string();
+    }
+    void TearDown() override {
+        stop();
+        fs::remove_all(dir_);
+    }
+    void start() {
+        pid_ = ::fork();
+        if (pid_ == 0) {
+            std::string log = (dir_ / "hospesd.log").string();
+            FILE* out = std::freopen(log.c_str(), "a", stderr);
+            (void)out;
+            ::execl(HOSPESD_BINARY, "hospesd", "--socket", socket_.c_str(), "--state-dir",
+                    (dir_ / "state").c_str(), "--monitor", HOSPES_BINARY, nullptr);
+            ::_exit(127);
+        }
+        for (int i = 0; i < 200 && !fs::exists(socket_); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        ASSERT_TRUE(fs::exists(socket_)) << "hospesd did not open its socket";
+    }
+    void stop() {
+        if (pid_ <= 0) return;
+        ::kill(pid_, SIGTERM);
+        int status = 0;
+        ::waitpid(pid_, &status, 0);
+        pid_ = -1;
+    }
+    Result<json> request(const json& r) { return json_request(socket_, r); }
+
+    fs::path dir_;
+    std::string socket_;
+    pid_t pid_ = -1;
+};
+
+TEST_F(HospesdTest, ListsDomainZeroAndAnswersBadRequestsWithOneError) {
+    start();
+    auto rows = request({{"execute", "list"}});
+    ASSERT_TRUE(rows) << rows.error().message;
+    ASSERT_EQ(rows->size(), 1u);
+    EXPECT_EQ((*rows)[0]["name"], "Domain-0");
+    EXPECT_EQ((*rows)[0]["state"], "r-----");
+    EXPECT_GT((*rows)[0]["memory_mib"].get<uint64_t>(), 0u);
+    auto info = request({{"execute", "info"}});
+    ASSERT_TRUE(info) << info.error().message;
+    EXPECT_GT((*info)["nr_cpus"].get<int>(), 0);
+    EXPECT_GT((*info)["total_memory"].get<uint64_t>(), (*info)["free_memory"].get<uint64_t>() / 2);
+    struct Case {
+        const char* request;
+        const char* error;
+    };
+    for (const auto& [text, expected] :
+         {Case{"{\"execute\":\"explode\",\"domain\":\"x\"}", "unknown command 'explode'"},
+          Case{"{\"execute\":\"pause\",\"domain\":\"nosuch\"}", "domain 'nosuch' does not exist"},
+          Case{"{\"execute\":\"destroy\"}", "no \"domain\" given"},
+          Case{"{\"execute\":\"create\",\"domain\":{\"name\":\"a b\"}}", "domain name 'a b'"},
+          Case{"{\"execute\":\"create\",\"domain\":{\"name\":\"a\",\"memory_mib\":\"lots\"}}",
+               "\"memory_mib\" must be a whole number"},
+          Case{"{\"execute\":\"create\",\"domain\":{\"name\":\"a\"},\"paused\":3}", "\"paused\" must be true or false"},
+          Case{"[1,2]", "must be a JSON object"}}) {
+        auto answer = json_request(socket_, json::parse(text));
+        ASSERT_FALSE(answer) << text;
+        EXPECT_NE(answer.error().message.find(expected), std::string::npos) << answer.error().message;
+        EXPECT_EQ(answer.error().message.find('\n'), std::string::npos);
+    }
+}
+
+TEST_F(HospesdTest, ACreateWhoseMonitorCannotStartSaysWhyAndLeavesNothing) {
+    start();
+    DomainConfig d;
+    d.name = "web1";
+    d.kernel = "/nonexistent/vmlinuz";
+    auto created = request({{"execute", "create"}, {"domain", domain_to_json(d)}});
+    ASSERT_FALSE(created);
+    EXPECT_NE(created.error().message.find("the monitor ended at once"), std::string::npos)
+        << created.error().message;
+    EXPECT_NE(created.error().message.find("/nonexistent/vmlinuz"), std::string::npos) << created.error().message;
+    EXPECT_TRUE(fs::is_empty(dir_ / "state" / "domains"));
+    auto rows = request({{"execute", "list"}});
+    ASSERT_TRUE(rows);
+    EXPECT_EQ(rows->size(), 1u);
+}
+
+TEST_F(HospesdTest, ADomainWhoseMonitorEndedWhileNoHospesdRanIsActedOn) {
+    // A monitor process that has ended: a child that exits at once.
+    pid_t gone = ::fork();
+    if (gone == 0) ::_exit(0);
+    ::waitpid(gone, nullptr, 0);
+    auto domain_dir = dir_ / "state" / "domains" / "7";
+    fs::create_directories(domain_dir);
+    DomainConfig d;
+    d.name = "kept";
+    d.memory_mib = 64;
+    d.on_poweroff = DomainAction::Preserve;
+    std::ofstream(domain_dir / "domain.json")
+        << json{{"id", 7}, {"config", domain_to_json(d)}, {"pid", gone}, {"start_ticks", 1}, {"started_at", 1}}.dump();
+    std::ofstream(domain_dir / "exit.json") << R"({"status":0,"reason":"poweroff"})";
+    auto other = dir_ / "state" / "domains" / "8";
+    fs::create_directories(other);
+    std::ofstream(other / "domain.json") << "{ not json";
+    start();
+    auto rows = request({{"execute", "list"}});
+    ASSERT_TRUE(rows) << rows.error().message;
+    ASSERT_EQ(rows->size(), 2u);
+    EXPECT_EQ((*rows)[1]["name"], "kept");
+    EXPECT_EQ((*rows)[1]["id"], 7);
+    EXPECT_EQ((*rows)[1]["state"], "---s--");
+    EXPECT_EQ((*rows)[1]["status"], "shutdown");
+    auto paused = request({{"execute", "pause"}, {"domain", "kept"}});
+    ASSERT_FALSE(paused);
+    EXPECT_NE(paused.error().message.find("is not running"), std::string::npos);
+    ASSERT_TRUE(request({{"execute", "rename"}, {"domain", 7}, {"name", "kept2"}}));
+    ASSERT_TRUE(request({{"execute", "destroy"}, {"domain", "kept2"}}));
+    EXPECT_FALSE(fs::exists(domain_dir));
+    EXPECT_TRUE(fs::exists(other / "domain.json")) << "a state file hospesd cannot read is left alone";
+}
+
+TEST(StateLetters, AreXensSixLetters) {
+    EXPECT_EQ(state_letters(true, false, ""), "r-----");
+    EXPECT_EQ(state_letters(false, false, ""), "-b----");
+    EXPECT_EQ(state_letters(false, true, ""), "--p---");
+    EXPECT_EQ(state_letters(false, false, "poweroff"), "---s--");
+    EXPECT_EQ(state_letters(false, false, "reboot"), "---sr-");
+    EXPECT_EQ(state_letters(false, false, "crash"), "---sc-");
+}
+
+TEST(DomainJson, RoundTripsAndNamesTheFirstWrongField) {
+    DomainConfig d;
+    d.name = "web1";
+    d.memory_mib = 512;
+    d.vcpus = 2;
+    d.cpus = {"0-1"};
+    d.on_crash = DomainAction::RenameRestart;
+    DomainDisk disk;
+    disk.target = "/srv/web1.img";
+    disk.vdev = "xvda";
+    disk.guest_device = "vda";
+    disk.read_only = true;
+    d.disks.push_back(disk);
+    DomainVif vif;
+    vif.mac = std::array<uint8_t, 6>{0x00, 0x16, 0x3e, 1, 2, 3};
+    vif.bridge = "xenbr0";
+    d.vifs.push_back(vif);
+    auto back = domain_from_json(domain_to_json(d));
+    ASSERT_TRUE(back) << back.error().message;
+    EXPECT_EQ(domain_to_json(*back), domain_to_json(d));
+    auto wrong = [](json j) {
+        auto r = domain_from_json(j);
+        return r ? std::string("accepted") : r.error().message;
+    };
+    EXPECT_EQ(wrong(json::array()), "domain: expected an object");
+    EXPECT_EQ(wrong({{"memory_mib", 64}}), "domain: \"name\" is missing");
+    EXPECT_EQ(wrong({{"name", "a"}, {"vcpus", -1}}), "domain: \"vcpus\" must be a whole number in range");
+    EXPECT_EQ(wrong({{"name", "a"}, {"on_crash", "explode"}}),
+              "domain: \"on_crash\" must be destroy, restart, rename-restart, preserve, coredump-destroy or "
+              "coredump-restart");
+    EXPECT_EQ(wrong({{"name", "a"}, {"disks", {{{"target", 5}}}}}), "disk 0: \"target\" must be a string");
+    EXPECT_NE(wrong({{"name", "a"}, {"vifs", {{{"mac", "zz"}}}}}).find("vif 0:"), std::string::npos);
+    EXPECT_EQ(wrong({{"name", "a"}, {"memory_mib", 2}}), "domain: \"memory_mib\" must be at least 4");
+}
+
+}  // namespace
+}  // namespace hospes::toolstack
