@@ -33,6 +33,7 @@ hospes::toolstack::Daemon& daemon_under_test() {
         options.socket = (dir / "hospesd.sock").string();
         options.state_dir = (dir / "state").string();
         options.monitor = "/bin/false";
+        options.cgroups = false;  // the host's cgroups are not the fuzzer's to change
         auto created = hospes::toolstack::Daemon::create(options);
         if (!created) __builtin_trap();
         return std::move(*created);

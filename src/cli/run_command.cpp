@@ -10,6 +10,7 @@
 #include "cli/device_options.hpp"
 #include "common/log.hpp"
 #include "common/size.hpp"
+#include "toolstack/domain_config.hpp"
 #include "vmm/host_console.hpp"
 
 namespace hospes::cli {
@@ -45,6 +46,9 @@ void add_run_command(CLI::App& app, RunOptions& options) {
                     "--socket`) instead of stdin; its output also goes to stdout");
     run->add_option("--exit-file", options.exit_file,
                     "at exit, write {\"status\":N,\"reason\":\"poweroff|reboot|crash|host-error|signal\"} here");
+    run->add_option("--cpus", options.cpus,
+                    "host CPUs the vCPUs may run on, as xl.cfg's cpus=: one CPULIST (e.g. 0-3,^1) for all, or "
+                    "repeated once per vCPU");
     run->add_flag("--paused", options.paused, "start with the vCPUs paused (the control socket's unpause starts them)");
 }
 
@@ -62,6 +66,14 @@ Result<MachineConfig> machine_config(const RunOptions& options, const std::strin
     config.hugepages = options.hugepages;
     config.control_socket = options.control;
     config.start_paused = options.paused;
+    if (options.cpus.size() > 1 && options.cpus.size() != options.vcpus)
+        return bad_input("--cpus: {} lists for {} vCPUs (give one for all, or one per vCPU)", options.cpus.size(),
+                         options.vcpus);
+    for (const auto& list : options.cpus) {
+        auto cpus = toolstack::parse_cpulist(list, static_cast<unsigned>(::sysconf(_SC_NPROCESSORS_CONF)));
+        if (!cpus) return bad_input("--cpus '{}': {}", list, cpus.error().message);
+        config.vcpu_cpus.push_back(std::move(*cpus));
+    }
     if (options.paused && options.control.empty()) return bad_input("--paused needs --control, to unpause");
     auto console = parse_console(options.console);
     if (!console) return std::unexpected(console.error());

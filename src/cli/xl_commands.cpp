@@ -176,6 +176,64 @@ int shutdown_or_reboot(const std::string& verb, const XlOptions& options) {
     return options.wait ? wait_for_shutdown(waited) : 0;
 }
 
+bool names(const json& row, const std::vector<std::string>& domains) {
+    for (const auto& d : domains)
+        if (d == row["name"].get<std::string>() || d == std::to_string(row["id"].get<uint32_t>())) return true;
+    return domains.empty();
+}
+
+int sched_credit(const XlOptions& options) {
+    if (!options.domain.empty() && (options.weight || options.cap)) {
+        json request = {{"execute", "sched-credit"}, {"domain", options.domain}};
+        if (options.weight) request["weight"] = *options.weight;
+        if (options.cap) request["cap"] = *options.cap;
+        return daemon_request(request) ? 0 : 1;
+    }
+    if (options.weight || options.cap) {
+        log::error("sched-credit: -w and -c need a domain (-d)");
+        return kExitBadInput;
+    }
+    auto rows = daemon_request({{"execute", "list"}});
+    if (!rows) return 1;
+    std::vector<std::string> wanted;
+    if (!options.domain.empty()) wanted.push_back(options.domain);
+    else std::printf("Cpupool Pool-0: tslice=30ms ratelimit=1000us migration-delay=0us\n");
+    // Xen's columns (tools/xl/xl_sched.c); Domain-0 has the default weight.
+    std::printf("%-33s %4s %6s %4s\n", "Name", "ID", "Weight", "Cap");
+    bool found = false;
+    for (const auto& row : *rows) {
+        if (!names(row, wanted)) continue;
+        found = true;
+        bool host = row["id"].get<uint32_t>() == 0;
+        std::printf("%-33s %4u %6u %4u\n", row["name"].get<std::string>().c_str(), row["id"].get<uint32_t>(),
+                    host ? 256u : row["config"]["cpu_weight"].get<unsigned>(),
+                    host ? 0u : row["config"]["cpu_cap"].get<unsigned>());
+    }
+    if (!found) {
+        log::error("domain '{}' does not exist", options.domain);
+        return 1;
+    }
+    return 0;
+}
+
+int vcpu_list(const XlOptions& options) {
+    auto rows = daemon_request({{"execute", "list"}});
+    if (!rows) return 1;
+    std::printf("%-32s %5s %5s %5s %5s %9s %s\n", "Name", "ID", "VCPU", "CPU", "State", "Time(s)",
+                "Affinity (Hard / Soft)");
+    for (const auto& row : *rows) {
+        if (row["id"].get<uint32_t>() == 0 || !names(row, options.domains)) continue;
+        auto vcpus = daemon_request({{"execute", "vcpu-list"}, {"domain", row["id"]}});
+        if (!vcpus) return 1;
+        for (const auto& v : *vcpus)
+            std::printf("%-32s %5u %5u %5u %3s %9.1f  %s / all\n", v["name"].get<std::string>().c_str(),
+                        v["id"].get<uint32_t>(), v["vcpu"].get<uint32_t>(), v["cpu"].get<uint32_t>(),
+                        v["state"].get<std::string>().c_str(), v["cpu_seconds"].get<double>(),
+                        v["affinity"].get<std::string>().c_str());
+    }
+    return 0;
+}
+
 }  // namespace
 
 std::optional<json> daemon_request(const json& request, int timeout_seconds) {
@@ -259,6 +317,16 @@ void add_xl_commands(CLI::App& app, XlOptions& options, std::vector<CLI::App*>& 
     }
     verb("info", "the host, as xl info");
     verb("uptime", "how long the domains have run")->add_option("domains", options.domains, "only these");
+    auto* sched = verb("sched-credit", "a domain's CPU weight and cap (percent of one CPU), as xl sched-credit");
+    sched->add_option("-d,--domain", options.domain, "the domain");
+    sched->add_option("-w,--weight", options.weight, "its weight, 1 to 65535 (default 256)")->check(CLI::Range(1, 65535));
+    sched->add_option("-c,--cap", options.cap, "its cap in percent of one CPU (0: none)");
+    verb("vcpu-list", "the domains' vCPUs: where they run, their time and affinity")
+        ->add_option("domains", options.domains, "only these");
+    auto* pin = verb("vcpu-pin", "let a domain's vCPU (or all) run only on some host CPUs");
+    pin->add_option("domain", options.domain, "the domain")->required();
+    pin->add_option("vcpu", options.vcpu, "the vCPU number, or all")->required();
+    pin->add_option("cpus", options.cpus, "a CPU list: 0-3,5 or all (^N excludes)")->required();
     auto* rename = verb("rename", "give a domain a new name");
     rename->add_option("domain", options.domains, "the domain (name or id)")->required()->expected(1);
     rename->add_option("new_name", options.new_name, "its new name")->required();
@@ -270,6 +338,21 @@ int xl_command(const std::string& name, const XlOptions& options) {
     if (name == "uptime") return uptime(options);
     if (name == "console") return attach_console(options.domains.at(0));
     if (name == "shutdown" || name == "reboot") return shutdown_or_reboot(name, options);
+    if (name == "sched-credit") return sched_credit(options);
+    if (name == "vcpu-list") return vcpu_list(options);
+    if (name == "vcpu-pin") {
+        json request = {{"execute", "vcpu-pin"}, {"domain", options.domain}, {"cpus", options.cpus}};
+        if (options.vcpu == "all")
+            request["vcpu"] = "all";
+        else if (!options.vcpu.empty() && options.vcpu.find_first_not_of("0123456789") == std::string::npos &&
+                 options.vcpu.size() < 6)
+            request["vcpu"] = std::stoul(options.vcpu);
+        else {
+            log::error("vcpu-pin: '{}' is not a vCPU number or all", options.vcpu);
+            return kExitBadInput;
+        }
+        return daemon_request(request) ? 0 : 1;
+    }
     json request = {{"execute", name}, {"domain", options.domains.at(0)}};
     if (name == "rename") request["name"] = options.new_name;
     return daemon_request(request) ? 0 : 1;

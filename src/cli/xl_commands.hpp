@@ -19,6 +19,10 @@ struct XlOptions {
     bool long_format = false;          // list -l
     bool wait = false;                 // shutdown/reboot -w
     bool all = false;                  // shutdown -a
+    std::string domain;                // sched-credit -d
+    std::optional<unsigned> weight;    // sched-credit -w
+    std::optional<unsigned> cap;       // sched-credit -c
+    std::string vcpu, cpus;            // vcpu-pin
 };
 
 // Adds the verbs; `verbs` gets each one's subcommand.

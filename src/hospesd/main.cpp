@@ -22,6 +22,8 @@ int main(int argc, char** argv) {
     app.add_option("--socket", options.socket, "the API's unix socket")->capture_default_str();
     app.add_option("--state-dir", options.state_dir, "where domains' state and logs are kept")->capture_default_str();
     app.add_option("--monitor", options.monitor, "the hospes program that runs each domain")->capture_default_str();
+    bool no_cgroups = false;
+    app.add_flag("--no-cgroups", no_cgroups, "leave the host's cgroups alone (cpu_weight and cap are not applied)");
     app.add_flag("-v,--verbose", verbose, "log debug messages");
     try {
         app.parse(argc, argv);
@@ -33,6 +35,7 @@ int main(int argc, char** argv) {
         return hospes::kExitBadInput;
     }
     hospes::log::init(verbose, "hospesd");
+    options.cgroups = !no_cgroups;
     auto daemon = hospes::toolstack::Daemon::create(options);
     if (!daemon) {
         hospes::log::error("{}", daemon.error().message);

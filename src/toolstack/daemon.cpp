@@ -1,5 +1,6 @@
 #include "toolstack/daemon.hpp"
 
+#include <sched.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
@@ -126,6 +127,14 @@ Result<std::unique_ptr<Daemon>> Daemon::create(DaemonOptions options) {
     epoll_event add{EPOLLIN, {.u64 = kListenerTag}};
     if (::epoll_ctl(daemon->epoll_.get(), EPOLL_CTL_ADD, daemon->socket_->listener(), &add) != 0)
         return errno_error("epoll_ctl");
+    if (daemon->options_.cgroups) {
+        daemon->cpu_groups_ = CpuGroups::detect();
+        if (daemon->cpu_groups_)
+            log::info("CPU weights and caps through cgroup {} at {}", daemon->cpu_groups_->v2() ? "v2" : "v1",
+                      daemon->cpu_groups_->root());
+        else
+            log::warn("no cgroup hierarchy with the cpu controller: cpu_weight and cap are not applied");
+    }
     daemon->adopt_all();
     return daemon;
 }
@@ -220,8 +229,15 @@ void Daemon::watch(Domain& d) {
 
 Result<void> Daemon::start(Domain& d, bool paused) {
     auto p = paths(d.id);
+    std::string cgroup_procs;
+    if (cpu_groups_) {
+        auto procs = cpu_groups_->create(d.id);
+        if (!procs) return std::unexpected(procs.error());
+        if (auto r = cpu_groups_->set(d.id, d.config.cpu_weight, d.config.cpu_cap); !r) return r;
+        cgroup_procs = *procs;
+    }
     auto pid = start_monitor(options_.monitor, monitor_arguments(d.config, d.id, p, paused), p,
-                             std::chrono::seconds(10));
+                             std::chrono::seconds(10), cgroup_procs);
     if (!pid) return std::unexpected(pid.error());
     d.pid = *pid;
     auto stat = process_stat(d.pid);
@@ -254,6 +270,7 @@ void Daemon::monitor_ended(uint32_t id) {
     d.pid = 0;
     d.paused = false;
     d.reboot_requested = false;
+    if (cpu_groups_) cpu_groups_->remove(id);
     DomainAction action = reason == "poweroff" ? d.config.on_poweroff
                           : reason == "reboot" ? d.config.on_reboot
                                                : d.config.on_crash;
@@ -300,6 +317,7 @@ void Daemon::remove(uint32_t id) {
         int status = 0;
         ::waitpid(d.pid, &status, WNOHANG);
     }
+    if (cpu_groups_) cpu_groups_->remove(id);
     std::error_code error;
     fs::remove_all(domain_dir(id), error);
     if (error) log::error("domain {}: cannot remove its state: {}", id, error.message());
@@ -429,6 +447,116 @@ json Daemon::host_info() const {
             {"domains", domains_.size()}};
 }
 
+json Daemon::sched_credit(Domain& d, const json& request) {
+    unsigned weight = d.config.cpu_weight, cap = d.config.cpu_cap;
+    auto number = [&](const char* key, unsigned low, unsigned high, unsigned& out) {
+        auto found = request.find(key);
+        if (found == request.end()) return true;
+        if (!found->is_number_integer() || found->get<int64_t>() < low || found->get<int64_t>() > high) return false;
+        out = found->get<unsigned>();
+        return true;
+    };
+    if (!number("weight", 1, 65535, weight)) return failure("sched-credit: the weight is 1 to 65535");
+    // Xen's cap: percent of one CPU, up to all of the domain's vCPUs.
+    if (!number("cap", 0, 100 * d.config.vcpus, cap))
+        return failure(fmt::format("sched-credit: the cap is 0 (none) to {} (all {} vCPUs)", 100 * d.config.vcpus,
+                                   d.config.vcpus));
+    if (weight != d.config.cpu_weight || cap != d.config.cpu_cap) {
+        if (!cpu_groups_) return failure("sched-credit: this host has no cgroup with the cpu controller");
+        if (d.pid != 0) {
+            if (auto r = cpu_groups_->set(d.id, weight, cap); !r) return failure(r.error().message);
+        }
+        d.config.cpu_weight = weight;
+        d.config.cpu_cap = cap;
+        save(d);
+    }
+    return ok({{"weight", weight}, {"cap", cap}});
+}
+
+namespace {
+
+// A CPU set as xl prints it: "all", or ranges like 0-1,3.
+std::string cpu_set_text(const cpu_set_t& set, unsigned cpu_count) {
+    std::string out;
+    unsigned count = 0;
+    for (unsigned cpu = 0; cpu < cpu_count; ++cpu) {
+        if (!CPU_ISSET(cpu, &set)) continue;
+        ++count;
+        unsigned last = cpu;
+        while (last + 1 < cpu_count && CPU_ISSET(last + 1, &set)) ++last;
+        if (!out.empty()) out += ',';
+        out += last == cpu ? std::to_string(cpu) : fmt::format("{}-{}", cpu, last);
+        count += last - cpu;
+        cpu = last;
+    }
+    return count == cpu_count ? "all" : out;
+}
+
+}  // namespace
+
+json Daemon::vcpu_pin(Domain& d, const json& request) {
+    auto cpus_text = request.find("cpus");
+    auto vcpu = request.find("vcpu");
+    if (cpus_text == request.end() || !cpus_text->is_string()) return failure("vcpu-pin: \"cpus\" must be a CPU list");
+    bool all = vcpu != request.end() && vcpu->is_string() && vcpu->get<std::string>() == "all";
+    if (!all && (vcpu == request.end() || !vcpu->is_number_unsigned() || vcpu->get<uint64_t>() >= d.config.vcpus))
+        return failure(fmt::format("vcpu-pin: \"vcpu\" must be all or a vCPU of the domain, 0 to {}", d.config.vcpus - 1));
+    auto cpus = parse_cpulist(cpus_text->get<std::string>(), static_cast<unsigned>(::sysconf(_SC_NPROCESSORS_CONF)));
+    if (!cpus) return failure("vcpu-pin: " + cpus.error().message);
+    size_t first = all ? 0 : vcpu->get<size_t>(), end = all ? d.config.vcpus : first + 1;
+    if (d.pid != 0) {
+        for (size_t i = first; i < end; ++i) {
+            auto pinned = json_request(paths(d.id).control, {{"execute", "pin-vcpu"}, {"vcpu", i}, {"cpus", *cpus}});
+            if (!pinned) return failure(fmt::format("domain '{}': {}", d.config.name, pinned.error().message));
+        }
+    }
+    // Kept for the next boot: one list for all, or one per vCPU.
+    if (all) {
+        d.config.cpus = {cpus_text->get<std::string>()};
+    } else {
+        std::string others = d.config.cpus.size() == 1 ? d.config.cpus[0] : "all";
+        d.config.cpus.resize(std::max<size_t>(d.config.cpus.size(), d.config.vcpus), others);
+        d.config.cpus[first] = cpus_text->get<std::string>();
+    }
+    save(d);
+    return ok();
+}
+
+json Daemon::vcpu_list(const Domain& d) {
+    json rows = json::array();
+    if (d.pid == 0) return ok(rows);
+    auto query = json_request(paths(d.id).control, {{"execute", "query"}});
+    if (!query) return failure(fmt::format("domain '{}': {}", d.config.name, query.error().message));
+    unsigned cpu_count = static_cast<unsigned>(::sysconf(_SC_NPROCESSORS_CONF));
+    long ticks_per_second = ::sysconf(_SC_CLK_TCK);
+    auto threads = query->value("vcpu_threads", json::array());
+    for (size_t i = 0; i < threads.size(); ++i) {
+        pid_t tid = threads[i].get<pid_t>();
+        std::ifstream in(fmt::format("/proc/{}/task/{}/stat", d.pid, tid));
+        std::string text;
+        std::getline(in, text);
+        auto close = text.rfind(')');
+        std::vector<std::string> f;
+        if (close != std::string::npos) {
+            std::istringstream fields(text.substr(close + 2));
+            for (std::string word; fields >> word;) f.push_back(word);
+        }
+        if (f.size() < 37) continue;
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        ::sched_getaffinity(tid, sizeof(set), &set);
+        rows.push_back({{"name", d.config.name},
+                        {"id", d.id},
+                        {"vcpu", i},
+                        {"cpu", std::stoul(f[36])},  // field 39: the CPU it last ran on
+                        {"state", d.paused ? "-bp" : f[0] == "R" ? "r--" : "-b-"},
+                        {"cpu_seconds", static_cast<double>(std::stoull(f[11]) + std::stoull(f[12])) /
+                                            static_cast<double>(ticks_per_second)},
+                        {"affinity", cpu_set_text(set, cpu_count)}});
+    }
+    return ok(rows);
+}
+
 std::string Daemon::answer(std::string_view text) {
     auto request = json::parse(text, nullptr, false);
     if (request.is_discarded() || !request.is_object()) return failure("the request must be a JSON object").dump();
@@ -442,7 +570,8 @@ std::string Daemon::answer(std::string_view text) {
         std::string error;
         Domain* d = find(request, error);
         if (command != "destroy" && command != "shutdown" && command != "reboot" && command != "pause" &&
-            command != "unpause" && command != "console" && command != "rename" && command != "query")
+            command != "unpause" && command != "console" && command != "rename" && command != "query" &&
+            command != "sched-credit" && command != "vcpu-pin" && command != "vcpu-list")
             return failure(fmt::format("unknown command '{}'", command)).dump();
         if (d == nullptr) return failure(error).dump();
         uint32_t id = d->id;
@@ -466,6 +595,9 @@ std::string Daemon::answer(std::string_view text) {
             save(*d);
             return ok().dump();
         }
+        if (command == "sched-credit") return sched_credit(*d, request).dump();
+        if (command == "vcpu-pin") return vcpu_pin(*d, request).dump();
+        if (command == "vcpu-list") return vcpu_list(*d).dump();
         if (d->pid == 0) return failure(fmt::format("domain '{}' is not running", d->config.name)).dump();
         auto p = paths(id);
         if (command == "console") return ok({{"socket", p.console}}).dump();

@@ -22,6 +22,7 @@
 #include "common/error.hpp"
 #include "common/unique_fd.hpp"
 #include "driver_domain/control_socket.hpp"
+#include "toolstack/cpu_groups.hpp"
 #include "toolstack/domain_config.hpp"
 #include "toolstack/monitor_process.hpp"
 
@@ -31,6 +32,7 @@ struct DaemonOptions {
     std::string socket = "/run/hospes/hospesd.sock";
     std::string state_dir = "/var/lib/hospes";
     std::string monitor;  // the `hospes` program that runs a domain
+    bool cgroups = true;  // weights and caps through the host's cgroups
 };
 
 // A domain as hospesd keeps it (its state file, domain.json).
@@ -72,10 +74,14 @@ private:
     nlohmann::json create(const nlohmann::json& request);
     nlohmann::json list() const;
     nlohmann::json host_info() const;
+    nlohmann::json sched_credit(Domain& domain, const nlohmann::json& request);
+    nlohmann::json vcpu_pin(Domain& domain, const nlohmann::json& request);
+    nlohmann::json vcpu_list(const Domain& domain);
 
     DaemonOptions options_;
     std::map<uint32_t, Domain> domains_;
     std::optional<driver_domain::ControlSocket> socket_;
+    std::optional<CpuGroups> cpu_groups_;  // none: weights and caps cannot be applied
     UniqueFd epoll_;
 };
 

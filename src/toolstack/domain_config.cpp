@@ -113,24 +113,9 @@ const std::map<std::string_view, DomainAction>& actions() {
     return names;
 }
 
-// A CPULIST (xl.cfg: "all", "0-3,5,^1"); NUMA node terms are refused.
 Result<void> check_cpulist(std::string_view list) {
-    if (list.empty()) return bad_input("an empty CPU list");
-    size_t start = 0;
-    while (start <= list.size()) {
-        size_t comma = std::min(list.find(',', start), list.size());
-        auto term = trim(list.substr(start, comma - start));
-        start = comma + 1;
-        if (term.starts_with('^')) term.remove_prefix(1);
-        if (term == "all") continue;
-        if (term.starts_with("node") || term.starts_with("nodes"))
-            return bad_input("'{}': NUMA node terms are not supported; give CPU numbers", term);
-        auto dash = term.find('-');
-        auto first = decimal(term.substr(0, dash));
-        auto last = dash == std::string_view::npos ? first : decimal(term.substr(dash + 1));
-        if (!first || !last || *last < *first || *last > 4095)
-            return bad_input("'{}' is not a CPU, a range of CPUs like 2-5, ^N or all", term);
-    }
+    auto cpus = parse_cpulist(list, kMaxCpus);
+    if (!cpus) return std::unexpected(cpus.error());
     return {};
 }
 
@@ -181,6 +166,38 @@ std::optional<DomainAction> action_from_name(std::string_view name) {
     auto found = actions().find(name);
     if (found == actions().end()) return std::nullopt;
     return found->second;
+}
+
+Result<std::vector<unsigned>> parse_cpulist(std::string_view list, unsigned cpu_count) {
+    if (trim(list).empty()) return bad_input("an empty CPU list");
+    std::vector<bool> chosen(cpu_count, false);
+    size_t start = 0;
+    while (start <= list.size()) {
+        size_t comma = std::min(list.find(',', start), list.size());
+        auto term = trim(list.substr(start, comma - start));
+        start = comma + 1;
+        bool remove = term.starts_with('^');
+        if (remove) term.remove_prefix(1);
+        unsigned first = 0, last = cpu_count - 1;
+        if (term != "all") {
+            if (term.starts_with("node") || term.starts_with("nodes"))
+                return bad_input("'{}': NUMA node terms are not supported; give CPU numbers", term);
+            auto dash = term.find('-');
+            auto from = decimal(term.substr(0, dash));
+            auto to = dash == std::string_view::npos ? from : decimal(term.substr(dash + 1));
+            if (!from || !to || *to < *from || *to > kMaxCpus - 1)
+                return bad_input("'{}' is not a CPU, a range of CPUs like 2-5, ^N or all", term);
+            if (*to >= cpu_count) return bad_input("'{}': this host has CPUs 0 to {}", term, cpu_count - 1);
+            first = static_cast<unsigned>(*from);
+            last = static_cast<unsigned>(*to);
+        }
+        for (unsigned cpu = first; cpu <= last; ++cpu) chosen[cpu] = !remove;
+    }
+    std::vector<unsigned> cpus;
+    for (unsigned cpu = 0; cpu < cpu_count; ++cpu)
+        if (chosen[cpu]) cpus.push_back(cpu);
+    if (cpus.empty()) return bad_input("'{}' leaves no CPU", list);
+    return cpus;
 }
 
 Result<unsigned> vdev_index(std::string_view vdev) {

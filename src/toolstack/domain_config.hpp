@@ -79,6 +79,10 @@ Result<DomainVif> parse_vif_spec(std::string_view spec, std::vector<std::string>
 // Kb, Mb, Gb (bits), powers of 1000; INTERVAL in s, ms or us (default
 // 50 ms). Bytes per second and the credit per interval.
 Result<std::pair<uint64_t, uint64_t>> parse_vif_rate(std::string_view rate);
+// A CPULIST (xl.cfg: "all", "0-3,5,^1", terms in order) as the CPUs it
+// names among `cpu_count`; NUMA node terms are refused.
+inline constexpr unsigned kMaxCpus = 4096;
+Result<std::vector<unsigned>> parse_cpulist(std::string_view list, unsigned cpu_count);
 // Index of a vdev name (xvda -> 0, sdb -> 1, hdc -> 2, xvdaa -> 26), or an
 // error for something that is not one.
 Result<unsigned> vdev_index(std::string_view vdev);

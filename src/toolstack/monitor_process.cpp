@@ -48,24 +48,32 @@ std::vector<std::string> monitor_arguments(const DomainConfig& domain, uint32_t 
         if (vif.mac) spec += ",mac=" + cli::format_mac(*vif.mac);
         args.insert(args.end(), {"--net", spec});
     }
+    // One list for all vCPUs, or one for each vCPU that exists (cpus= may
+    // list maxvcpus of them).
+    for (size_t i = 0; i < domain.cpus.size() && (domain.cpus.size() == 1 || i < domain.vcpus); ++i)
+        args.insert(args.end(), {"--cpus", domain.cpus[i]});
     if (paused) args.push_back("--paused");
     return args;
 }
 
 namespace {
 
+// The monitor's last message, without its "hospes: error: " prefix.
 std::string last_line(const std::string& path) {
     std::ifstream in(path);
     std::string line, last;
     while (std::getline(in, line))
         if (!line.empty()) last = line;
+    for (std::string_view prefix : {"hospes: error: ", "hospes: warning: "})
+        if (last.starts_with(prefix)) return last.substr(prefix.size());
     return last;
 }
 
 }  // namespace
 
 Result<pid_t> start_monitor(const std::string& program, const std::vector<std::string>& arguments,
-                            const DomainPaths& paths, std::chrono::milliseconds limit) {
+                            const DomainPaths& paths, std::chrono::milliseconds limit,
+                            const std::string& cgroup_procs) {
     ::unlink(paths.control.c_str());
     ::unlink(paths.exit_file.c_str());
     UniqueFd null_fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
@@ -90,6 +98,15 @@ Result<pid_t> start_monitor(const std::string& program, const std::vector<std::s
         ::sigprocmask(SIG_SETMASK, &none, nullptr);
         ::signal(SIGPIPE, SIG_DFL);
         if (::chdir("/") != 0) ::_exit(127);
+        if (!cgroup_procs.empty()) {
+            int procs = ::open(cgroup_procs.c_str(), O_WRONLY | O_CLOEXEC);
+            if (procs < 0 || ::write(procs, "0\n", 2) != 2) {
+                std::string message = "hospesd: cannot enter the cgroup " + cgroup_procs + ": " + std::strerror(errno) + "\n";
+                [[maybe_unused]] auto written = ::write(STDERR_FILENO, message.data(), message.size());
+                ::_exit(126);
+            }
+            ::close(procs);
+        }
         ::execv(program.c_str(), argv.data());
         ::_exit(127);
     }

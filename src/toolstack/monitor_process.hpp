@@ -35,9 +35,11 @@ std::vector<std::string> monitor_arguments(const DomainConfig& domain, uint32_t 
 // Starts `program` with `arguments` in a session of its own, stdin
 // /dev/null, stdout appended to the console log and stderr to the monitor
 // log, and waits until its control socket exists (`limit`). When the
-// monitor ends first, the error is the last line it logged.
+// monitor ends first, the error is the last line it logged. With a
+// `cgroup_procs` file the monitor enters that cgroup before it runs.
 Result<pid_t> start_monitor(const std::string& program, const std::vector<std::string>& arguments,
-                            const DomainPaths& paths, std::chrono::milliseconds limit);
+                            const DomainPaths& paths, std::chrono::milliseconds limit,
+                            const std::string& cgroup_procs = {});
 
 // What /proc says of a process.
 struct ProcessStat {

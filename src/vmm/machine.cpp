@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <latch>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -240,6 +241,8 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& config, Ho
     }
     machine->memory_size_ = config.memory_size;
     machine->start_paused_ = config.start_paused;
+    for (uint32_t i = 0; i < config.vcpus && !config.vcpu_cpus.empty(); ++i)
+        machine->vcpu_cpus_.push_back(config.vcpu_cpus[config.vcpu_cpus.size() == 1 ? 0 : i]);
     if (virtio_console != nullptr) {
         machine->virtio_console_ = virtio_console;
         machine->virtio_console_transport_ = machine->virtio_[virtio_console_index];
@@ -336,8 +339,14 @@ int Machine::run() {
     }
     std::vector<std::thread> threads;
     threads.reserve(vcpus_.size());
+    vcpu_tids_.assign(vcpus_.size(), 0);
+    std::latch named(static_cast<std::ptrdiff_t>(vcpus_.size()));
     for (auto& vcpu : vcpus_) {
-        threads.emplace_back([this, &vcpu] {
+        threads.emplace_back([this, &vcpu, &named] {
+            // Named "vcpuN" for ps and top; its id known before control requests.
+            ::pthread_setname_np(::pthread_self(), fmt::format("vcpu{}", vcpu.id()).c_str());
+            vcpu_tids_[vcpu.id()] = static_cast<pid_t>(::gettid());
+            named.count_down();
             sigset_t kick;
             sigemptyset(&kick);
             sigaddset(&kick, SIGUSR1);
@@ -345,6 +354,10 @@ int Machine::run() {
             run_vcpu(vcpu, VcpuBuses{pio_, mmio_}, stop_, pause_gate_);
         });
         vcpu_threads_.push_back(threads.back().native_handle());
+    }
+    named.wait();
+    for (size_t i = 0; i < vcpu_cpus_.size() && i < threads.size(); ++i) {
+        if (auto r = pin_vcpu(i, vcpu_cpus_[i]); !r) log::warn("{}", r.error().message);
     }
     // The control socket (pause) is served from here on: the threads exist.
     io_loop_->start();
@@ -358,6 +371,17 @@ int Machine::run() {
     console_.stop();
     log_memory_use();
     return status;
+}
+
+Result<void> Machine::pin_vcpu(size_t vcpu, const std::vector<unsigned>& cpus) {
+    if (vcpu >= vcpu_threads_.size()) return bad_input("there is no vCPU {}", vcpu);
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (unsigned cpu : cpus)
+        if (cpu < CPU_SETSIZE) CPU_SET(cpu, &set);
+    if (int error = ::pthread_setaffinity_np(vcpu_threads_[vcpu], sizeof(set), &set); error != 0)
+        return host_error("vCPU {}: cannot pin it: {}", vcpu, std::strerror(error));
+    return {};
 }
 
 Result<void> Machine::pause() {
@@ -397,8 +421,18 @@ std::string Machine::control_answer(std::string_view text) {
     auto execute = request.find("execute");
     if (execute == request.end() || !execute->is_string()) return error("the request has no \"execute\" string");
     const auto& command = execute->get_ref<const std::string&>();
+    if (command == "pin-vcpu") {
+        auto vcpu = request.find("vcpu");
+        auto cpus = request.find("cpus");
+        if (vcpu == request.end() || !vcpu->is_number_unsigned() || cpus == request.end() || !cpus->is_array() ||
+            cpus->empty() || !std::all_of(cpus->begin(), cpus->end(), [](const json& c) { return c.is_number_unsigned(); }))
+            return error("pin-vcpu takes \"vcpu\" (a number) and \"cpus\" (a list of CPU numbers)");
+        auto pinned = pin_vcpu(vcpu->get<size_t>(), cpus->get<std::vector<unsigned>>());
+        if (!pinned) return error(pinned.error().message);
+        return json{{"return", json::object()}}.dump();
+    }
     if (command != "query" && command != "power-button" && command != "pause" && command != "unpause")
-        return error("unknown command '" + command + "' (query, power-button, pause, unpause)");
+        return error("unknown command '" + command + "' (query, power-button, pause, unpause, pin-vcpu)");
     if (request.size() != 1) return error(command + " takes no arguments");
     if (command == "power-button") {
         acpi_pm_->press_power_button();
@@ -415,7 +449,10 @@ std::string Machine::control_answer(std::string_view text) {
         paused = paused_;
     }
     return json{{"return",
-                 {{"status", paused ? "paused" : "running"}, {"vcpus", vcpus_.size()}, {"memory_bytes", memory_size_}}}}
+                 {{"status", paused ? "paused" : "running"},
+                  {"vcpus", vcpus_.size()},
+                  {"vcpu_threads", vcpu_tids_},
+                  {"memory_bytes", memory_size_}}}}
         .dump();
 }
 

@@ -60,6 +60,7 @@ struct MachineConfig {
     std::string cmdline;
     uint64_t memory_size = 0;
     uint32_t vcpus = 1;
+    std::vector<std::vector<unsigned>> vcpu_cpus;  // per vCPU (or one for all): host CPUs it may run on
     std::vector<DiskConfig> disks;
     std::vector<NetConfig> nets;
     ConsoleKind console = ConsoleKind::Serial;
@@ -84,6 +85,8 @@ public:
     // Stops every vCPU (the guest's clock with them) / lets them go on.
     Result<void> pause();
     Result<void> resume();
+    // Lets vCPU `vcpu`'s thread run only on `cpus`.
+    Result<void> pin_vcpu(size_t vcpu, const std::vector<unsigned>& cpus);
 
 private:
     Machine(kvm::System system, kvm::Vm vm, GuestMemory memory, HostConsole& console)
@@ -118,9 +121,11 @@ private:
     PauseGate pause_gate_;
     std::mutex pause_mutex_;           // one pause or resume at a time
     bool start_paused_ = false;
+    std::vector<std::vector<unsigned>> vcpu_cpus_;  // pinned as the threads start
     bool paused_ = false;
     uint64_t paused_clock_ = 0;        // the guest's kvmclock when it was paused
     std::vector<pthread_t> vcpu_threads_;  // set before the control socket is served
+    std::vector<pid_t> vcpu_tids_;         // the same threads' ids, for the toolstack's vcpu-list
 };
 
 // Checks the memory size and vCPU count against the host before anything

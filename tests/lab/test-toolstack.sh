@@ -15,8 +15,14 @@
 #  7. `kill -9` of hospesd: the domains run on; a new hospesd re-adopts
 #     them: `list` and `console` work.
 #  8. `xl destroy` leaves no process, tap or socket.
+#  9. CPU policy on cgroup v2 (the host's v1 is tested by the unit tests):
+#     two busy domains with cpu_weight 256 and 512 on the lab's one CPU
+#     get CPU time 1:2 within 10 %; `xl sched-credit -c 50` holds one at
+#     50 % of a CPU within 10 %. vcpu-list and vcpu-pin.
 LAB_TEST_NAME=toolstack
 . /lab/lib.sh
+
+mount -t cgroup2 none /sys/fs/cgroup
 
 STATE=/var/lib/hospes
 # The monitors' pids: processes running `hospes run`.
@@ -62,6 +68,7 @@ id_of() { xl list | awk -v n="$1" '$1 == n { print $2 }'; }
 log_of() { echo "$STATE/logs/domain-$(id_of "$1").console.log"; }
 # booted NAME COUNT: waits until the domain's console shows its COUNT-th boot.
 booted() {
+    [ -n "$(id_of "$1")" ] || return 1
     i=0
     while [ "$(grep -c 'hospes-guest: user space reached' "$(log_of "$1")" 2>/dev/null)" -lt "$2" ] && [ $i -lt 600 ]; do
         sleep 0.5
@@ -131,12 +138,13 @@ check "awk -v g=\$(echo '$g2 - $g1' | awk '{print \$1 - \$3}') -v l=\$(echo '$l2
 check "xl list web1 | grep -q -E '^web1 .* [-rb]{2}---- '" "unpaused, web1 runs again"
 
 # 4. shutdown -w with on_poweroff=destroy.
-pid1=$(xl list -l web1 | grep '"pid"' | grep -o '[0-9]*')
+pid_of() { xl list -l "$1" | sed -n 's/.*"pid": \([0-9]*\).*/\1/p'; }
+pid1=$(pid_of web1)
 id1=$(id_of web1)
 timeout 120 xl shutdown -w web1
 check "[ $? = 0 ] && ! xl list | grep -q '^web1 '" "xl shutdown -w web1 returns once it is gone (on_poweroff=destroy)"
 check "grep -q 'power button pressed' $STATE/logs/domain-$id1.console.log" "web1's acpid powered it off on the power button"
-check "! kill -0 $pid1 2>/dev/null" "web1's monitor has ended"
+check "[ -n \"$pid1\" ] && ! kill -0 $pid1 2>/dev/null" "web1's monitor ($pid1) has ended"
 
 # 5. reboot with on_reboot=restart: a new boot, the same domain.
 id2=$(id_of web2)
@@ -164,6 +172,12 @@ check "xl list | grep -q -E '^web3 +[0-9]+ +96 +1 '" "a new hospesd lists web3"
 console_cmd web3 'echo READOPTED=$((40+2))' '^READOPTED='
 check "[ \"$CONSOLE_VALUE\" = 42 ]" "xl console works on the re-adopted web3"
 check "ip link show vif$(id_of web3).0 >/dev/null 2>&1" "web3's tap vif$(id_of web3).0 is on the bridge"
+xl vcpu-list web3 >/tmp/vcpus.txt
+cat /tmp/vcpus.txt
+check "grep -q -E '^web3 +[0-9]+ +0 +0 +(r--|-b-) +[0-9.]+  all / all\$' /tmp/vcpus.txt" "xl vcpu-list shows web3's vCPU 0 and its affinity"
+check "xl vcpu-pin web3 0 0" "xl vcpu-pin web3 0 0"
+out=$(xl vcpu-pin web3 0 3 2>&1)
+check "[ $? = 1 ] && echo \"\$out\" | grep -q 'this host has CPUs 0 to 0'" "pinning to a CPU the host lacks is one error (said: $out)"
 
 # 8. destroy leaves nothing behind.
 id3=$(id_of web3)
@@ -172,6 +186,37 @@ check "[ -z \"\$(monitors)\" ]" "no monitor process is left"
 check "! ip link show vif$id3.0 >/dev/null 2>&1" "web3's tap is gone"
 check "[ -z \"\$(find $STATE /run/hospes -type s ! -path $HOSPESD_SOCKET)\" ]" "no socket is left but hospesd's own"
 check "[ \$(xl list | wc -l) = 2 ]" "xl list: Domain-0 alone"
+
+# 9. CPU weights and a cap.
+domain_file cpu1 96 1 'cpu_weight = 256'
+domain_file cpu2 96 1 'cpu_weight = 512'
+xl create /tmp/cfg/cpu1.cfg && xl create /tmp/cfg/cpu2.cfg
+check "booted cpu1 1 && booted cpu2 1" "two domains with weights 256 and 512 boot"
+for d in cpu1 cpu2; do console_cmd $d 'while :; do :; done & echo SPIN=$((40+2))' '^SPIN='; done
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+p1=$(pid_of cpu1) p2=$(pid_of cpu2)
+sleep 3
+a0=$(ticks "$p1") b0=$(ticks "$p2")
+sleep 20
+a1=$(ticks "$p1") b1=$(ticks "$p2")
+RATIO=$(((b1 - b0) * 100 / (a1 - a0 + (a1 == a0))))
+echo "lab-test: CPU ticks in 20 s: cpu1 (256) $((a1 - a0)), cpu2 (512) $((b1 - b0)): 1:$((RATIO / 100)).$((RATIO % 100))"
+check "[ $RATIO -ge 180 ] && [ $RATIO -le 220 ]" "weights 256:512 give CPU time 1:2 within 10 % (got 1:$((RATIO / 100)).$((RATIO % 100)))"
+check "xl sched-credit -d cpu2 | grep -q -E '^cpu2 +[0-9]+ +512 +0\$'" "xl sched-credit shows cpu2's weight 512"
+xl destroy cpu2
+check "xl sched-credit -d cpu1 -c 50" "xl sched-credit -d cpu1 -c 50"
+sleep 3
+a0=$(ticks "$p1") u0=$(lab_uptime)
+sleep 20
+a1=$(ticks "$p1") u1=$(lab_uptime)
+PERCENT=$(awk -v t=$((a1 - a0)) -v hz=100 -v s="$(echo "$u1 $u0" | awk '{ print $1 - $2 }')" 'BEGIN { printf "%d", t / hz / s * 100 }')
+echo "lab-test: cpu1 capped at 50: $PERCENT % of a CPU over 20 s"
+check "[ $PERCENT -ge 45 ] && [ $PERCENT -le 55 ]" "a cap of 50 holds within 10 % (got $PERCENT %)"
+check "xl sched-credit -d cpu1 | grep -q -E '^cpu1 +[0-9]+ +256 +50\$'" "xl sched-credit shows cpu1's cap 50"
+out=$(xl sched-credit -d cpu1 -c 500 2>&1)
+check "[ $? = 1 ] && echo \"\$out\" | grep -q 'the cap is 0'" "a cap above the domain's vCPUs is one error (said: $out)"
+xl destroy cpu1
+check "[ -z \"\$(ls /sys/fs/cgroup/hospes | grep domain-)\" ]" "no domain's cgroup is left"
 kill -TERM $HOSPESD
 wait $HOSPESD
 echo "lab-test: hospesd's log:"

@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "toolstack/cpu_groups.hpp"
 #include "toolstack/daemon.hpp"
 #include "toolstack/domain_json.hpp"
 #include "toolstack/monitor_process.hpp"
@@ -45,7 +46,7 @@ protected:
             FILE* out = std::freopen(log.c_str(), "a", stderr);
             (void)out;
             ::execl(HOSPESD_BINARY, "hospesd", "--socket", socket_.c_str(), "--state-dir",
-                    (dir_ / "state").c_str(), "--monitor", HOSPES_BINARY, nullptr);
+                    (dir_ / "state").c_str(), "--monitor", HOSPES_BINARY, "--no-cgroups", nullptr);
             ::_exit(127);
         }
         for (int i = 0; i < 200 && !fs::exists(socket_); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -145,6 +146,61 @@ TEST_F(HospesdTest, ADomainWhoseMonitorEndedWhileNoHospesdRanIsActedOn) {
     ASSERT_TRUE(request({{"execute", "destroy"}, {"domain", "kept2"}}));
     EXPECT_FALSE(fs::exists(domain_dir));
     EXPECT_TRUE(fs::exists(other / "domain.json")) << "a state file hospesd cannot read is left alone";
+}
+
+// The host's own cgroups (v1 on these machines; v2 is tested in
+// lab.toolstack): two busy processes on one CPU with weights 256 and 512,
+// then one alone with a cap of 30 %.
+TEST(CpuGroups, WeightsShareACpuOneToTwoAndACapHolds) {
+    auto hierarchy = CpuGroups::find_cpu_hierarchy();
+    if (!hierarchy || hierarchy->v2 || ::geteuid() != 0) GTEST_SKIP() << "needs root and a cgroup v1 cpu hierarchy";
+    std::string parent = hierarchy->path + "/hospes-unit-" + std::to_string(::getpid());
+    ASSERT_TRUE(fs::create_directories(parent));
+    auto groups = CpuGroups::at(parent, false);
+    ASSERT_TRUE(groups) << groups.error().message;
+    auto busy = [&](uint32_t id) {
+        auto procs = groups->create(id);
+        EXPECT_TRUE(procs) << procs.error().message;
+        pid_t pid = ::fork();
+        if (pid == 0) {
+            cpu_set_t one;
+            CPU_ZERO(&one);
+            CPU_SET(0, &one);
+            ::sched_setaffinity(0, sizeof(one), &one);
+            std::ofstream(*procs) << "0\n";
+            for (uint64_t i = 0;; ++i) asm volatile("" : : "r"(i));  // spin
+        }
+        return pid;
+    };
+    pid_t a = busy(1), b = busy(2);
+    for (auto [id, weight] : {std::pair{1u, 256u}, {2u, 512u}}) {
+        auto set = groups->set(id, weight, 0);
+        ASSERT_TRUE(set) << set.error().message;
+    }
+    auto ticks = [](pid_t pid) { return process_stat(pid).value_or(ProcessStat{}).cpu_ticks; };
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    uint64_t a0 = ticks(a), b0 = ticks(b);
+    std::this_thread::sleep_for(std::chrono::seconds(4));
+    double share_a = static_cast<double>(ticks(a) - a0), share_b = static_cast<double>(ticks(b) - b0);
+    ::kill(b, SIGKILL);
+    ::waitpid(b, nullptr, 0);
+    EXPECT_NEAR(share_b / share_a, 2.0, 0.2) << "ticks " << share_a << " and " << share_b;
+    std::printf("weights 256:512 on one CPU: CPU time 1:%.2f\n", share_b / share_a);
+    ASSERT_TRUE(groups->set(1, 256, 30));
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    a0 = ticks(a);
+    auto t0 = std::chrono::steady_clock::now();
+    std::this_thread::sleep_for(std::chrono::seconds(4));
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    double percent = static_cast<double>(ticks(a) - a0) / static_cast<double>(::sysconf(_SC_CLK_TCK)) / seconds * 100;
+    ::kill(a, SIGKILL);
+    ::waitpid(a, nullptr, 0);
+    EXPECT_NEAR(percent, 30.0, 3.0);
+    std::printf("cap 30: %.1f %% of a CPU\n", percent);
+    groups->remove(1);
+    groups->remove(2);
+    ::rmdir(groups->root().c_str());
+    ::rmdir(parent.c_str());
 }
 
 TEST(StateLetters, AreXensSixLetters) {
