@@ -13,6 +13,7 @@
 
 #include "common/log.hpp"
 #include "common/unique_fd.hpp"
+#include "toolstack/domain_config.hpp"
 #include "toolstack/monitor_process.hpp"
 
 namespace hospes::cli {
@@ -234,6 +235,50 @@ int vcpu_list(const XlOptions& options) {
     return 0;
 }
 
+// xl block-list / network-list: the devices of the domains named, in Xen's
+// columns. hospes has no event channels or grant references: -1.
+int device_list(const std::string& verb, const XlOptions& options) {
+    auto rows = daemon_request({{"execute", "list"}});
+    if (!rows) return 1;
+    if (verb == "block-list")
+        std::printf("%-5s %-3s %-6s %-5s %-6s %-8s %-30s\n", "Vdev", "BE", "handle", "state", "evt-ch", "ring-ref",
+                    "BE-path");
+    else
+        std::printf("%-3s %-2s %-17s %-6s %-5s %-6s %5s/%-5s %-30s\n", "Idx", "BE", "Mac Addr.", "handle", "state",
+                    "evt-ch", "tx-", "rx-ring-ref", "BE-path");
+    for (const auto& name : options.domains) {
+        const json* found = nullptr;
+        for (const auto& row : *rows)
+            if (row["id"].get<uint32_t>() != 0 && names(row, {name})) found = &row;
+        if (found == nullptr) {
+            log::error("{} is an invalid domain identifier", name);
+            return 1;
+        }
+        const json& row = *found;
+        int state = row["status"] == "running" || row["status"] == "paused" ? 4 : 6;  // XenbusStateConnected / Closed
+        uint32_t id = row["id"].get<uint32_t>();
+        if (verb == "block-list") {
+            for (const auto& disk : row["config"]["disks"]) {
+                auto index = toolstack::vdev_index(disk["vdev"].get<std::string>());
+                unsigned vdev = 202 * 256 + 16 * (index ? *index : 0);  // Xen's number for xvdX
+                std::printf("%-5u %-3d %-6u %-5d %-6d %-8d %-30s\n", vdev, 0, id, state, -1, -1,
+                            disk["target"].get<std::string>().c_str());
+            }
+        } else {
+            int index = 0;
+            for (const auto& vif : row["config"]["vifs"]) {
+                std::string tap = vif["vifname"].get<std::string>();
+                if (tap.empty()) tap = fmt::format("vif{}.{}", id, index);
+                std::printf("%-3d %-2d %-17s %6d %5d %6d %5d/%-11d %-30s\n", index, 0,
+                            vif["mac"].is_string() ? vif["mac"].get<std::string>().c_str() : "-", index, state, -1,
+                            -1, -1, tap.c_str());
+                ++index;
+            }
+        }
+    }
+    return 0;
+}
+
 }  // namespace
 
 std::optional<json> daemon_request(const json& request, int timeout_seconds) {
@@ -327,6 +372,10 @@ void add_xl_commands(CLI::App& app, XlOptions& options, std::vector<CLI::App*>& 
     pin->add_option("domain", options.domain, "the domain")->required();
     pin->add_option("vcpu", options.vcpu, "the vCPU number, or all")->required();
     pin->add_option("cpus", options.cpus, "a CPU list: 0-3,5 or all (^N excludes)")->required();
+    verb("block-list", "a domain's disks, as xl block-list")
+        ->add_option("domains", options.domains, "the domains")->required();
+    verb("network-list", "a domain's network cards, as xl network-list")
+        ->add_option("domains", options.domains, "the domains")->required();
     auto* rename = verb("rename", "give a domain a new name");
     rename->add_option("domain", options.domains, "the domain (name or id)")->required()->expected(1);
     rename->add_option("new_name", options.new_name, "its new name")->required();
@@ -339,6 +388,7 @@ int xl_command(const std::string& name, const XlOptions& options) {
     if (name == "console") return attach_console(options.domains.at(0));
     if (name == "shutdown" || name == "reboot") return shutdown_or_reboot(name, options);
     if (name == "sched-credit") return sched_credit(options);
+    if (name == "block-list" || name == "network-list") return device_list(name, options);
     if (name == "vcpu-list") return vcpu_list(options);
     if (name == "vcpu-pin") {
         json request = {{"execute", "vcpu-pin"}, {"domain", options.domain}, {"cpus", options.cpus}};

@@ -348,6 +348,13 @@ json Daemon::create(const json& request) {
     auto paused = request.find("paused");
     if (paused != request.end() && !paused->is_boolean()) return failure("\"paused\" must be true or false");
     if (config->uuid.empty()) config->uuid = random_uuid();
+    // A card with no MAC gets one in Xen's range (00:16:3e), kept across reboots.
+    for (auto& vif : config->vifs) {
+        if (vif.mac) continue;
+        std::random_device random;
+        vif.mac = std::array<uint8_t, 6>{0x00, 0x16, 0x3e, static_cast<uint8_t>(random() & 0x7f),
+                                         static_cast<uint8_t>(random()), static_cast<uint8_t>(random())};
+    }
     Domain d;
     d.id = next_id();
     d.config = std::move(*config);

@@ -56,8 +56,10 @@ $4
 CFG
 }
 domain_file web1 160 2 'on_poweroff = "destroy"'
+truncate -s 16M /tmp/web2-data.img
 domain_file web2 128 1 'on_reboot = "restart"
-on_crash = "preserve"'
+on_crash = "preserve"
+disk = [ "file:/tmp/web2-data.img,xvdb,w" ]'
 domain_file web3 96 1 "vif = [ 'mac=00:16:3e:00:00:03, bridge=xenbr0' ]"
 
 for d in web1 web2 web3; do
@@ -146,6 +148,12 @@ check "[ $? = 0 ] && ! xl list | grep -q '^web1 '" "xl shutdown -w web1 returns 
 check "grep -q 'power button pressed' $STATE/logs/domain-$id1.console.log" "web1's acpid powered it off on the power button"
 check "[ -n \"$pid1\" ] && ! kill -0 $pid1 2>/dev/null" "web1's monitor ($pid1) has ended"
 
+xl block-list web2 >/tmp/disks.txt
+cat /tmp/disks.txt
+check "grep -q -E '^51728 +0 +[0-9]+ +4 +-1 +-1 +/tmp/web2-data.img' /tmp/disks.txt" "xl block-list shows web2's xvdb (51728) and its image"
+console_cmd web2 'echo VDA=$(cat /sys/block/vda/size)' '^VDA='
+check "[ \"$CONSOLE_VALUE\" = 32768 ]" "web2's guest sees its 16 MiB disk as vda (got $CONSOLE_VALUE sectors)"
+
 # 5. reboot with on_reboot=restart: a new boot, the same domain.
 id2=$(id_of web2)
 xl reboot web2
@@ -172,6 +180,10 @@ check "xl list | grep -q -E '^web3 +[0-9]+ +96 +1 '" "a new hospesd lists web3"
 console_cmd web3 'echo READOPTED=$((40+2))' '^READOPTED='
 check "[ \"$CONSOLE_VALUE\" = 42 ]" "xl console works on the re-adopted web3"
 check "ip link show vif$(id_of web3).0 >/dev/null 2>&1" "web3's tap vif$(id_of web3).0 is on the bridge"
+xl network-list web3 >/tmp/nics.txt
+cat /tmp/nics.txt
+check "grep -q -E '^0 +0 +00:16:3e:00:00:03 +0 +4 ' /tmp/nics.txt && grep -q 'vif$(id_of web3).0' /tmp/nics.txt" \
+    "xl network-list shows web3's card, its MAC and its tap"
 xl vcpu-list web3 >/tmp/vcpus.txt
 cat /tmp/vcpus.txt
 check "grep -q -E '^web3 +[0-9]+ +0 +0 +(r--|-b-) +[0-9.]+  all / all\$' /tmp/vcpus.txt" "xl vcpu-list shows web3's vCPU 0 and its affinity"
