@@ -38,20 +38,22 @@ std::string uptime_text(int64_t seconds) {
     return clock;
 }
 
+// Whether `row` (a list row) is one of `domains` (names or ids); all when none.
+bool is_one_of(const json& row, const std::vector<std::string>& domains) {
+    for (const auto& d : domains)
+        if (d == row["name"].get<std::string>() || d == std::to_string(row["id"].get<uint32_t>())) return true;
+    return domains.empty();
+}
+
 int list(const XlOptions& options) {
     auto rows = daemon_request({{"execute", "list"}});
     if (!rows) return 1;
     json shown = json::array();
-    for (const auto& row : *rows) {
-        bool wanted = options.domains.empty();
-        for (const auto& d : options.domains)
-            wanted = wanted || d == row["name"].get<std::string>() || d == std::to_string(row["id"].get<uint32_t>());
-        if (wanted) shown.push_back(row);
-    }
+    for (const auto& row : *rows)
+        if (is_one_of(row, options.domains)) shown.push_back(row);
     for (const auto& d : options.domains) {
         bool found = false;
-        for (const auto& row : shown)
-            found = found || d == row["name"].get<std::string>() || d == std::to_string(row["id"].get<uint32_t>());
+        for (const auto& row : shown) found = found || is_one_of(row, {d});
         if (!found) {
             log::error("domain '{}' does not exist", d);
             return 1;
@@ -116,10 +118,7 @@ int uptime(const XlOptions& options) {
     std::printf("%-33s %4s %s\n", "Name", "ID", "Uptime");
     int64_t now = static_cast<int64_t>(std::time(nullptr));
     for (const auto& row : *rows) {
-        bool wanted = options.domains.empty();
-        for (const auto& d : options.domains)
-            wanted = wanted || d == row["name"].get<std::string>() || d == std::to_string(row["id"].get<uint32_t>());
-        if (!wanted) continue;
+        if (!is_one_of(row, options.domains)) continue;
         int64_t seconds = 0;
         if (row["started_at"].is_null()) {
             std::FILE* f = std::fopen("/proc/uptime", "r");
@@ -171,16 +170,10 @@ int shutdown_or_reboot(const std::string& verb, const XlOptions& options) {
         auto done = daemon_request({{"execute", verb}, {"domain", name}});
         if (!done) return 1;
         for (const auto& row : *rows)
-            if (row["name"] == name || std::to_string(row["id"].get<uint32_t>()) == name)
+            if (is_one_of(row, {name}))
                 waited.emplace_back(row["id"].get<uint32_t>(), row["started_at"].is_null() ? 0 : row["started_at"].get<int64_t>());
     }
     return options.wait ? wait_for_shutdown(waited) : 0;
-}
-
-bool names(const json& row, const std::vector<std::string>& domains) {
-    for (const auto& d : domains)
-        if (d == row["name"].get<std::string>() || d == std::to_string(row["id"].get<uint32_t>())) return true;
-    return domains.empty();
 }
 
 int sched_credit(const XlOptions& options) {
@@ -203,7 +196,7 @@ int sched_credit(const XlOptions& options) {
     std::printf("%-33s %4s %6s %4s\n", "Name", "ID", "Weight", "Cap");
     bool found = false;
     for (const auto& row : *rows) {
-        if (!names(row, wanted)) continue;
+        if (!is_one_of(row, wanted)) continue;
         found = true;
         bool host = row["id"].get<uint32_t>() == 0;
         std::printf("%-33s %4u %6u %4u\n", row["name"].get<std::string>().c_str(), row["id"].get<uint32_t>(),
@@ -223,7 +216,7 @@ int vcpu_list(const XlOptions& options) {
     std::printf("%-32s %5s %5s %5s %5s %9s %s\n", "Name", "ID", "VCPU", "CPU", "State", "Time(s)",
                 "Affinity (Hard / Soft)");
     for (const auto& row : *rows) {
-        if (row["id"].get<uint32_t>() == 0 || !names(row, options.domains)) continue;
+        if (row["id"].get<uint32_t>() == 0 || !is_one_of(row, options.domains)) continue;
         auto vcpus = daemon_request({{"execute", "vcpu-list"}, {"domain", row["id"]}});
         if (!vcpus) return 1;
         for (const auto& v : *vcpus)
@@ -249,7 +242,7 @@ int device_list(const std::string& verb, const XlOptions& options) {
     for (const auto& name : options.domains) {
         const json* found = nullptr;
         for (const auto& row : *rows)
-            if (row["id"].get<uint32_t>() != 0 && names(row, {name})) found = &row;
+            if (row["id"].get<uint32_t>() != 0 && is_one_of(row, {name})) found = &row;
         if (found == nullptr) {
             log::error("{} is an invalid domain identifier", name);
             return 1;
