@@ -29,6 +29,7 @@ json query(const Server& server) {
                      {"read_bytes", d.counters.read_bytes},
                      {"write_bytes", d.counters.write_bytes},
                      {"throttled", d.counters.throttled},
+                     {"ring_empty", d.counters.ring_empty},
                      {"resubmitted", d.resubmitted}};
         disk.update(limits_json(d.policy.limits));
         disks.push_back(std::move(disk));

@@ -87,7 +87,9 @@ int Scheduler::run_disk(HostDisk& disk, Clock::time_point now, int budget) {
                     continue;
                 }
                 client->held_ = false;
-                double start = std::max(client->finish_, disk.virtual_time);
+                // A client whose ring ran dry for a moment keeps up to
+                // kReturnCredit ops of the share it missed (bounded lag).
+                double start = std::max(client->finish_, disk.virtual_time - kReturnCredit / client->policy_.weight);
                 if (best == nullptr || start < best_start ||
                     (start == best_start && client->last_turn_ < best->last_turn_)) {
                     best = client;
@@ -99,6 +101,7 @@ int Scheduler::run_disk(HostDisk& disk, Clock::time_point now, int budget) {
             auto request = best->device_->start_next();
             if (!request) {
                 best->waiting_ = false;  // the ring is empty: the next kick says when it is not
+                ++best->counters_.ring_empty;
                 continue;
             }
             ++started;
@@ -106,7 +109,7 @@ int Scheduler::run_disk(HostDisk& disk, Clock::time_point now, int budget) {
             if (std::find(touched.begin(), touched.end(), best) == touched.end()) touched.push_back(best);
             double bytes = static_cast<double>(request->bytes);
             double cost = 1 + bytes / kBytesPerOp;
-            disk.virtual_time = best_start;
+            disk.virtual_time = std::max(disk.virtual_time, best_start);
             best->finish_ = best_start + cost / best->policy_.weight;
             best->last_turn_ = ++turns_;
             best->requests_.take(1);

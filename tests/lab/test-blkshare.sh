@@ -26,6 +26,8 @@ while [ ! -S $DIR/b.sock ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 ctl() { hospes-blkback --control $DIR/control --send "$1"; }
 # requests A B: the back-end's counts so far, "A B".
 requests() { ctl '{"execute":"query"}' | grep -o '"requests":[0-9]*' | cut -d: -f2 | tr '\n' ' '; }
+# ring_empty A B: how often each guest's turn came with its ring empty.
+ring_empty() { ctl '{"execute":"query"}' | grep -o '"ring_empty":[0-9]*' | cut -d: -f2 | tr '\n' ' '; }
 HOST_DISK=$(ctl '{"execute":"query"}' | grep -o '"host_disk":"[0-9:]*"' | head -n 1 | cut -d'"' -f4)
 echo "lab-test: both images are on host disk $HOST_DISK"
 
@@ -91,11 +93,13 @@ guest_cmd "N=4; $READERS" '^READING-42'
 ctl '{"execute":"set-disk","disk":"b","weight":300}' >/dev/null
 sleep 3
 set -- $(requests); a0=$1 b0=$2
+set -- $(ring_empty); e0=$2
 sleep 20
 set -- $(requests); a1=$1 b1=$2
+set -- $(ring_empty); e1=$2
 A=$((a1 - a0)) B=$((b1 - b0))
 SHARE=$((A * 1000 / (A + B)))
-echo "lab-test: weights 1:3: A $A, B $B requests in 20 s (A $((SHARE / 10)).$((SHARE % 10)) %)"
+echo "lab-test: weights 1:3: A $A, B $B requests in 20 s (A $((SHARE / 10)).$((SHARE % 10)) %); B's ring ran empty $((e1 - e0)) times"
 check "[ $SHARE -ge 225 ] && [ $SHARE -le 275 ]" "with weights 1:3 guest A's share is within 10 % of 25 % (got $SHARE per mille)"
 
 # 4. A's own cap and burst, B idle, the host disk uncapped.
