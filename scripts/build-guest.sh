@@ -73,7 +73,7 @@ mkdir -p "$CACHE"
 GUEST_MODULES=(virtio virtio_ring virtio_mmio virtio_pci virtio_pci_modern_dev
     virtio_pci_legacy_dev virtio_blk virtio_net net_failover failover
     virtio_console virtio_rng ext4 jbd2 mbcache crc16 crc32c_generic libcrc32c
-    pvpanic pvpanic_mmio button evdev)
+    pvpanic pvpanic_mmio button evdev virtio_balloon)
 
 # ---------------------------------------------------------------------------
 # Version resolution (apt-cache only: works offline after `apt-get update`).
@@ -380,7 +380,7 @@ hostname hospes-guest
 
 # Load virtio drivers that are modules; failures are expected when a driver is
 # built in or its device is absent.
-for m in virtio_mmio virtio_blk virtio_net virtio_console virtio_rng pvpanic_mmio button evdev; do
+for m in virtio_mmio virtio_blk virtio_net virtio_console virtio_rng pvpanic_mmio button evdev virtio_balloon; do
     modprobe -q "$m" 2>/dev/null
 done
 

@@ -50,6 +50,9 @@ void add_run_command(CLI::App& app, RunOptions& options) {
                     "host CPUs the vCPUs may run on, as xl.cfg's cpus=: one CPULIST (e.g. 0-3,^1) for all, or "
                     "repeated once per vCPU");
     run->add_flag("--paused", options.paused, "start with the vCPUs paused (the control socket's unpause starts them)");
+    run->add_flag("--balloon", options.balloon,
+                  "a virtio-balloon device (the last virtio device): the control socket's balloon request lowers "
+                  "the guest's RAM and gives it back to the host, and free pages the guest reports go back too");
 }
 
 std::string default_guest_dir() {
@@ -66,6 +69,7 @@ Result<MachineConfig> machine_config(const RunOptions& options, const std::strin
     config.hugepages = options.hugepages;
     config.control_socket = options.control;
     config.start_paused = options.paused;
+    config.balloon = options.balloon;
     if (options.cpus.size() > 1 && options.cpus.size() != options.vcpus)
         return bad_input("--cpus: {} lists for {} vCPUs (give one for all, or one per vCPU)", options.cpus.size(),
                          options.vcpus);

@@ -33,6 +33,7 @@ struct RunOptions {
     std::string console_socket;  // serve the console on this socket instead of stdin
     std::string exit_file;       // written at exit: {"status":N,"reason":"..."}
     bool paused = false;         // start with the vCPUs paused
+    bool balloon = false;        // a virtio-balloon device
     std::vector<std::string> cpus;  // CPULIST for all vCPUs, or one per vCPU
 };
 

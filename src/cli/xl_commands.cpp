@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "common/log.hpp"
+#include "common/size.hpp"
 #include "common/unique_fd.hpp"
 #include "toolstack/domain_config.hpp"
 #include "toolstack/monitor_process.hpp"
@@ -365,6 +366,12 @@ void add_xl_commands(CLI::App& app, XlOptions& options, std::vector<CLI::App*>& 
     pin->add_option("domain", options.domain, "the domain")->required();
     pin->add_option("vcpu", options.vcpu, "the vCPU number, or all")->required();
     pin->add_option("cpus", options.cpus, "a CPU list: 0-3,5 or all (^N excludes)")->required();
+    for (auto [name, help] : {std::pair{"mem-set", "set a domain's memory (MiB, or with a k/m/g suffix); the balloon gives the rest back to the host"},
+                              {"mem-max", "set the most memory a domain may be given"}}) {
+        auto* command = verb(name, help);
+        command->add_option("domain", options.domain, "the domain")->required();
+        command->add_option("memory", options.memory, "e.g. 256 or 256m or 1g")->required();
+    }
     verb("block-list", "a domain's disks, as xl block-list")
         ->add_option("domains", options.domains, "the domains")->required();
     verb("network-list", "a domain's network cards, as xl network-list")
@@ -381,6 +388,15 @@ int xl_command(const std::string& name, const XlOptions& options) {
     if (name == "console") return attach_console(options.domains.at(0));
     if (name == "shutdown" || name == "reboot") return shutdown_or_reboot(name, options);
     if (name == "sched-credit") return sched_credit(options);
+    if (name == "mem-set" || name == "mem-max") {
+        // xl's sizes: a bare number is MiB (as memory=), suffixes k, m, g, t.
+        auto bytes = parse_size(options.memory);
+        if (!bytes) {
+            log::error("{}: '{}': {}", name, options.memory, bytes.error().message);
+            return kExitBadInput;
+        }
+        return daemon_request({{"execute", name}, {"domain", options.domain}, {"memory_mib", *bytes / MiB}}) ? 0 : 1;
+    }
     if (name == "block-list" || name == "network-list") return device_list(name, options);
     if (name == "vcpu-list") return vcpu_list(options);
     if (name == "vcpu-pin") {

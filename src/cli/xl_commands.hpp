@@ -23,6 +23,7 @@ struct XlOptions {
     std::optional<unsigned> weight;    // sched-credit -w
     std::optional<unsigned> cap;       // sched-credit -c
     std::string vcpu, cpus;            // vcpu-pin
+    std::string memory;                // mem-set, mem-max
 };
 
 // Adds the verbs; `verbs` gets each one's subcommand.

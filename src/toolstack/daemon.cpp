@@ -247,6 +247,11 @@ Result<void> Daemon::start(Domain& d, bool paused) {
     d.stopped.clear();
     save(d);
     watch(d);
+    if (d.config.memory_mib < d.config.maxmem_mib) {
+        auto target = json_request(p.control, {{"execute", "balloon"}, {"target_mib", d.config.memory_mib}});
+        if (!target) log::warn("domain {}: cannot set its memory to {} MiB: {}", d.id, d.config.memory_mib,
+                               target.error().message);
+    }
     return {};
 }
 
@@ -578,7 +583,8 @@ std::string Daemon::answer(std::string_view text) {
         Domain* d = find(request, error);
         if (command != "destroy" && command != "shutdown" && command != "reboot" && command != "pause" &&
             command != "unpause" && command != "console" && command != "rename" && command != "query" &&
-            command != "sched-credit" && command != "vcpu-pin" && command != "vcpu-list")
+            command != "sched-credit" && command != "vcpu-pin" && command != "vcpu-list" && command != "mem-set" &&
+            command != "mem-max")
             return failure(fmt::format("unknown command '{}'", command)).dump();
         if (d == nullptr) return failure(error).dump();
         uint32_t id = d->id;
@@ -605,7 +611,35 @@ std::string Daemon::answer(std::string_view text) {
         if (command == "sched-credit") return sched_credit(*d, request).dump();
         if (command == "vcpu-pin") return vcpu_pin(*d, request).dump();
         if (command == "vcpu-list") return vcpu_list(*d).dump();
+        if (command == "mem-max") {
+            // xl mem-max: the most the domain may be given; RAM is sized at
+            // boot, so a running domain cannot grow past what it booted with.
+            auto mib = request.find("memory_mib");
+            uint64_t booted = std::max(d->config.memory_mib, d->config.maxmem_mib);
+            if (mib == request.end() || !mib->is_number_unsigned() || mib->get<uint64_t>() < d->config.memory_mib ||
+                (d->pid != 0 && mib->get<uint64_t>() > booted))
+                return failure(fmt::format("mem-max: from {} MiB (its memory) to {} MiB{}", d->config.memory_mib,
+                                           d->pid != 0 ? booted : uint64_t{1} << 20,
+                                           d->pid != 0 ? " (what it booted with)" : ""))
+                    .dump();
+            d->config.maxmem_mib = mib->get<uint64_t>();
+            save(*d);
+            return ok().dump();
+        }
         if (d->pid == 0) return failure(fmt::format("domain '{}' is not running", d->config.name)).dump();
+        if (command == "mem-set") {
+            auto mib = request.find("memory_mib");
+            uint64_t most = std::max(d->config.memory_mib, d->config.maxmem_mib);
+            if (mib == request.end() || !mib->is_number_unsigned() || mib->get<uint64_t>() > most ||
+                mib->get<uint64_t>() < 16)
+                return failure(fmt::format("mem-set: from 16 to {} MiB (its maxmem)", most)).dump();
+            auto set = json_request(paths(id).control, {{"execute", "balloon"}, {"target_mib", mib->get<uint64_t>()}});
+            if (!set) return failure(fmt::format("domain '{}': {}", d->config.name, set.error().message)).dump();
+            d->config.maxmem_mib = most;
+            d->config.memory_mib = mib->get<uint64_t>();
+            save(*d);
+            return ok().dump();
+        }
         auto p = paths(id);
         if (command == "console") return ok({{"socket", p.console}}).dump();
         if (command == "reboot") {

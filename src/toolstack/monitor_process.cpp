@@ -23,7 +23,8 @@ std::vector<std::string> monitor_arguments(const DomainConfig& domain, uint32_t 
                                            bool paused) {
     std::vector<std::string> args = {"run",
                                      "--memory",
-                                     fmt::format("{}M", domain.memory_mib),
+                                     // Booted with maxmem; the balloon then holds it at memory.
+                                     fmt::format("{}M", std::max(domain.memory_mib, domain.maxmem_mib)),
                                      "--vcpus",
                                      std::to_string(domain.vcpus),
                                      "--control",
@@ -31,7 +32,9 @@ std::vector<std::string> monitor_arguments(const DomainConfig& domain, uint32_t 
                                      "--console-socket",
                                      paths.console,
                                      "--exit-file",
-                                     paths.exit_file};
+                                     paths.exit_file,
+                                     // mem-set works through it, as Xen's balloon driver.
+                                     "--balloon"};
     if (!domain.kernel.empty()) args.insert(args.end(), {"--kernel", domain.kernel});
     if (!domain.ramdisk.empty()) args.insert(args.end(), {"--initrd", domain.ramdisk});
     // The monitor's defaults (serial console, reboot and panic behaviour)

@@ -198,6 +198,11 @@ void MmioTransport::fail(const Error& error) {
     raise(kInterruptConfigChange);
 }
 
+void MmioTransport::config_changed() {
+    std::lock_guard lock(mutex_);
+    raise(kInterruptConfigChange);
+}
+
 void MmioTransport::raise(uint32_t cause) {
     interrupt_status_ |= cause;
     interrupt_();

@@ -40,6 +40,9 @@ public:
     // The device's backend event `index` is ready (on the I/O thread).
     void backend_ready(size_t index);
     std::vector<Device::BackendEvent> backend_events() const { return device_->backend_events(); }
+    // The device's configuration changed on the host's side (a balloon
+    // target): tells the driver with a configuration change interrupt.
+    void config_changed();
     // Runs `action` on the device under the transport's lock, for host-side
     // input that does not come through a file descriptor (console input).
     template <class Action>

@@ -34,6 +34,7 @@
 #include "backends/uring_block.hpp"
 #include "devices/virtio/blk.hpp"
 #include "devices/virtio/net.hpp"
+#include "devices/virtio/balloon.hpp"
 #include "devices/virtio/rng.hpp"
 #include "backends/tap.hpp"
 #include "arch/x86_64/aml.hpp"
@@ -156,10 +157,11 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& config, Ho
 
     // Counted before any disk is opened or tap created, so a refused machine
     // leaves no trace.
-    size_t device_count = 1 + (config.console == ConsoleKind::Virtio) + config.disks.size() + config.nets.size();
+    size_t device_count = 1 + config.balloon + (config.console == ConsoleKind::Virtio) + config.disks.size() + config.nets.size();
     if (device_count > x86::kVirtioMaxDevices)
-        return bad_input("{} virtio devices (the entropy source, disks, network cards, console); a guest has at most {}",
-                         device_count, x86::kVirtioMaxDevices);
+        return bad_input(
+            "{} virtio devices (the entropy source, the balloon, disks, network cards, console); a guest has at most {}",
+            device_count, x86::kVirtioMaxDevices);
 
     // The virtio devices, announced in the DSDT.
     std::vector<std::unique_ptr<virtio::Device>> virtio_devices;
@@ -192,6 +194,13 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& config, Ho
         auto device = create_net_device(net);
         if (!device) return std::unexpected(device.error());
         virtio_devices.push_back(std::move(*device));
+    }
+    // The balloon last, so the other devices keep their places.
+    devices::VirtioBalloon* balloon_device = nullptr;
+    if (config.balloon) {
+        auto balloon = std::make_unique<devices::VirtioBalloon>();
+        balloon_device = balloon.get();
+        virtio_devices.push_back(std::move(balloon));
     }
     auto acpi_devices = x86::pvpanic_device_aml(static_cast<uint16_t>(devices::PvPanic::kPort));
     for (size_t i = 0; i < virtio_devices.size(); ++i) {
@@ -240,6 +249,8 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& config, Ho
         if (!added) return std::unexpected(added.error());
     }
     machine->memory_size_ = config.memory_size;
+    machine->balloon_ = balloon_device;
+    if (balloon_device != nullptr) machine->balloon_transport_ = machine->virtio_.back();
     machine->start_paused_ = config.start_paused;
     for (uint32_t i = 0; i < config.vcpus && !config.vcpu_cpus.empty(); ++i)
         machine->vcpu_cpus_.push_back(config.vcpu_cpus[config.vcpu_cpus.size() == 1 ? 0 : i]);
@@ -384,6 +395,17 @@ Result<void> Machine::pin_vcpu(size_t vcpu, const std::vector<unsigned>& cpus) {
     return {};
 }
 
+Result<void> Machine::set_memory_target(uint64_t bytes) {
+    if (balloon_ == nullptr) return bad_input("this guest has no balloon (hospes run --balloon)");
+    if (bytes > memory_size_ || bytes < kMinimumMemory)
+        return bad_input("the target must be from {} to {} MiB", kMinimumMemory / MiB, memory_size_ / MiB);
+    auto pages = static_cast<uint32_t>((memory_size_ - bytes) / devices::VirtioBalloon::kPageSize);
+    balloon_transport_->with_device([&](virtio::Device&) { balloon_->set_target_pages(pages); });
+    balloon_transport_->config_changed();
+    log::info("memory target {} MiB: the balloon asked for {} pages", bytes / MiB, pages);
+    return {};
+}
+
 Result<void> Machine::pause() {
     std::lock_guard lock(pause_mutex_);
     if (paused_) return {};
@@ -431,8 +453,16 @@ std::string Machine::control_answer(std::string_view text) {
         if (!pinned) return error(pinned.error().message);
         return json{{"return", json::object()}}.dump();
     }
+    if (command == "balloon") {
+        auto target = request.find("target_mib");
+        if (target == request.end() || !target->is_number_unsigned() || request.size() != 2)
+            return error("balloon takes \"target_mib\" (a number)");
+        auto set = set_memory_target(target->get<uint64_t>() * MiB);
+        if (!set) return error(set.error().message);
+        return json{{"return", json::object()}}.dump();
+    }
     if (command != "query" && command != "power-button" && command != "pause" && command != "unpause")
-        return error("unknown command '" + command + "' (query, power-button, pause, unpause, pin-vcpu)");
+        return error("unknown command '" + command + "' (query, power-button, pause, unpause, pin-vcpu, balloon)");
     if (request.size() != 1) return error(command + " takes no arguments");
     if (command == "power-button") {
         acpi_pm_->press_power_button();
@@ -448,12 +478,15 @@ std::string Machine::control_answer(std::string_view text) {
         std::lock_guard lock(pause_mutex_);
         paused = paused_;
     }
-    return json{{"return",
-                 {{"status", paused ? "paused" : "running"},
-                  {"vcpus", vcpus_.size()},
-                  {"vcpu_threads", vcpu_tids_},
-                  {"memory_bytes", memory_size_}}}}
-        .dump();
+    json answer = {{"status", paused ? "paused" : "running"},
+                   {"vcpus", vcpus_.size()},
+                   {"vcpu_threads", vcpu_tids_},
+                   {"memory_bytes", memory_size_}};
+    if (balloon_ != nullptr)
+        answer["balloon"] = {{"target_pages", balloon_->target_pages()},
+                             {"actual_pages", balloon_->actual_pages()},
+                             {"released_bytes", balloon_->discarded_bytes()}};
+    return json{{"return", std::move(answer)}}.dump();
 }
 
 bool Machine::deliver_console_input(std::span<const uint8_t> bytes) {

@@ -28,6 +28,7 @@ namespace hospes {
 namespace devices {
 class AcpiPm;
 class Serial;
+class VirtioBalloon;
 class VirtioConsole;
 }
 namespace virtio {
@@ -67,6 +68,7 @@ struct MachineConfig {
     bool hugepages = false;  // guest RAM on the host's huge pages
     std::string control_socket;  // the monitor's control socket; empty: none
     bool start_paused = false;   // the vCPUs wait for an unpause request
+    bool balloon = false;        // a virtio-balloon, so the control socket's balloon can lower the guest's RAM
 };
 
 inline constexpr uint64_t kMinimumMemory = 4 * 1024 * 1024;
@@ -85,6 +87,8 @@ public:
     // Stops every vCPU (the guest's clock with them) / lets them go on.
     Result<void> pause();
     Result<void> resume();
+    // Asks the guest's balloon driver to leave it `bytes` of RAM.
+    Result<void> set_memory_target(uint64_t bytes);
     // Lets vCPU `vcpu`'s thread run only on `cpus`.
     Result<void> pin_vcpu(size_t vcpu, const std::vector<unsigned>& cpus);
 
@@ -114,6 +118,9 @@ private:
     std::vector<std::shared_ptr<virtio::MmioTransport>> virtio_;
     // With --console virtio: the device (owned by its transport) and that transport.
     devices::VirtioConsole* virtio_console_ = nullptr;
+    // The balloon (owned by its transport, the last virtio device).
+    devices::VirtioBalloon* balloon_ = nullptr;
+    std::shared_ptr<virtio::MmioTransport> balloon_transport_;
     std::shared_ptr<virtio::MmioTransport> virtio_console_transport_;
     std::vector<UniqueFd> event_fds_;  // irqfds and ioeventfds, registered with KVM
     std::optional<EventLoop> io_loop_;

@@ -8,6 +8,9 @@
 #     back, Ctrl-] detaches.
 #  3. `xl pause` stops the guest (state p, its clock does not advance);
 #     `xl unpause` resumes it.
+#  3b. `xl mem-set` through the balloon: the guest's MemTotal and the
+#     monitor's RSS fall, a higher target gives MemTotal back, more than
+#     maxmem is one error.
 #  4. `xl shutdown -w` (on_poweroff=destroy): the guest powers off on the
 #     ACPI power button and the domain is gone.
 #  5. `xl reboot` (on_reboot=restart): a new boot of the same domain.
@@ -25,6 +28,7 @@ LAB_TEST_NAME=toolstack
 mount -t cgroup2 none /sys/fs/cgroup
 
 STATE=/var/lib/hospes
+pid_of() { xl list -l "$1" | sed -n 's/.*"pid": \([0-9]*\).*/\1/p'; }
 # The monitors' pids: processes running `hospes run`.
 monitors() {
     for p in /proc/[0-9]*; do
@@ -139,8 +143,33 @@ check "awk -v g=\$(echo '$g2 - $g1' | awk '{print \$1 - \$3}') -v l=\$(echo '$l2
     "the guest's clock did not advance while paused"
 check "xl list web1 | grep -q -E '^web1 .* [-rb]{2}---- '" "unpaused, web1 runs again"
 
+# 3b. mem-set: the balloon lowers the guest's MemTotal and gives the
+# memory back to the host (the monitor's RSS).
+meminfo() { console_cmd web1 "echo $1=\$(grep $2 /proc/meminfo | tr -s ' ' | cut -d' ' -f2)" "^$1="; }
+rss_kib() { awk '/VmRSS/ { print $2 }' "/proc/$1/status"; }
+meminfo MT1 MemTotal
+mt1=$CONSOLE_VALUE
+console_cmd web1 'dd if=/dev/zero of=/tmp/fill bs=1M count=80 2>/dev/null; echo FILLED=1' '^FILLED='
+rss1=$(rss_kib "$(pid_of web1)")
+console_cmd web1 'rm /tmp/fill; echo EMPTIED=1' '^EMPTIED='
+xl mem-set web1 96
+check "[ $? = 0 ] && xl list web1 | grep -q -E '^web1 +[0-9]+ +96 '" "xl mem-set web1 96: listed with 96 MiB"
+sleep 10
+meminfo MT2 MemTotal
+mt2=$CONSOLE_VALUE
+rss2=$(rss_kib "$(pid_of web1)")
+echo "lab-test: web1 MemTotal $mt1 -> $mt2 kB, monitor RSS $rss1 -> $rss2 kB (80 MiB filled and freed, then mem-set 160 -> 96 MiB)"
+check "[ $((mt1 - mt2)) -ge 60000 ]" "the guest's MemTotal fell by about 64 MiB ($mt1 -> $mt2 kB)"
+check "[ $((rss1 - rss2)) -ge 49152 ]" "the monitor's RSS fell by at least 48 MiB ($rss1 -> $rss2 kB)"
+xl mem-set web1 160m
+sleep 5
+meminfo MT3 MemTotal
+echo "lab-test: after mem-set web1 160m, MemTotal $CONSOLE_VALUE kB"
+check "[ $CONSOLE_VALUE = $mt1 ]" "mem-set back to 160 MiB deflates: MemTotal is $mt1 kB again (got $CONSOLE_VALUE)"
+out=$(xl mem-set web1 4g 2>&1)
+check "[ $? = 1 ] && echo \"\$out\" | grep -q 'mem-set: from 16 to 160 MiB'" "mem-set above maxmem is one error (said: $out)"
+
 # 4. shutdown -w with on_poweroff=destroy.
-pid_of() { xl list -l "$1" | sed -n 's/.*"pid": \([0-9]*\).*/\1/p'; }
 pid1=$(pid_of web1)
 id1=$(id_of web1)
 timeout 120 xl shutdown -w web1
