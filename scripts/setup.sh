@@ -7,7 +7,7 @@ packages=(
   # build
   cmake ninja-build g++ pkg-config
   # libraries
-  libcli11-dev libfmt-dev libspdlog-dev libgtest-dev libgmock-dev libbenchmark-dev liburing-dev libseccomp-dev nlohmann-json3-dev
+  libcli11-dev libfmt-dev libspdlog-dev libgtest-dev libgmock-dev libbenchmark-dev liburing-dev libseccomp-dev nlohmann-json3-dev libcpp-httplib-dev
   # fuzzing (libFuzzer comes with clang's runtime)
   clang-19 libclang-rt-19-dev
   # default guest and nested lab (the lab's emulator: see below)

@@ -1,12 +1,16 @@
 #include "cli/xl_commands.hpp"
 
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <map>
 #include <cstdlib>
 #include <ctime>
 #include <thread>
@@ -273,6 +277,195 @@ int device_list(const std::string& verb, const XlOptions& options) {
     return 0;
 }
 
+
+int dmesg(const XlOptions& options) {
+    auto kept = daemon_request({{"execute", "dmesg"}, {"clear", options.clear}});
+    if (!kept) return 1;
+    for (const auto& line : (*kept)["lines"]) std::printf("%s\n", line.get<std::string>().c_str());
+    return 0;
+}
+
+// ------------------------------------------------------------------- top
+
+volatile sig_atomic_t top_interrupted = 0;
+
+// One domain's totals, summed over its devices, as xentop counts them.
+struct TopTotals {
+    double cpu_seconds = 0;
+    unsigned nets = 0, vbds = 0;
+    uint64_t net_tx = 0, net_rx = 0;  // bytes the guest sent / was given
+    uint64_t rd_reqs = 0, wr_reqs = 0, rd_bytes = 0, wr_bytes = 0;
+};
+
+TopTotals top_totals(const json& row) {
+    TopTotals t;
+    t.cpu_seconds = row["cpu_seconds"].get<double>();
+    auto counter = [](const json& device, const char* name) {
+        return device["counters"].value(name, uint64_t{0});
+    };
+    for (const auto& device : row.value("devices", json::array())) {
+        if (device["type"] == "network") {
+            ++t.nets;
+            t.net_tx += counter(device, "tx_bytes");
+            t.net_rx += counter(device, "rx_bytes");
+        } else {
+            ++t.vbds;
+            t.rd_reqs += counter(device, "read_requests");
+            t.wr_reqs += counter(device, "write_requests");
+            t.rd_bytes += counter(device, "read_bytes");
+            t.wr_bytes += counter(device, "write_bytes");
+        }
+    }
+    return t;
+}
+
+// xentop's six state letters: dying, shutdown, blocked, crashed, paused, running.
+std::string top_state(const json& row) {
+    std::string letters = "------";
+    std::string xl = row["state"].get<std::string>();  // xl list's r b p s (shutdown reason) d
+    if (xl[0] == 'r') letters[5] = 'r';
+    if (xl[1] == 'b') letters[2] = 'b';
+    if (xl[2] == 'p') letters[4] = 'p';
+    if (xl[3] == 's') letters[1] = 's';
+    if (xl[4] == 'c') letters[3] = 'c';
+    return letters;
+}
+
+unsigned digits(uint64_t value) { return static_cast<unsigned>(std::log10(static_cast<double>(value) + 1)) + 1; }
+
+// One frame: xentop's table (tools/xentop/xentop.c: columns, widths, the
+// summary above it when not in batch mode), then hospes's rate columns.
+void print_top_frame(const json& rows, const json& host, const std::map<uint32_t, TopTotals>& before,
+                     double elapsed, const XlOptions& options) {
+    uint64_t total_kib = host["total_memory"].get<uint64_t>() * 1024;
+    if (!options.batch) {
+        char clock[16];
+        std::time_t now = std::time(nullptr);
+        std::strftime(clock, sizeof(clock), "%H:%M:%S", std::localtime(&now));
+        unsigned counts[6] = {};  // running, blocked, paused, crashed, dying, shutdown
+        for (const auto& row : rows) {
+            std::string state = top_state(row);
+            if (state[5] == 'r') ++counts[0];
+            else if (state[2] == 'b') ++counts[1];
+            else if (state[4] == 'p') ++counts[2];
+            else if (state[1] == 's' && state[3] != 'c') ++counts[5];
+            else if (state[3] == 'c') ++counts[3];
+        }
+        uint64_t free_kib = host["free_memory"].get<uint64_t>() * 1024;
+        std::printf("\033[H\033[2Jxentop - %s   Xen 4.17.0-hospes\n", clock);
+        std::printf("%zu domains: %u running, %u blocked, %u paused, %u crashed, %u dying, %u shutdown \n", rows.size(),
+                    counts[0], counts[1], counts[2], counts[3], counts[4], counts[5]);
+        std::printf("Mem: %luk total, %luk used, %luk free    CPUs: %u @ %luMHz\n",
+                    static_cast<unsigned long>(total_kib), static_cast<unsigned long>(total_kib - free_kib),
+                    static_cast<unsigned long>(free_kib), host["nr_cpus"].get<unsigned>(),
+                    static_cast<unsigned long>(host["cpu_khz"].get<uint64_t>() / 1000));
+    }
+    std::vector<TopTotals> totals;
+    unsigned name_width = 10, tx_width = 8, rx_width = 8, rd_width = 8, wr_width = 8, rsect_width = 10, wsect_width = 10;
+    for (const auto& row : rows) {
+        totals.push_back(top_totals(row));
+        const TopTotals& t = totals.back();
+        if (options.full_name) name_width = std::max<unsigned>(name_width, static_cast<unsigned>(row["name"].get<std::string>().size()));
+        tx_width = std::max(tx_width, digits(t.net_tx / 1024 + 1));
+        rx_width = std::max(rx_width, digits(t.net_rx / 1024 + 1));
+        rd_width = std::max(rd_width, digits(t.rd_reqs + 1));
+        wr_width = std::max(wr_width, digits(t.wr_reqs + 1));
+        rsect_width = std::max(rsect_width, digits(t.rd_bytes / 512 + 1));
+        wsect_width = std::max(wsect_width, digits(t.wr_bytes / 512 + 1));
+    }
+    std::printf("%*s %6s %10s %6s %10s %6s %10s %9s %5s %4s %*s %*s %4s %8s %*s %*s %*s %*s %4s %10s %10s %8s %8s\n",
+                name_width, "NAME", "STATE", "CPU(sec)", "CPU(%)", "MEM(k)", "MEM(%)", "MAXMEM(k)", "MAXMEM(%)", "VCPUS",
+                "NETS", tx_width, "NETTX(k)", rx_width, "NETRX(k)", "VBDS", "VBD_OO", rd_width, "VBD_RD", wr_width,
+                "VBD_WR", rsect_width, "VBD_RSECT", wsect_width, "VBD_WSECT", "SSID", "NETTX(k/s)", "NETRX(k/s)",
+                "VBD_RD/s", "VBD_WR/s");
+    for (size_t i = 0; i < rows.size(); ++i) {
+        const json& row = rows[i];
+        const TopTotals& t = totals[i];
+        uint32_t id = row["id"].get<uint32_t>();
+        auto previous = before.find(id);
+        // Rates need a previous frame, as xentop's CPU(%).
+        auto rate = [&](auto field) {
+            if (previous == before.end() || elapsed <= 0) return 0.0;
+            return static_cast<double>(field(t) - std::min(field(t), field(previous->second))) / elapsed;
+        };
+        double cpu_pct = previous == before.end() || elapsed <= 0
+                             ? 0.0
+                             : std::max(0.0, t.cpu_seconds - previous->second.cpu_seconds) / elapsed * 100.0;
+        uint64_t mem_kib = row["memory_mib"].get<uint64_t>() * 1024;
+        std::string name = row["name"].get<std::string>();
+        if (!options.full_name) name = name.substr(0, 10);
+        std::string maxmem = "no limit", maxmem_pct = "n/a";
+        if (id != 0) {
+            uint64_t max_kib = row.value("maxmem_mib", row["memory_mib"].get<uint64_t>()) * 1024;
+            maxmem = std::to_string(max_kib);
+            maxmem_pct = fmt::format("{:.1f}", static_cast<double>(max_kib) / static_cast<double>(total_kib) * 100.0);
+        }
+        std::printf("%*s %6s %10lu %6.1f %10lu %6.1f %10s %9s %5u %4u %*lu %*lu %4u %8lu %*lu %*lu %*lu %*lu %4u %10.1f %10.1f %8.1f %8.1f\n",
+                    name_width, name.c_str(), top_state(row).c_str(), static_cast<unsigned long>(t.cpu_seconds),
+                    cpu_pct, static_cast<unsigned long>(mem_kib),
+                    static_cast<double>(mem_kib) / static_cast<double>(total_kib) * 100.0, maxmem.c_str(),
+                    maxmem_pct.c_str(), row["vcpus"].get<unsigned>(), t.nets, tx_width,
+                    static_cast<unsigned long>(t.net_tx / 1024), rx_width, static_cast<unsigned long>(t.net_rx / 1024),
+                    t.vbds, 0ul, rd_width, static_cast<unsigned long>(t.rd_reqs), wr_width,
+                    static_cast<unsigned long>(t.wr_reqs), rsect_width, static_cast<unsigned long>(t.rd_bytes / 512),
+                    wsect_width, static_cast<unsigned long>(t.wr_bytes / 512), 0u,
+                    rate([](const TopTotals& x) { return x.net_tx; }) / 1024,
+                    rate([](const TopTotals& x) { return x.net_rx; }) / 1024,
+                    rate([](const TopTotals& x) { return x.rd_reqs; }),
+                    rate([](const TopTotals& x) { return x.wr_reqs; }));
+    }
+    std::fflush(stdout);
+}
+
+// xl top (xentop): a frame every -d seconds, -i frames (0: until q, or
+// Ctrl-C); -b prints frames one after another with no summary.
+int top(const XlOptions& options) {
+    if (options.delay == 0) {
+        log::error("top: the delay is at least 1 second");
+        return kExitBadInput;
+    }
+    struct sigaction stop {};
+    stop.sa_handler = [](int) { top_interrupted = 1; };
+    sigemptyset(&stop.sa_mask);
+    ::sigaction(SIGINT, &stop, nullptr);
+    ::sigaction(SIGTERM, &stop, nullptr);
+    std::optional<termios> saved;
+    if (!options.batch && ::isatty(STDIN_FILENO)) {
+        termios terminal{};
+        if (::tcgetattr(STDIN_FILENO, &terminal) == 0) {
+            saved = terminal;
+            terminal.c_lflag &= ~static_cast<tcflag_t>(ICANON | ECHO);
+            ::tcsetattr(STDIN_FILENO, TCSANOW, &terminal);
+        }
+    }
+    std::map<uint32_t, TopTotals> before;
+    auto previous_time = std::chrono::steady_clock::now();
+    int status = 0;
+    for (unsigned frame = 1; !top_interrupted; ++frame) {
+        auto host = daemon_request({{"execute", "info"}});
+        auto rows = host ? daemon_request({{"execute", "top"}}) : std::nullopt;
+        if (!rows) {
+            status = 1;
+            break;
+        }
+        auto now = std::chrono::steady_clock::now();
+        double elapsed = std::chrono::duration<double>(now - previous_time).count();
+        print_top_frame(*rows, *host, before, elapsed, options);
+        before.clear();
+        for (const auto& row : *rows) before[row["id"].get<uint32_t>()] = top_totals(row);
+        previous_time = now;
+        if (options.iterations != 0 && frame >= options.iterations) break;
+        // Until the next frame: a key (q quits, any other redraws) or the delay.
+        pollfd input{options.batch ? -1 : STDIN_FILENO, POLLIN, 0};
+        if (::poll(&input, 1, static_cast<int>(options.delay * 1000)) > 0) {
+            char key = 0;
+            if (::read(STDIN_FILENO, &key, 1) <= 0 || key == 'q' || key == 'Q') break;
+        }
+    }
+    if (saved) ::tcsetattr(STDIN_FILENO, TCSANOW, &*saved);
+    return status;
+}
+
 }  // namespace
 
 std::optional<json> daemon_request(const json& request, int timeout_seconds) {
@@ -376,6 +569,14 @@ void add_xl_commands(CLI::App& app, XlOptions& options, std::vector<CLI::App*>& 
         ->add_option("domains", options.domains, "the domains")->required();
     verb("network-list", "a domain's network cards, as xl network-list")
         ->add_option("domains", options.domains, "the domains")->required();
+    for (const char* name : {"dmesg", "log"})
+        verb(name, "hospesd's recent messages (the last 1000), as xl dmesg")
+            ->add_flag("-c,--clear", options.clear, "forget them after printing");
+    auto* top_verb = verb("top", "the domains' CPU, memory, network and disk use, refreshed, as xentop");
+    top_verb->add_flag("-b,--batch", options.batch, "frames one after another, no summary, no keys");
+    top_verb->add_option("-d,--delay", options.delay, "seconds between frames (default 3)");
+    top_verb->add_option("-i,--iterations", options.iterations, "frames to show, then end (0: until q or Ctrl-C)");
+    top_verb->add_flag("-f,--full-name", options.full_name, "names in full, not cut at 10 characters");
     auto* rename = verb("rename", "give a domain a new name");
     rename->add_option("domain", options.domains, "the domain (name or id)")->required()->expected(1);
     rename->add_option("new_name", options.new_name, "its new name")->required();
@@ -384,6 +585,8 @@ void add_xl_commands(CLI::App& app, XlOptions& options, std::vector<CLI::App*>& 
 int xl_command(const std::string& name, const XlOptions& options) {
     if (name == "list") return list(options);
     if (name == "info") return info();
+    if (name == "dmesg" || name == "log") return dmesg(options);
+    if (name == "top") return top(options);
     if (name == "uptime") return uptime(options);
     if (name == "console") return attach_console(options.domains.at(0));
     if (name == "shutdown" || name == "reboot") return shutdown_or_reboot(name, options);

@@ -24,6 +24,11 @@ struct XlOptions {
     std::optional<unsigned> cap;       // sched-credit -c
     std::string vcpu, cpus;            // vcpu-pin
     std::string memory;                // mem-set, mem-max
+    bool clear = false;                // dmesg -c
+    bool batch = false;                // top -b
+    bool full_name = false;            // top -f
+    unsigned delay = 3;                // top -d: seconds between refreshes
+    unsigned iterations = 0;           // top -i: refreshes before it ends; 0: until q or Ctrl-C
 };
 
 // Adds the verbs; `verbs` gets each one's subcommand.

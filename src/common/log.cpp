@@ -1,8 +1,47 @@
 #include "common/log.hpp"
 
+#include <deque>
+#include <memory>
+#include <mutex>
+
+#include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 
 namespace hospes::log {
+
+namespace {
+
+// The last N formatted messages.
+class RecentSink : public spdlog::sinks::base_sink<std::mutex> {
+public:
+    explicit RecentSink(size_t capacity) : capacity_(capacity) {}
+
+    std::vector<std::string> take(bool clear) {
+        std::lock_guard lock(mutex_);
+        std::vector<std::string> lines(lines_.begin(), lines_.end());
+        if (clear) lines_.clear();
+        return lines;
+    }
+
+protected:
+    void sink_it_(const spdlog::details::log_msg& message) override {
+        spdlog::memory_buf_t text;
+        formatter_->format(message, text);
+        std::string line(text.data(), text.size());
+        while (!line.empty() && line.back() == '\n') line.pop_back();
+        lines_.push_back(std::move(line));
+        if (lines_.size() > capacity_) lines_.pop_front();
+    }
+    void flush_() override {}
+
+private:
+    size_t capacity_;
+    std::deque<std::string> lines_;
+};
+
+std::shared_ptr<RecentSink> recent_sink;
+
+}  // namespace
 
 void init(bool verbose, const char* program) {
     auto logger = spdlog::get(program);
@@ -10,6 +49,18 @@ void init(bool verbose, const char* program) {
     logger->set_pattern(std::string(program) + ": %l: %v");
     logger->set_level(verbose ? spdlog::level::debug : spdlog::level::info);
     spdlog::set_default_logger(logger);
+}
+
+void keep_recent(size_t lines) {
+    if (recent_sink) return;
+    recent_sink = std::make_shared<RecentSink>(lines);
+    recent_sink->set_pattern("[%Y-%m-%d %H:%M:%S.%e] %l: %v");
+    spdlog::default_logger()->sinks().push_back(recent_sink);
+}
+
+std::vector<std::string> recent(bool clear) {
+    if (!recent_sink) return {};
+    return recent_sink->take(clear);
 }
 
 }  // namespace hospes::log

@@ -1,6 +1,10 @@
 // Logging to stderr through spdlog, one line per event, prefixed "hospes:".
 #pragma once
 
+#include <cstddef>
+#include <string>
+#include <vector>
+
 #include <spdlog/spdlog.h>
 
 namespace hospes::log {
@@ -8,6 +12,12 @@ namespace hospes::log {
 // Installs the stderr logger, its lines prefixed "`program`:"; `verbose`
 // enables debug messages.
 void init(bool verbose, const char* program = "hospes");
+
+// Keeps the last `lines` messages in memory as well, with their time (a
+// daemon's `xl dmesg`). Call after init().
+void keep_recent(size_t lines);
+// The kept messages, oldest first; `clear` forgets them afterwards.
+std::vector<std::string> recent(bool clear = false);
 
 using spdlog::debug;
 using spdlog::error;

@@ -6,6 +6,7 @@
 
 #include "common/log.hpp"
 #include "toolstack/daemon.hpp"
+#include "toolstack/metrics.hpp"
 
 int main(int argc, char** argv) {
     sigset_t signals;
@@ -22,6 +23,8 @@ int main(int argc, char** argv) {
     app.add_option("--socket", options.socket, "the API's unix socket")->capture_default_str();
     app.add_option("--state-dir", options.state_dir, "where domains' state and logs are kept")->capture_default_str();
     app.add_option("--monitor", options.monitor, "the hospes program that runs each domain")->capture_default_str();
+    std::string metrics;
+    app.add_option("--metrics", metrics, "serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9101)");
     bool no_cgroups = false;
     app.add_flag("--no-cgroups", no_cgroups, "leave the host's cgroups alone (cpu_weight and cap are not applied)");
     app.add_flag("-v,--verbose", verbose, "log debug messages");
@@ -35,11 +38,21 @@ int main(int argc, char** argv) {
         return hospes::kExitBadInput;
     }
     hospes::log::init(verbose, "hospesd");
+    hospes::log::keep_recent(1000);  // xl dmesg
     options.cgroups = !no_cgroups;
     auto daemon = hospes::toolstack::Daemon::create(options);
     if (!daemon) {
         hospes::log::error("{}", daemon.error().message);
         return hospes::exit_status_for(daemon.error());
+    }
+    std::unique_ptr<hospes::toolstack::MetricsServer> metrics_server;
+    if (!metrics.empty()) {
+        auto started = hospes::toolstack::MetricsServer::start(metrics, options.socket);
+        if (!started) {
+            hospes::log::error("{}", started.error().message);
+            return hospes::exit_status_for(started.error());
+        }
+        metrics_server = std::move(*started);
     }
     return (*daemon)->run();
 }

@@ -154,7 +154,8 @@ void Daemon::save(const Domain& d) const {
     json state = {{"id", d.id},          {"config", domain_to_json(d.config)},
                   {"started_at", d.started_at}, {"pid", d.pid},
                   {"start_ticks", d.start_ticks}, {"paused", d.paused},
-                  {"reboot_requested", d.reboot_requested}, {"stopped", d.stopped}};
+                  {"reboot_requested", d.reboot_requested}, {"stopped", d.stopped},
+                  {"restarts", d.restarts}};
     if (auto r = write_file(domain_dir(d.id) + "/domain.json", state.dump(2) + "\n"); !r)
         log::error("domain {}: {}", d.id, r.error().message);
 }
@@ -194,6 +195,7 @@ void Daemon::adopt_all() {
             d.paused = state.value("paused", false);
             d.reboot_requested = state.value("reboot_requested", false);
             d.stopped = state.value("stopped", std::string());
+            d.restarts = state.value("restarts", uint64_t{0});
         } catch (const json::exception& e) {
             log::error("{}: {}", (entry.path() / "domain.json").string(), e.what());
             continue;
@@ -301,6 +303,7 @@ void Daemon::monitor_ended(uint32_t id) {
     case DomainAction::Restart:
     case DomainAction::CoredumpRestart: {
         Domain& again = domains_.at(id);
+        ++again.restarts;
         if (auto r = start(again, false); !r) {
             log::error("domain {} ({}): cannot restart it: {}", id, again.config.name, r.error().message);
             remove(id);
@@ -413,6 +416,7 @@ json Daemon::list() const {
                         {"uuid", d.config.uuid},
                         {"started_at", d.started_at},
                         {"pid", d.pid},
+                        {"restarts", d.restarts},
                         {"config", domain_to_json(d.config)}});
     }
     return rows;
@@ -534,7 +538,7 @@ json Daemon::vcpu_pin(Domain& d, const json& request) {
     return ok();
 }
 
-json Daemon::vcpu_list(const Domain& d) {
+json Daemon::vcpu_list(Domain& d, const json&) {
     json rows = json::array();
     if (d.pid == 0) return ok(rows);
     auto query = json_request(paths(d.id).control, {{"execute", "query"}});
@@ -569,91 +573,153 @@ json Daemon::vcpu_list(const Domain& d) {
     return ok(rows);
 }
 
+json Daemon::list_command(const json&) { return ok(list()); }
+
+json Daemon::info_command(const json&) { return ok(host_info()); }
+
+json Daemon::dmesg(const json& request) {
+    auto clear = request.find("clear");
+    if (clear != request.end() && !clear->is_boolean()) return failure("dmesg: \"clear\" must be true or false");
+    return ok({{"lines", log::recent(clear != request.end() && clear->get<bool>())}});
+}
+
+json Daemon::top(const json&) {
+    // list's rows, with each running domain's devices and their counters
+    // from its monitor (a monitor that does not answer at once shows none).
+    json rows = list();
+    for (auto& row : rows) {
+        row["devices"] = json::array();
+        auto found = domains_.find(row["id"].get<uint32_t>());
+        if (found == domains_.end()) continue;
+        const Domain& d = found->second;
+        row["maxmem_mib"] = std::max(d.config.memory_mib, d.config.maxmem_mib);
+        if (d.pid == 0) continue;
+        auto query = json_request(paths(d.id).control, {{"execute", "query"}}, std::chrono::seconds(2));
+        if (!query) {
+            log::warn("domain {} ({}): no counters: {}", d.id, d.config.name, query.error().message);
+            continue;
+        }
+        row["devices"] = query->value("devices", json::array());
+    }
+    return ok(rows);
+}
+
+json Daemon::destroy(Domain& d, const json&) {
+    uint32_t id = d.id;
+    remove(id);
+    log::info("domain {} destroyed", id);
+    return ok();
+}
+
+json Daemon::query(Domain& d, const json&) {
+    for (auto& row : list())
+        if (row["id"] == d.id) return ok(std::move(row));
+    return failure("query: the domain vanished");
+}
+
+json Daemon::rename(Domain& d, const json& request) {
+    auto name = request.find("name");
+    if (name == request.end() || !name->is_string() || !valid_name(name->get<std::string>()))
+        return failure("rename: \"name\" must be 1 to 64 letters, digits, '-', '_' or '.'");
+    for (const auto& [other, o] : domains_)
+        if (o.config.name == name->get<std::string>())
+            return failure(fmt::format("domain '{}' already exists", o.config.name));
+    log::info("domain {} ({}) renamed {}", d.id, d.config.name, name->get<std::string>());
+    d.config.name = name->get<std::string>();
+    save(d);
+    return ok();
+}
+
+json Daemon::mem_max(Domain& d, const json& request) {
+    // xl mem-max: the most the domain may be given; RAM is sized at boot,
+    // so a running domain cannot grow past what it booted with.
+    auto mib = request.find("memory_mib");
+    uint64_t booted = std::max(d.config.memory_mib, d.config.maxmem_mib);
+    if (mib == request.end() || !mib->is_number_unsigned() || mib->get<uint64_t>() < d.config.memory_mib ||
+        (d.pid != 0 && mib->get<uint64_t>() > booted))
+        return failure(fmt::format("mem-max: from {} MiB (its memory) to {} MiB{}", d.config.memory_mib,
+                                   d.pid != 0 ? booted : uint64_t{1} << 20, d.pid != 0 ? " (what it booted with)" : ""));
+    d.config.maxmem_mib = mib->get<uint64_t>();
+    save(d);
+    return ok();
+}
+
+json Daemon::mem_set(Domain& d, const json& request) {
+    auto mib = request.find("memory_mib");
+    uint64_t most = std::max(d.config.memory_mib, d.config.maxmem_mib);
+    if (mib == request.end() || !mib->is_number_unsigned() || mib->get<uint64_t>() > most || mib->get<uint64_t>() < 16)
+        return failure(fmt::format("mem-set: from 16 to {} MiB (its maxmem)", most));
+    auto set = json_request(paths(d.id).control, {{"execute", "balloon"}, {"target_mib", mib->get<uint64_t>()}});
+    if (!set) return failure(fmt::format("domain '{}': {}", d.config.name, set.error().message));
+    d.config.maxmem_mib = most;
+    d.config.memory_mib = mib->get<uint64_t>();
+    save(d);
+    return ok();
+}
+
+json Daemon::console(Domain& d, const json&) { return ok({{"socket", paths(d.id).console}}); }
+
+json Daemon::power_button(Domain& d, const json& request) {
+    if (request["execute"] == "reboot") {
+        d.reboot_requested = true;
+        save(d);
+    }
+    if (auto r = json_request(paths(d.id).control, {{"execute", "power-button"}}); !r)
+        return failure(fmt::format("domain '{}': {}", d.config.name, r.error().message));
+    return ok();
+}
+
+json Daemon::pause_or_unpause(Domain& d, const json& request) {
+    std::string command = request["execute"].get<std::string>();
+    if (auto r = json_request(paths(d.id).control, {{"execute", command}}); !r)
+        return failure(fmt::format("domain '{}': {}", d.config.name, r.error().message));
+    d.paused = command == "pause";
+    save(d);
+    return ok();
+}
+
 std::string Daemon::answer(std::string_view text) {
+    using HostCommand = json (Daemon::*)(const json&);
+    using DomainCommand = json (Daemon::*)(Domain&, const json&);
+    static const std::map<std::string_view, HostCommand> host_commands = {
+        {"create", &Daemon::create}, {"list", &Daemon::list_command}, {"info", &Daemon::info_command},
+        {"dmesg", &Daemon::dmesg},   {"top", &Daemon::top},
+    };
+    struct OfDomain {
+        DomainCommand run;
+        bool needs_monitor;  // refused for a preserved domain, whose monitor has ended
+    };
+    static const std::map<std::string_view, OfDomain> domain_commands = {
+        {"destroy", {&Daemon::destroy, false}},
+        {"query", {&Daemon::query, false}},
+        {"rename", {&Daemon::rename, false}},
+        {"sched-credit", {&Daemon::sched_credit, false}},
+        {"vcpu-pin", {&Daemon::vcpu_pin, false}},
+        {"vcpu-list", {&Daemon::vcpu_list, false}},
+        {"mem-max", {&Daemon::mem_max, false}},
+        {"mem-set", {&Daemon::mem_set, true}},
+        {"console", {&Daemon::console, true}},
+        {"shutdown", {&Daemon::power_button, true}},
+        {"reboot", {&Daemon::power_button, true}},
+        {"pause", {&Daemon::pause_or_unpause, true}},
+        {"unpause", {&Daemon::pause_or_unpause, true}},
+    };
     auto request = json::parse(text, nullptr, false);
     if (request.is_discarded() || !request.is_object()) return failure("the request must be a JSON object").dump();
     auto execute = request.find("execute");
     if (execute == request.end() || !execute->is_string()) return failure("the request has no \"execute\" string").dump();
     const std::string command = execute->get<std::string>();
     try {
-        if (command == "create") return create(request).dump();
-        if (command == "list") return ok(list()).dump();
-        if (command == "info") return ok(host_info()).dump();
+        if (auto host = host_commands.find(command); host != host_commands.end())
+            return (this->*host->second)(request).dump();
+        auto of_domain = domain_commands.find(command);
+        if (of_domain == domain_commands.end()) return failure(fmt::format("unknown command '{}'", command)).dump();
         std::string error;
         Domain* d = find(request, error);
-        if (command != "destroy" && command != "shutdown" && command != "reboot" && command != "pause" &&
-            command != "unpause" && command != "console" && command != "rename" && command != "query" &&
-            command != "sched-credit" && command != "vcpu-pin" && command != "vcpu-list" && command != "mem-set" &&
-            command != "mem-max")
-            return failure(fmt::format("unknown command '{}'", command)).dump();
         if (d == nullptr) return failure(error).dump();
-        uint32_t id = d->id;
-        if (command == "destroy") {
-            remove(id);
-            log::info("domain {} destroyed", id);
-            return ok().dump();
-        }
-        if (command == "query") {
-            for (const auto& row : list())
-                if (row["id"] == id) return ok(row).dump();
-        }
-        if (command == "rename") {
-            auto name = request.find("name");
-            if (name == request.end() || !name->is_string() || !valid_name(name->get<std::string>()))
-                return failure("rename: \"name\" must be 1 to 64 letters, digits, '-', '_' or '.'").dump();
-            for (const auto& [other, o] : domains_)
-                if (o.config.name == name->get<std::string>())
-                    return failure(fmt::format("domain '{}' already exists", o.config.name)).dump();
-            d->config.name = name->get<std::string>();
-            save(*d);
-            return ok().dump();
-        }
-        if (command == "sched-credit") return sched_credit(*d, request).dump();
-        if (command == "vcpu-pin") return vcpu_pin(*d, request).dump();
-        if (command == "vcpu-list") return vcpu_list(*d).dump();
-        if (command == "mem-max") {
-            // xl mem-max: the most the domain may be given; RAM is sized at
-            // boot, so a running domain cannot grow past what it booted with.
-            auto mib = request.find("memory_mib");
-            uint64_t booted = std::max(d->config.memory_mib, d->config.maxmem_mib);
-            if (mib == request.end() || !mib->is_number_unsigned() || mib->get<uint64_t>() < d->config.memory_mib ||
-                (d->pid != 0 && mib->get<uint64_t>() > booted))
-                return failure(fmt::format("mem-max: from {} MiB (its memory) to {} MiB{}", d->config.memory_mib,
-                                           d->pid != 0 ? booted : uint64_t{1} << 20,
-                                           d->pid != 0 ? " (what it booted with)" : ""))
-                    .dump();
-            d->config.maxmem_mib = mib->get<uint64_t>();
-            save(*d);
-            return ok().dump();
-        }
-        if (d->pid == 0) return failure(fmt::format("domain '{}' is not running", d->config.name)).dump();
-        if (command == "mem-set") {
-            auto mib = request.find("memory_mib");
-            uint64_t most = std::max(d->config.memory_mib, d->config.maxmem_mib);
-            if (mib == request.end() || !mib->is_number_unsigned() || mib->get<uint64_t>() > most ||
-                mib->get<uint64_t>() < 16)
-                return failure(fmt::format("mem-set: from 16 to {} MiB (its maxmem)", most)).dump();
-            auto set = json_request(paths(id).control, {{"execute", "balloon"}, {"target_mib", mib->get<uint64_t>()}});
-            if (!set) return failure(fmt::format("domain '{}': {}", d->config.name, set.error().message)).dump();
-            d->config.maxmem_mib = most;
-            d->config.memory_mib = mib->get<uint64_t>();
-            save(*d);
-            return ok().dump();
-        }
-        auto p = paths(id);
-        if (command == "console") return ok({{"socket", p.console}}).dump();
-        if (command == "reboot") {
-            d->reboot_requested = true;
-            save(*d);
-        }
-        const char* monitor_command = command == "shutdown" || command == "reboot" ? "power-button" : command.c_str();
-        if (auto r = json_request(p.control, {{"execute", monitor_command}}); !r)
-            return failure(fmt::format("domain '{}': {}", d->config.name, r.error().message)).dump();
-        if (command == "pause" || command == "unpause") {
-            d->paused = command == "pause";
-            save(*d);
-        }
-        return ok().dump();
+        if (of_domain->second.needs_monitor && d->pid == 0)
+            return failure(fmt::format("domain '{}' is not running", d->config.name)).dump();
+        return (this->*of_domain->second.run)(*d, request).dump();
     } catch (const json::exception& e) {
         return failure(fmt::format("{}: {}", command, e.what())).dump();
     }

@@ -45,6 +45,7 @@ struct Domain {
     bool paused = false;
     bool reboot_requested = false;  // `reboot`: the power-off that follows is a reboot
     std::string stopped;            // a preserved domain: "poweroff", "reboot" or "crash"
+    uint64_t restarts = 0;          // new boots started by on_reboot/on_crash since it was created
     UniqueFd pidfd;                 // readable when the monitor ends
 };
 
@@ -71,12 +72,29 @@ private:
     Domain* find(const nlohmann::json& request, std::string& error);
     uint32_t next_id();
 
-    nlohmann::json create(const nlohmann::json& request);
-    nlohmann::json list() const;
-    nlohmann::json host_info() const;
-    nlohmann::json sched_credit(Domain& domain, const nlohmann::json& request);
-    nlohmann::json vcpu_pin(Domain& domain, const nlohmann::json& request);
-    nlohmann::json vcpu_list(const Domain& domain);
+    // The API's commands (docs/api.md), one member each. Those of the host
+    // take the request; those of a domain also get the domain it names.
+    using json = nlohmann::json;
+    json create(const json& request);
+    json list_command(const json& request);
+    json info_command(const json& request);
+    json dmesg(const json& request);
+    json top(const json& request);
+    json destroy(Domain& domain, const json& request);
+    json query(Domain& domain, const json& request);
+    json rename(Domain& domain, const json& request);
+    json sched_credit(Domain& domain, const json& request);
+    json vcpu_pin(Domain& domain, const json& request);
+    json vcpu_list(Domain& domain, const json& request);
+    json mem_max(Domain& domain, const json& request);
+    // These need the domain's monitor running.
+    json mem_set(Domain& domain, const json& request);
+    json console(Domain& domain, const json& request);
+    json power_button(Domain& domain, const json& request);  // shutdown and reboot
+    json pause_or_unpause(Domain& domain, const json& request);
+
+    json list() const;
+    json host_info() const;
 
     DaemonOptions options_;
     std::map<uint32_t, Domain> domains_;

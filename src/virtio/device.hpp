@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "common/error.hpp"
@@ -70,6 +71,12 @@ public:
     // transport then offers only the device's own feature bits, hands it
     // the queue eventfds and irqfd, and cannot know when it interrupts.
     virtual bool runs_queues_elsewhere() const { return false; }
+
+    // What the device has done, by name (requests, bytes, packets), for
+    // the monitor's query and the toolstack's top and metrics. Read under
+    // the transport's lock.
+    using Counters = std::vector<std::pair<const char*, uint64_t>>;
+    virtual Counters counters() const { return {}; }
 };
 
 }  // namespace hospes::virtio

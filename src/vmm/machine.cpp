@@ -482,6 +482,19 @@ std::string Machine::control_answer(std::string_view text) {
                    {"vcpus", vcpus_.size()},
                    {"vcpu_threads", vcpu_tids_},
                    {"memory_bytes", memory_size_}};
+    // Disks and network cards, in the order they were given, with what
+    // they have done; vhost-user ones count in their back-end.
+    json devices = json::array();
+    for (const auto& transport : virtio_) {
+        transport->with_device([&](virtio::Device& device) {
+            uint32_t type = device.device_type();
+            if (type != 1 && type != 2) return;
+            json counters = json::object();
+            for (const auto& [name, value] : device.counters()) counters[name] = value;
+            devices.push_back({{"type", type == 2 ? "block" : "network"}, {"counters", std::move(counters)}});
+        });
+    }
+    answer["devices"] = std::move(devices);
     if (balloon_ != nullptr)
         answer["balloon"] = {{"target_pages", balloon_->target_pages()},
                              {"actual_pages", balloon_->actual_pages()},

@@ -13,6 +13,8 @@
 #     maxmem is one error.
 #  4. `xl shutdown -w` (on_poweroff=destroy): the guest powers off on the
 #     ACPI power button and the domain is gone.
+#  4b. `xl top` (xentop's columns), hospesd's Prometheus metrics and
+#     `xl dmesg`: a guest's disk reads and another's pings are counted.
 #  5. `xl reboot` (on_reboot=restart): a new boot of the same domain.
 #  6. A kernel panic (on_crash=preserve): the domain stays, state "---sc-".
 #  7. `kill -9` of hospesd: the domains run on; a new hospesd re-adopts
@@ -37,11 +39,13 @@ monitors() {
 }
 export HOSPESD_SOCKET=/run/hospes/hospesd.sock
 start_hospesd() {
-    hospesd >>/tmp/hospesd.log 2>&1 &
+    hospesd --metrics 127.0.0.1:9101 >>/tmp/hospesd.log 2>&1 &
     HOSPESD=$!
+    # Until it answers: a killed one leaves its socket file behind.
     i=0
-    while [ ! -S $HOSPESD_SOCKET ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    while ! xl list >/dev/null 2>&1 && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 }
+ip link set lo up  # the metrics are served on 127.0.0.1
 start_hospesd
 check "[ -S $HOSPESD_SOCKET ]" "hospesd serves its socket"
 
@@ -182,6 +186,36 @@ cat /tmp/disks.txt
 check "grep -q -E '^51728 +0 +[0-9]+ +4 +-1 +-1 +/tmp/web2-data.img' /tmp/disks.txt" "xl block-list shows web2's xvdb (51728) and its image"
 console_cmd web2 'echo VDA=$(cat /sys/block/vda/size)' '^VDA='
 check "[ \"$CONSOLE_VALUE\" = 32768 ]" "web2's guest sees its 16 MiB disk as vda (got $CONSOLE_VALUE sectors)"
+
+# 4b. xl top, the metrics and xl dmesg: web2 reads its 16 MiB disk, web3
+# pings the lab host over its bridge, and both are counted.
+ip addr add 10.9.0.1/24 dev xenbr0
+console_cmd web2 'dd if=/dev/vda of=/dev/null bs=64k 2>/dev/null; echo READ=$?' '^READ='
+check "[ \"$CONSOLE_VALUE\" = 0 ]" "web2 reads its whole disk"
+console_cmd web3 'ip addr add 10.9.0.3/24 dev eth0; ip link set eth0 up; ping -c 3 -s 1000 -W 3 10.9.0.1 >/dev/null; echo PING=$?' '^PING='
+check "[ \"$CONSOLE_VALUE\" = 0 ]" "web3 pings the lab host over xenbr0 (ping said $CONSOLE_VALUE)"
+xl top -b -i 2 -d 1 >/tmp/top.txt
+check "[ \$? = 0 ] && [ \$(grep -c '^ *NAME  *STATE  *CPU(sec) CPU(%)  *MEM(k) MEM(%)  MAXMEM(k) MAXMEM(%) VCPUS NETS  *NETTX(k)  *NETRX(k) VBDS  *VBD_OO  *VBD_RD  *VBD_WR  *VBD_RSECT  *VBD_WSECT SSID' /tmp/top.txt) = 2 ]" \
+    "xl top -b -i 2 -d 1: two frames with xentop's columns"
+cat /tmp/top.txt
+# xentop's fields: 5 MEM(k), 9 VCPUS, 10 NETS, 11 NETTX(k), 12 NETRX(k), 13 VBDS, 15 VBD_RD, 17 VBD_RSECT.
+top_field() { awk -v n="$1" -v f="$2" '$1 == n { v = $f } END { print v }' /tmp/top.txt; }
+check "[ \"$(top_field web2 5)\" = 131072 ] && [ \"$(top_field web2 9)\" = 1 ] && [ \"$(top_field web2 13)\" = 1 ]" \
+    "xl top: web2 has 131072 KiB, 1 vCPU, 1 disk"
+check "[ \"$(top_field web2 17)\" -ge 32768 ] && [ \"$(top_field web2 15)\" -ge 1 ]" \
+    "xl top: web2 read at least its 32768 sectors ($(top_field web2 15) requests, $(top_field web2 17) sectors)"
+check "[ \"$(top_field web3 10)\" = 1 ] && [ \"$(top_field web3 11)\" -ge 3 ] && [ \"$(top_field web3 12)\" -ge 3 ]" \
+    "xl top: web3's card sent and received the pings ($(top_field web3 11) KiB out, $(top_field web3 12) KiB in)"
+wget -q -O /tmp/metrics.txt http://127.0.0.1:9101/metrics
+check "[ \$? = 0 ] && grep -q '^# TYPE hospes_block_bytes_total counter' /tmp/metrics.txt" "hospesd serves Prometheus metrics"
+[ -s /tmp/metrics.txt ] || tail -n 5 /tmp/hospesd.log
+read_bytes=$(sed -n 's/^hospes_block_bytes_total{domain="web2",id="[0-9]*",device="xvdb",op="read"} \([0-9]*\)$/\1/p' /tmp/metrics.txt)
+check "[ \"\${read_bytes:-0}\" -ge 16777216 ]" "metrics: web2's xvdb read $read_bytes bytes"
+sent=$(sed -n 's/^hospes_network_bytes_total{domain="web3",id="[0-9]*",device="vif[0-9.]*",direction="tx"} \([0-9]*\)$/\1/p' /tmp/metrics.txt)
+check "[ \"\${sent:-0}\" -ge 3000 ]" "metrics: web3's vif sent $sent bytes"
+check "xl dmesg | grep -q '(web1) created'" "xl dmesg shows hospesd's messages"
+xl dmesg -c >/dev/null
+check "[ -z \"\$(xl dmesg)\" ]" "xl dmesg -c clears them"
 
 # 5. reboot with on_reboot=restart: a new boot, the same domain.
 id2=$(id_of web2)

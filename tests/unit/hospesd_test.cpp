@@ -3,10 +3,14 @@
 // KVM and are tested in the lab (lab.toolstack); here: the API's answers
 // to good and bad requests, a create whose monitor cannot start (nothing
 // left behind), and a restart that finds a domain whose monitor ended
-// while no hospesd ran (its on_poweroff acted on).
+// while no hospesd ran (its on_poweroff acted on), with top, dmesg and the
+// Prometheus metrics showing it.
 #include <gtest/gtest.h>
 
+#include <httplib.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,6 +23,7 @@
 #include "toolstack/cpu_groups.hpp"
 #include "toolstack/daemon.hpp"
 #include "toolstack/domain_json.hpp"
+#include "toolstack/metrics.hpp"
 #include "toolstack/monitor_process.hpp"
 
 namespace hospes::toolstack {
@@ -39,14 +44,21 @@ protected:
         stop();
         fs::remove_all(dir_);
     }
-    void start() {
+    void start(const std::string& metrics = "") {
         pid_ = ::fork();
         if (pid_ == 0) {
             std::string log = (dir_ / "hospesd.log").string();
             FILE* out = std::freopen(log.c_str(), "a", stderr);
             (void)out;
-            ::execl(HOSPESD_BINARY, "hospesd", "--socket", socket_.c_str(), "--state-dir",
-                    (dir_ / "state").c_str(), "--monitor", HOSPES_BINARY, "--no-cgroups", nullptr);
+            std::string state = (dir_ / "state").string();
+            std::vector<const char*> args = {"hospesd",  "--socket",     socket_.c_str(), "--state-dir", state.c_str(),
+                                             "--monitor", HOSPES_BINARY, "--no-cgroups"};
+            if (!metrics.empty()) {
+                args.push_back("--metrics");
+                args.push_back(metrics.c_str());
+            }
+            args.push_back(nullptr);
+            ::execv(HOSPESD_BINARY, const_cast<char* const*>(args.data()));
             ::_exit(127);
         }
         for (int i = 0; i < 200 && !fs::exists(socket_); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -124,6 +136,7 @@ TEST_F(HospesdTest, ADomainWhoseMonitorEndedWhileNoHospesdRanIsActedOn) {
     DomainConfig d;
     d.name = "kept";
     d.memory_mib = 64;
+    d.maxmem_mib = 96;
     d.on_poweroff = DomainAction::Preserve;
     std::ofstream(domain_dir / "domain.json")
         << json{{"id", 7}, {"config", domain_to_json(d)}, {"pid", gone}, {"start_ticks", 1}, {"started_at", 1}}.dump();
@@ -131,10 +144,49 @@ TEST_F(HospesdTest, ADomainWhoseMonitorEndedWhileNoHospesdRanIsActedOn) {
     auto other = dir_ / "state" / "domains" / "8";
     fs::create_directories(other);
     std::ofstream(other / "domain.json") << "{ not json";
-    start();
+    // A free port for the metrics: the kernel picks one, and it is let go.
+    int probe = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in any{};
+    any.sin_family = AF_INET;
+    any.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof(any);
+    ASSERT_EQ(::bind(probe, reinterpret_cast<sockaddr*>(&any), sizeof(any)), 0);
+    ASSERT_EQ(::getsockname(probe, reinterpret_cast<sockaddr*>(&any), &length), 0);
+    int port = ntohs(any.sin_port);
+    ::close(probe);
+    start("127.0.0.1:" + std::to_string(port));
     auto rows = request({{"execute", "list"}});
     ASSERT_TRUE(rows) << rows.error().message;
     ASSERT_EQ(rows->size(), 2u);
+    // top: list's rows with maxmem and devices (none: nothing runs).
+    auto top = request({{"execute", "top"}});
+    ASSERT_TRUE(top) << top.error().message;
+    ASSERT_EQ(top->size(), 2u);
+    EXPECT_EQ((*top)[1]["maxmem_mib"], 96);
+    EXPECT_TRUE((*top)[1]["devices"].empty());
+    // dmesg: what hospesd logged, with -c clearing it.
+    auto kept = request({{"execute", "dmesg"}});
+    ASSERT_TRUE(kept) << kept.error().message;
+    EXPECT_NE((*kept)["lines"].dump().find("its monitor ended while hospesd was away"), std::string::npos)
+        << kept->dump();
+    ASSERT_TRUE(request({{"execute", "dmesg"}, {"clear", true}}));
+    kept = request({{"execute", "dmesg"}});
+    ASSERT_TRUE(kept);
+    EXPECT_TRUE((*kept)["lines"].empty()) << kept->dump();
+    EXPECT_FALSE(request({{"execute", "dmesg"}, {"clear", "yes"}}));
+    // Metrics: the preserved domain, not running.
+    httplib::Client http("127.0.0.1", port);
+    auto scraped = http.Get("/metrics");
+    ASSERT_TRUE(scraped) << "no answer from the metrics server";
+    EXPECT_EQ(scraped->status, 200);
+    EXPECT_NE(scraped->body.find("hospes_domains 1\n"), std::string::npos) << scraped->body;
+    EXPECT_NE(scraped->body.find("hospes_domain_running{domain=\"kept\",id=\"7\"} 0\n"), std::string::npos);
+    EXPECT_NE(scraped->body.find("hospes_domain_memory_bytes{domain=\"kept\",id=\"7\"} 67108864\n"),
+              std::string::npos);
+    EXPECT_NE(scraped->body.find("# TYPE hospes_domain_cpu_seconds_total counter"), std::string::npos);
+    auto missing = http.Get("/nothing");
+    ASSERT_TRUE(missing);
+    EXPECT_EQ(missing->status, 404);
     EXPECT_EQ((*rows)[1]["name"], "kept");
     EXPECT_EQ((*rows)[1]["id"], 7);
     EXPECT_EQ((*rows)[1]["state"], "---s--");
@@ -151,6 +203,39 @@ TEST_F(HospesdTest, ADomainWhoseMonitorEndedWhileNoHospesdRanIsActedOn) {
 // The host's own cgroups (v1 on these machines; v2 is tested in
 // lab.toolstack): two busy processes on one CPU with weights 256 and 512,
 // then one alone with a cap of 30 %.
+TEST(Metrics, ARunningDomainsCountersInPrometheusText) {
+    json disk = {{"vdev", "xvda"}}, vif = {{"vifname", ""}};
+    json rows = json::array(
+        {{{"id", 0}, {"name", "Domain-0"}, {"cpu_seconds", 9.0}, {"memory_mib", 1024}, {"vcpus", 2}},
+         {{"id", 3},
+          {"name", "web1"},
+          {"pid", 1234},
+          {"cpu_seconds", 1.5},
+          {"memory_mib", 96},
+          {"maxmem_mib", 160},
+          {"vcpus", 2},
+          {"restarts", 1},
+          {"config", {{"disks", {disk}}, {"vifs", {vif}}}},
+          {"devices",
+           {{{"type", "block"}, {"counters", {{"read_requests", 10}, {"read_bytes", 40960}, {"write_requests", 2}}}},
+            {{"type", "network"}, {"counters", {{"tx_packets", 5}, {"tx_bytes", 700}, {"rx_dropped", 1}}}}}}}});
+    std::string text = prometheus_text(rows);
+    for (const char* line :
+         {"hospes_domains 1\n", "hospes_domain_running{domain=\"web1\",id=\"3\"} 1\n",
+          "hospes_domain_cpu_seconds_total{domain=\"web1\",id=\"3\"} 1.5\n",
+          "hospes_domain_memory_bytes{domain=\"web1\",id=\"3\"} 100663296\n",
+          "hospes_domain_max_memory_bytes{domain=\"web1\",id=\"3\"} 167772160\n",
+          "hospes_domain_restarts_total{domain=\"web1\",id=\"3\"} 1\n",
+          "hospes_block_requests_total{domain=\"web1\",id=\"3\",device=\"xvda\",op=\"read\"} 10\n",
+          "hospes_block_bytes_total{domain=\"web1\",id=\"3\",device=\"xvda\",op=\"read\"} 40960\n",
+          "hospes_block_requests_total{domain=\"web1\",id=\"3\",device=\"xvda\",op=\"write\"} 2\n",
+          "hospes_network_bytes_total{domain=\"web1\",id=\"3\",device=\"vif3.0\",direction=\"tx\"} 700\n",
+          "hospes_network_dropped_total{domain=\"web1\",id=\"3\",device=\"vif3.0\",direction=\"rx\"} 1\n",
+          "# TYPE hospes_block_bytes_total counter\n"})
+        EXPECT_NE(text.find(line), std::string::npos) << line << " not in:\n" << text;
+    EXPECT_EQ(text.find("Domain-0"), std::string::npos) << "the host's row is not a domain's metric";
+}
+
 TEST(CpuGroups, WeightsShareACpuOneToTwoAndACapHolds) {
     auto hierarchy = CpuGroups::find_cpu_hierarchy();
     if (!hierarchy || hierarchy->v2 || ::geteuid() != 0) GTEST_SKIP() << "needs root and a cgroup v1 cpu hierarchy";

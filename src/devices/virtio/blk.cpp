@@ -224,10 +224,15 @@ void VirtioBlk::start(const virtio::Chain& chain) {
             append_iov(request.iov, chain.readable, sizeof(header), 0);
         else
             append_iov(request.iov, chain.writable, 0, 1);
-        if (is_write)
+        if (is_write) {
+            ++write_requests_;
+            written_bytes_ += length;
             backend_->write(request.offset, request.iov, tag);
-        else
+        } else {
+            ++read_requests_;
+            read_bytes_ += length;
             backend_->read(request.offset, request.iov, tag);
+        }
         last_started_ = {!is_write, is_write, length};
         return;
     }
@@ -256,8 +261,10 @@ void VirtioBlk::start(const virtio::Chain& chain) {
         auto& request = slots_[tag];
         request = InFlight{chain.head, status, 1, false, 0, 0, std::move(request.iov), 0};
         request.discard = header.type == VIRTIO_BLK_T_DISCARD;
-        if (header.type == VIRTIO_BLK_T_FLUSH)
+        if (header.type == VIRTIO_BLK_T_FLUSH) {
+            ++flush_requests_;
             backend_->flush(tag);
+        }
         else if (header.type == VIRTIO_BLK_T_DISCARD)
             backend_->discard(segment.sector * kSector, uint64_t{segment.sectors} * kSector, tag);
         else
@@ -277,6 +284,12 @@ void VirtioBlk::start(const virtio::Chain& chain) {
     default:
         return finish_now(chain.head, status, VIRTIO_BLK_S_UNSUPP, 1);
     }
+}
+
+virtio::Device::Counters VirtioBlk::counters() const {
+    return {{"read_requests", read_requests_}, {"write_requests", write_requests_},
+            {"read_bytes", read_bytes_},       {"write_bytes", written_bytes_},
+            {"flush_requests", flush_requests_}, {"errors", host_errors_ + bad_requests_}};
 }
 
 void VirtioBlk::finish_now(uint16_t head, uint8_t* status, uint8_t value, uint32_t written) {

@@ -36,6 +36,9 @@ public:
     void quiesce() override;
     std::vector<BackendEvent> backend_events() const override { return {{backend_->completion_fd(), true}}; }
     void backend_ready(size_t index) override;
+    // Requests and bytes as the driver asked for them (xentop's VBD_RD,
+    // VBD_WR, VBD_RSECT, VBD_WSECT), flushes, and requests the host failed.
+    Counters counters() const override;
 
     // Requests the device refused as malformed since activation (for tests).
     uint64_t bad_requests() const { return bad_requests_; }
@@ -100,6 +103,8 @@ private:
     Started last_started_;  // what start() last took, for start_next()
     uint64_t bad_requests_ = 0;
     uint64_t host_errors_ = 0;
+    uint64_t read_requests_ = 0, write_requests_ = 0, flush_requests_ = 0;
+    uint64_t read_bytes_ = 0, written_bytes_ = 0;
 };
 
 }  // namespace hospes::devices

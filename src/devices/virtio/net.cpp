@@ -177,6 +177,7 @@ bool VirtioNet::transmit(const virtio::Chain& chain) {
         return false;
     }
     ++stats_.tx_packets;
+    stats_.tx_bytes += size - sizeof(NetHeader);
     return true;
 }
 
@@ -303,8 +304,16 @@ bool VirtioNet::deliver() {
     }
     rx_used_ = true;
     ++stats_.rx_packets;
+    stats_.rx_bytes += size - sizeof(NetHeader);
     rx_pending_ = 0;
     return true;
+}
+
+virtio::Device::Counters VirtioNet::counters() const {
+    return {{"tx_packets", stats_.tx_packets}, {"tx_bytes", stats_.tx_bytes},
+            {"rx_packets", stats_.rx_packets}, {"rx_bytes", stats_.rx_bytes},
+            {"tx_dropped", stats_.tx_malformed + stats_.tx_errors},
+            {"rx_dropped", stats_.rx_dropped + stats_.rx_malformed + stats_.rx_errors}};
 }
 
 }  // namespace hospes::devices

@@ -53,9 +53,11 @@ static_assert(sizeof(NetHeader) == 12);
 
 struct NetStats {
     uint64_t tx_packets = 0;
+    uint64_t tx_bytes = 0;      // frames' bytes, without the virtio-net header
     uint64_t tx_malformed = 0;  // chains the guest got wrong, dropped
     uint64_t tx_errors = 0;     // the backend refused the packet
     uint64_t rx_packets = 0;
+    uint64_t rx_bytes = 0;
     uint64_t rx_dropped = 0;    // did not fit the guest's buffers, or too short
     uint64_t rx_malformed = 0;  // receive chains too small for a header
     uint64_t rx_errors = 0;     // the backend failed to read
@@ -88,6 +90,8 @@ public:
 
     const std::array<uint8_t, 6>& mac() const { return mac_; }
     const NetStats& stats() const { return stats_; }
+    // tx is what the guest sent, rx what it was given.
+    Counters counters() const override;
 
 private:
     VirtioNet(std::unique_ptr<backends::NetBackend> backend, std::array<uint8_t, 6> mac, UniqueFd resume);
