@@ -77,6 +77,7 @@ std::string format_mac(const std::array<uint8_t, 6>& mac) {
 }
 
 Result<NetConfig> parse_net(std::string_view spec) {
+    constexpr const char* kNetKeys = "tap, bridge, mac, tx_bps, tx_bps_burst";
     NetConfig net;
     if (spec.starts_with("vhost-user=")) {
         net.vhost_user_socket = std::string(spec.substr(11));
@@ -89,7 +90,7 @@ Result<NetConfig> parse_net(std::string_view spec) {
     for (auto part : split(spec, ',')) {
         auto equals = part.find('=');
         if (equals == std::string_view::npos)
-            return bad_input("--net '{}': '{}' is not key=value (keys: tap, bridge, mac)", spec, part);
+            return bad_input("--net '{}': '{}' is not key=value (keys: {})", spec, part, kNetKeys);
         auto key = part.substr(0, equals), value = part.substr(equals + 1);
         if (key == "tap" || key == "bridge") {
             if (auto valid = check_interface_name(value); !valid)
@@ -100,8 +101,14 @@ Result<NetConfig> parse_net(std::string_view spec) {
             auto mac = parse_mac(value);
             if (!mac) return bad_input("--net '{}': {}", spec, mac.error().message);
             net.mac = *mac;
+        } else if (key == "tx_bps" || key == "tx_bps_burst") {
+            uint64_t n = 0;
+            auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+            if (ec != std::errc() || end != value.data() + value.size() || n == 0)
+                return bad_input("--net '{}': {} '{}' is not a number of bytes above 0", spec, key, value);
+            (key == "tx_bps" ? net.tx_bps : net.tx_bps_burst) = n;
         } else {
-            return bad_input("--net '{}': unknown key '{}' (keys: tap, bridge, mac)", spec, key);
+            return bad_input("--net '{}': unknown key '{}' (keys: {})", spec, key, kNetKeys);
         }
     }
     if (!tap_given && !bridge_given)

@@ -49,6 +49,10 @@ std::vector<std::string> monitor_arguments(const DomainConfig& domain, uint32_t 
         std::string spec = "tap=" + (vif.vifname.empty() ? fmt::format("vif{}.{}", id, i) : vif.vifname);
         if (!vif.bridge.empty()) spec += ",bridge=" + vif.bridge;
         if (vif.mac) spec += ",mac=" + cli::format_mac(*vif.mac);
+        // rate=: the card's transmit cap, with xl's credit per interval as its burst.
+        if (vif.rate_bytes_per_second != 0)
+            spec += fmt::format(",tx_bps={},tx_bps_burst={}", vif.rate_bytes_per_second,
+                                std::max<uint64_t>(vif.rate_burst_bytes, 1));
         args.insert(args.end(), {"--net", spec});
     }
     // One list for all vCPUs, or one for each vCPU that exists (cpus= may

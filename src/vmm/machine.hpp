@@ -51,6 +51,7 @@ struct NetConfig {
     std::string bridge;  // host bridge to attach the tap to; empty: none
     std::optional<std::array<uint8_t, 6>> mac;  // none: a random local address
     std::string vhost_user_socket;  // set: a back-end (hospes-netback) serves the card and gives its MAC
+    uint64_t tx_bps = 0, tx_bps_burst = 0;  // a cap on what the guest sends (0: none; burst 0: 0.1 s of it)
 };
 
 enum class ConsoleKind { Serial, Virtio };

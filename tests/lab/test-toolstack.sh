@@ -14,7 +14,9 @@
 #  4. `xl shutdown -w` (on_poweroff=destroy): the guest powers off on the
 #     ACPI power button and the domain is gone.
 #  4b. `xl top` (xentop's columns), hospesd's Prometheus metrics and
-#     `xl dmesg`: a guest's disk reads and another's pings are counted.
+#     `xl dmesg`: a guest's disk reads and another's pings are counted;
+#     a vif's rate= holds the guest's sending to it within 10 %, and
+#     top's rate column shows it.
 #  5. `xl reboot` (on_reboot=restart): a new boot of the same domain.
 #  6. A kernel panic (on_crash=preserve): the domain stays, state "---sc-".
 #  7. `kill -9` of hospesd: the domains run on; a new hospesd re-adopts
@@ -68,7 +70,7 @@ truncate -s 16M /tmp/web2-data.img
 domain_file web2 128 1 'on_reboot = "restart"
 on_crash = "preserve"
 disk = [ "file:/tmp/web2-data.img,xvdb,w" ]'
-domain_file web3 96 1 "vif = [ 'mac=00:16:3e:00:00:03, bridge=xenbr0' ]"
+domain_file web3 96 1 "vif = [ 'mac=00:16:3e:00:00:03, bridge=xenbr0, rate=100KB/s' ]"
 
 for d in web1 web2 web3; do
     out=$(xl create /tmp/cfg/$d.cfg 2>&1)
@@ -206,6 +208,23 @@ check "[ \"$(top_field web2 17)\" -ge 32768 ] && [ \"$(top_field web2 15)\" -ge 
     "xl top: web2 read at least its 32768 sectors ($(top_field web2 15) requests, $(top_field web2 17) sectors)"
 check "[ \"$(top_field web3 10)\" = 1 ] && [ \"$(top_field web3 11)\" -ge 3 ] && [ \"$(top_field web3 12)\" -ge 3 ]" \
     "xl top: web3's card sent and received the pings ($(top_field web3 11) KiB out, $(top_field web3 12) KiB in)"
+# web3's vif has rate=100KB/s: streaming to the lab host, it sends at
+# that rate, and xl top's NETTX(k/s) says so.
+console_cmd web3 'nc -l -p 5001 -e cat /dev/zero & sleep 1; echo SERVE=ok' '^SERVE='
+nc 10.9.0.3 5001 </dev/null >/dev/null &
+STREAM=$!
+sleep 3
+tap_rx=/sys/class/net/vif$(id_of web3).0/statistics/rx_bytes
+b0=$(cat $tap_rx)
+sleep 10
+b1=$(cat $tap_rx)
+xl top -b -i 2 -d 2 >/tmp/top2.txt
+kill $STREAM
+RATE=$(((b1 - b0) / 10))
+echo "lab-test: web3 with rate=100KB/s sent $RATE bytes/s over 10 s"
+check "[ $RATE -ge 90000 ] && [ $RATE -le 110000 ]" "vif rate=100KB/s holds within 10 % over 10 s (got $RATE bytes/s)"
+web3_rate=$(awk '$1 == "web3" { v = $20 } END { print int(v) }' /tmp/top2.txt)
+check "[ $web3_rate -ge 85 ] && [ $web3_rate -le 110 ]" "xl top: web3's NETTX(k/s) is the cap's 98 (got $web3_rate)"
 wget -q -O /tmp/metrics.txt http://127.0.0.1:9101/metrics
 check "[ \$? = 0 ] && grep -q '^# TYPE hospes_block_bytes_total counter' /tmp/metrics.txt" "hospesd serves Prometheus metrics"
 [ -s /tmp/metrics.txt ] || tail -n 5 /tmp/hospesd.log

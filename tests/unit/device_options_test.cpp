@@ -47,13 +47,20 @@ TEST(NetSpec, TapBridgeAndMac) {
     ASSERT_TRUE(both);
     EXPECT_EQ(both->tap, "web1");
     EXPECT_EQ(both->bridge, "br0");
+    EXPECT_EQ(both->tx_bps, 0u);
+    auto capped = parse_net("tap=web1,tx_bps=1250000,tx_bps_burst=62500");
+    ASSERT_TRUE(capped);
+    EXPECT_EQ(capped->tx_bps, 1250000u);
+    EXPECT_EQ(capped->tx_bps_burst, 62500u);
 }
 
 TEST(NetSpec, Malformed) {
     for (auto bad : {"", "tap", "tap=", "bridge=", "mac=02:00:00:00:00:01", "tap=a/b", "tap=has space",
                      "tap=waytoolonginterfacename", "tap=t%d", "tap=t0,colour=red", "tap=t0,mac=01:00:00:00:00:01",
                      "tap=t0,mac=00:00:00:00:00:00", "tap=t0,mac=02:00:00:00:00", "tap=t0,mac=02:00:00:00:00:1",
-                     "tap=t0,mac=02:00:00:00:00:0g", "tap=t0,mac=02-00-00-00-00-01", "tap=t0,mac=02:00:00:00:00:01:02"}) {
+                     "tap=t0,mac=02:00:00:00:00:0g", "tap=t0,mac=02-00-00-00-00-01", "tap=t0,mac=02:00:00:00:00:01:02",
+                     "tap=t0,tx_bps=0", "tap=t0,tx_bps=-1", "tap=t0,tx_bps=1e6", "tap=t0,tx_bps_burst=",
+                     "tap=t0,tx_bps=99999999999999999999"}) {
         auto r = parse_net(bad);
         ASSERT_FALSE(r) << bad;
         EXPECT_EQ(r.error().kind, ErrorKind::BadInput);

@@ -146,6 +146,35 @@ TEST_F(VirtioNetTest, TransmittedFramesReachTheTap) {
     EXPECT_TRUE(driver_->failures().empty());
 }
 
+TEST_F(VirtioNetTest, TransmitCapHoldsFramesInTheRingUntilCreditComes) {
+    // 100,000 bytes/s with a burst of 1,000 bytes: frames of 1,014 bytes
+    // (a header and 1,000) go while the balance is positive, each taking
+    // its whole cost, and the rest wait in the ring for the cap's timer:
+    // ten need (10,140 - 1,000 - the last one's debt of 1,014) / 100,000 s.
+    net_->set_tx_cap(100000, 1000);
+    ASSERT_TRUE(driver_->start(all_features()));
+    for (int i = 0; i < 10; ++i) add_tx(make_frame(1000, static_cast<uint8_t>(i)));
+    auto start = std::chrono::steady_clock::now();
+    driver_->kick(kTx);
+    EXPECT_EQ(driver_->used_index(kTx), 1) << "one frame's burst, the rest wait";
+    int timer = net_->backend_events()[2].fd;
+    while (driver_->used_index(kTx) < 10) {
+        pollfd p{timer, POLLIN, 0};
+        ASSERT_EQ(::poll(&p, 1, 2000), 1) << "the cap's timer never fired";
+        net_->backend_ready(2);
+    }
+    double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    EXPECT_GE(elapsed, 0.0812) << "81.3 ms at the cap";
+    EXPECT_LT(elapsed, 0.5);
+    for (int i = 0; i < 10; ++i) EXPECT_EQ(peer_->receive(), make_frame(1000, static_cast<uint8_t>(i)));
+    auto counters = net_->counters();
+    auto sent = std::find_if(counters.begin(), counters.end(),
+                             [](const auto& c) { return std::string_view(c.first) == "tx_bytes"; });
+    ASSERT_NE(sent, counters.end());
+    EXPECT_EQ(sent->second, 10140u) << "frame bytes, without the virtio-net header";
+    EXPECT_TRUE(driver_->failures().empty());
+}
+
 TEST_F(VirtioNetTest, BatchOf32IsOneInterrupt) {
     ASSERT_TRUE(driver_->start(all_features()));
     for (int i = 0; i < 32; ++i) add_tx(make_frame(50, static_cast<uint8_t>(i)));

@@ -1,6 +1,7 @@
 #include "devices/virtio/net.hpp"
 
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -41,11 +42,23 @@ Result<std::unique_ptr<VirtioNet>> VirtioNet::create(std::unique_ptr<backends::N
     }
     UniqueFd resume(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!resume.valid()) return errno_error("eventfd");
-    return std::unique_ptr<VirtioNet>(new VirtioNet(std::move(backend), address, std::move(resume)));
+    UniqueFd cap_timer(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+    if (!cap_timer.valid()) return errno_error("timerfd_create");
+    return std::unique_ptr<VirtioNet>(
+        new VirtioNet(std::move(backend), address, std::move(resume), std::move(cap_timer)));
 }
 
-VirtioNet::VirtioNet(std::unique_ptr<backends::NetBackend> backend, std::array<uint8_t, 6> mac, UniqueFd resume)
-    : backend_(std::move(backend)), mac_(mac), resume_(std::move(resume)), rx_packet_(kMaxPacket) {}
+VirtioNet::VirtioNet(std::unique_ptr<backends::NetBackend> backend, std::array<uint8_t, 6> mac, UniqueFd resume,
+                     UniqueFd cap_timer)
+    : backend_(std::move(backend)),
+      mac_(mac),
+      resume_(std::move(resume)),
+      cap_timer_(std::move(cap_timer)),
+      rx_packet_(kMaxPacket) {}
+
+void VirtioNet::set_tx_cap(uint64_t bytes_per_second, uint64_t burst_bytes) {
+    tx_cap_.set(bytes_per_second, burst_bytes, driver_domain::Clock::now());
+}
 
 uint64_t VirtioNet::features() const {
     using namespace net_feature;
@@ -94,7 +107,7 @@ void VirtioNet::reset() {
 }
 
 std::vector<virtio::Device::BackendEvent> VirtioNet::backend_events() const {
-    return {{backend_->fd(), true}, {resume_.get(), true}};
+    return {{backend_->fd(), true}, {resume_.get(), true}, {cap_timer_.get(), true}};
 }
 
 void VirtioNet::queue_notify(uint16_t index) {
@@ -103,9 +116,10 @@ void VirtioNet::queue_notify(uint16_t index) {
 }
 
 void VirtioNet::backend_ready(size_t index) {
-    if (index == 1) {
+    if (index == kResumeEvent || index == kCapEvent) {
         uint64_t count;
-        [[maybe_unused]] auto got = ::read(resume_.get(), &count, sizeof(count));
+        [[maybe_unused]] auto got = ::read(index == kResumeEvent ? resume_.get() : cap_timer_.get(), &count, sizeof(count));
+        if (index == kCapEvent) cap_waiting_ = false;
         process_tx();
     } else if (tx_held_) {
         tx_held_ = false;
@@ -142,15 +156,27 @@ void VirtioNet::process_tx() {
     const auto& memory = *active_.memory;
     bool used = false;
     unsigned handled = 0;
+    auto now = driver_domain::Clock::now();
     for (; handled < kBurst; ++handled) {
         if (!backend_->may_send()) {
             tx_held_ = true;
             break;
         }
+        if (cap_waiting_) break;
+        if (!tx_cap_.allows(now)) {
+            // Over the cap: the frames wait in the ring until the timer.
+            auto wait = std::chrono::duration_cast<std::chrono::nanoseconds>(tx_cap_.ready_at() - now).count();
+            itimerspec at{};
+            at.it_value.tv_sec = std::max<int64_t>(wait, 1000) / 1000000000;
+            at.it_value.tv_nsec = std::max<int64_t>(wait, 1000) % 1000000000;
+            ::timerfd_settime(cap_timer_.get(), 0, &at, nullptr);
+            cap_waiting_ = true;
+            break;
+        }
         auto popped = queue.pop(memory, tx_chain_);
         if (!popped) return fail(popped.error());
         if (!*popped) break;
-        transmit(tx_chain_);
+        if (transmit(tx_chain_)) tx_cap_.take(static_cast<double>(tx_chain_.readable_size() - sizeof(NetHeader)));
         // Transmit buffers are only read: nothing is written back.
         if (auto r = queue.push(memory, tx_chain_.head, 0); !r) return fail(r.error());
         used = true;

@@ -19,6 +19,7 @@
 
 #include "backends/net_backend.hpp"
 #include "common/unique_fd.hpp"
+#include "driver_domain/token_bucket.hpp"
 #include "virtio/device.hpp"
 
 namespace hospes::devices {
@@ -89,12 +90,19 @@ public:
     void backend_ready(size_t index) override;
 
     const std::array<uint8_t, 6>& mac() const { return mac_; }
+    // A cap on what the guest sends, in frame bytes per second with a
+    // burst (0: a tenth of a second), as Xen's vif rate=: over it, frames
+    // wait in the guest's ring (none dropped) until credit comes back.
+    void set_tx_cap(uint64_t bytes_per_second, uint64_t burst_bytes);
     const NetStats& stats() const { return stats_; }
     // tx is what the guest sent, rx what it was given.
     Counters counters() const override;
 
 private:
-    VirtioNet(std::unique_ptr<backends::NetBackend> backend, std::array<uint8_t, 6> mac, UniqueFd resume);
+    VirtioNet(std::unique_ptr<backends::NetBackend> backend, std::array<uint8_t, 6> mac, UniqueFd resume,
+              UniqueFd cap_timer);
+    // backend_events(): the backend's fd, then these.
+    static constexpr size_t kResumeEvent = 1, kCapEvent = 2;
 
     void process_tx();
     void process_rx();
@@ -113,6 +121,9 @@ private:
     std::unique_ptr<backends::NetBackend> backend_;
     std::array<uint8_t, 6> mac_;
     UniqueFd resume_;  // eventfd: more work left after a burst
+    UniqueFd cap_timer_;  // timerfd: the transmit cap has credit again
+    driver_domain::TokenBucket tx_cap_;
+    bool cap_waiting_ = false;  // cap_timer_ is armed
 
     virtio::ActiveQueues active_;
     bool running_ = false;  // activated and not failed
