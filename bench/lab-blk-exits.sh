@@ -186,11 +186,6 @@ while [ "$round" -le "$ROUNDS" ]; do
     round=$((round + 1))
 done
 
-# median: the median of the numbers on stdin ("-" for none).
-median() {
-    sort -n | awk '{ v[NR] = $1 } END {
-        if (NR == 0) print "-"; else print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
-}
 # per_round PATH WORKLOAD AWK-EXPR: the expression's value for each round
 # (fields as in $RESULTS; rate[$11]: the busy guest's exits per second in
 # that round), one a line, in round order.

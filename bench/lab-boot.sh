@@ -1,5 +1,5 @@
 #!/bin/sh
-# shellcheck shell=dash
+# shellcheck shell=dash disable=SC1091  # sourced /lab/lib.sh
 # In-lab benchmark, run by tests/lab/lab-run.sh inside the nested lab host
 # (busybox sh): boot-to-init time of the default guest under hospes and under
 # QEMU's microvm machine, on the same kernel, initramfs and command line, in
@@ -36,20 +36,8 @@ MEMORY_MIB=512
 QEMU_COMMON="-M microvm -enable-kvm -cpu host -smp 1 -m $MEMORY_MIB -nodefaults -no-user-config
  -display none -monitor none -serial stdio -L /qemu-fw -initrd /guest/initramfs.cpio.gz"
 
-# The clock: busybox date with nanoseconds when this busybox has them, else
-# /proc/uptime (10 ms steps; read without a fork).
-if date +%s%N 2>/dev/null | grep -q -E '^[0-9]{19}$'; then
-    CLOCK='date +%s%N (1 ns steps)'
-    now_ms() { echo $(($(date +%s%N) / 1000000)); }
-else
-    CLOCK='/proc/uptime (10 ms steps)'
-    now_ms() {
-        local up rest
-        read -r up rest </proc/uptime
-        # "123.45" -> 12345 centiseconds (no arithmetic on "05": octal).
-        echo $((${up%.*}${up#*.} * 10))
-    }
-fi
+# now_ms and CLOCK, the clock it reads.
+. /lab/lib.sh
 
 # boot NAME COMMAND...: boots once, prints the milliseconds to the marker or
 # "fail". The console goes through a fifo into awk, which copies it to
@@ -99,15 +87,8 @@ run_variant() {
     esac
 }
 
-# median VALUES...: the median of the numbers among VALUES ("-" if none).
-median() {
-    printf '%s\n' "$@" | grep -E '^[0-9]+$' | sort -n |
-        awk '{ v[NR] = $1 } END {
-            if (NR == 0) print "-"
-            else if (NR % 2) print v[(NR + 1) / 2]
-            else print (v[NR / 2] + v[NR / 2 + 1]) / 2
-        }'
-}
+# median_of VALUES...: the median of the numbers among VALUES ("-" if none).
+median_of() { printf '%s\n' "$@" | grep -E '^[0-9]+$' | median; }
 
 count_ok() { printf '%s\n' "$@" | grep -c -E '^[0-9]+$'; }
 
@@ -147,8 +128,8 @@ done
 
 # shellcheck disable=SC2086  # the lists are words
 {
-    m_hospes=$(median $times_hospes) m_qemu=$(median $times_qemu)
-    m_hospes_pvh=$(median $times_hospes_pvh) m_qemu_pvh=$(median $times_qemu_pvh)
+    m_hospes=$(median_of $times_hospes) m_qemu=$(median_of $times_qemu)
+    m_hospes_pvh=$(median_of $times_hospes_pvh) m_qemu_pvh=$(median_of $times_qemu_pvh)
     ok_hospes=$(count_ok $times_hospes) ok_qemu=$(count_ok $times_qemu)
     ok_hospes_pvh=$(count_ok $times_hospes_pvh) ok_qemu_pvh=$(count_ok $times_qemu_pvh)
 }

@@ -85,6 +85,26 @@ check() {
 }
 
 now() { date +%s; }
+# now_ms: milliseconds on a clock, busybox date with nanoseconds when this
+# busybox has them, else /proc/uptime (10 ms steps; read without a fork);
+# CLOCK says which.
+if date +%s%N 2>/dev/null | grep -q -E '^[0-9]{19}$'; then
+    CLOCK='date +%s%N (1 ns steps)'
+    now_ms() { echo $(($(date +%s%N) / 1000000)); }
+else
+    CLOCK='/proc/uptime (10 ms steps)'
+    now_ms() {
+        local up rest
+        read -r up rest </proc/uptime
+        # "123.45" -> 12345 centiseconds (no arithmetic on "05": octal).
+        echo $((${up%.*}${up#*.} * 10))
+    }
+fi
+# median: the median of the numbers on stdin ("-" for none).
+median() {
+    sort -n | awk '{ v[NR] = $1 } END {
+        if (NR == 0) print "-"; else print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
+}
 
 # Console output without carriage returns, for matching.
 guest_text() { tr -d '\r' <"$GUEST_OUT"; }

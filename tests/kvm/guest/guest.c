@@ -1,8 +1,9 @@
 /*
  * A freestanding test guest for hospes's kvm tests. It boots through the
  * monitor's 64-bit Linux entry like a kernel would and runs the scenario
- * its command line names, reporting on COM1 and ending with an i8042 reset
- * (or, for "triple", a triple fault). Scenarios:
+ * its command line names (its last word, so that a toolstack's default
+ * words may come first), reporting on COM1 and ending with an i8042 reset
+ * (or, for "triple", a triple fault; "idle" never ends). Scenarios:
  *   hello   print a greeting
  *   mptable count the processors the MP table announces
  *   smp     start every AP with INIT/SIPI and count those that run
@@ -12,6 +13,7 @@
  *   echo    echo one line received on COM1
  *   cpuid   print the hypervisor signature and KVM's PV feature bits
  *   triple  fault with no IDT
+ *   idle    say so and halt for good (a domain that just runs: the scale bench)
  */
 #include <stdint.h>
 
@@ -86,6 +88,8 @@ static void start_aps(void) {
 
 void guest_main(const uint8_t *boot_params) {
     const char *cmdline = (const char *)(uintptr_t)*(const uint32_t *)(boot_params + BOOT_CMDLINE_PTR);
+    for (const char *c = cmdline; *c; c++)
+        if (*c == ' ' && c[1] != 0 && c[1] != ' ') cmdline = c + 1;
     if (streq(cmdline, "hello")) {
         puts_("hello from the test guest\n");
     } else if (streq(cmdline, "mptable")) {
@@ -155,6 +159,9 @@ void guest_main(const uint8_t *boot_params) {
         puts_(" apic=");
         put_dec(ebx >> 24);
         puts_(ecx & (1u << 31) ? " hypervisor\n" : "\n");
+    } else if (streq(cmdline, "idle")) {
+        puts_("idle\n");
+        for (;;) __asm__ volatile("cli; hlt");
     } else if (streq(cmdline, "triple")) {
         static const struct { uint16_t limit; uint64_t base; } __attribute__((packed)) empty = {0, 0};
         __asm__ volatile("lidt %0; ud2" : : "m"(empty));
