@@ -6,6 +6,7 @@
 #include "cli/create_command.hpp"
 #include "cli/run_command.hpp"
 #include "cli/xl_commands.hpp"
+#include "common/command_line.hpp"
 #include "common/log.hpp"
 #include "driver_domain/control_socket.hpp"
 #include "vmm/stop_signal.hpp"
@@ -39,17 +40,7 @@ int main(int argc, char** argv) {
     control->add_option("socket", control_path, "the socket (hospes run --control)")->required();
     control->add_option("request", control_request, R"(e.g. '{"execute":"power-button"}')")->required();
 
-    try {
-        app.parse(argc, argv);
-    } catch (const CLI::CallForHelp& e) {
-        return app.exit(e);
-    } catch (const CLI::CallForAllHelp& e) {
-        return app.exit(e);
-    } catch (const CLI::ParseError& e) {
-        hospes::log::init(false);
-        hospes::log::error("{}", e.what());
-        return hospes::kExitBadInput;
-    }
+    if (auto status = hospes::parse_command_line(app, argc, argv, "hospes")) return *status;
     hospes::log::init(verbose);
     if (app.got_subcommand("run")) return hospes::cli::run_command(run_options);
     if (app.got_subcommand("create")) return hospes::cli::create_command(create_options);

@@ -455,8 +455,9 @@ int top(const XlOptions& options) {
         for (const auto& row : *rows) before[row["id"].get<uint32_t>()] = top_totals(row);
         previous_time = now;
         if (options.iterations != 0 && frame >= options.iterations) break;
-        // Until the next frame: a key (q quits, any other redraws) or the delay.
-        pollfd input{options.batch ? -1 : STDIN_FILENO, POLLIN, 0};
+        // Until the next frame: a key on the terminal (q quits, any other
+        // redraws) or the delay.
+        pollfd input{saved ? STDIN_FILENO : -1, POLLIN, 0};
         if (::poll(&input, 1, static_cast<int>(options.delay * 1000)) > 0) {
             char key = 0;
             if (::read(STDIN_FILENO, &key, 1) <= 0 || key == 'q' || key == 'Q') break;

@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "common/command_line.hpp"
 #include "common/log.hpp"
 #include "toolstack/daemon.hpp"
 #include "toolstack/metrics.hpp"
@@ -28,15 +29,7 @@ int main(int argc, char** argv) {
     bool no_cgroups = false;
     app.add_flag("--no-cgroups", no_cgroups, "leave the host's cgroups alone (cpu_weight and cap are not applied)");
     app.add_flag("-v,--verbose", verbose, "log debug messages");
-    try {
-        app.parse(argc, argv);
-    } catch (const CLI::CallForHelp& e) {
-        return app.exit(e);
-    } catch (const CLI::ParseError& e) {
-        hospes::log::init(false, "hospesd");
-        hospes::log::error("{}", e.what());
-        return hospes::kExitBadInput;
-    }
+    if (auto status = hospes::parse_command_line(app, argc, argv, "hospesd")) return *status;
     hospes::log::init(verbose, "hospesd");
     hospes::log::keep_recent(1000);  // xl dmesg
     options.cgroups = !no_cgroups;

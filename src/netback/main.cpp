@@ -6,6 +6,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "common/command_line.hpp"
 #include "common/log.hpp"
 #include "driver_domain/control_socket.hpp"
 #include "driver_domain/options.hpp"
@@ -61,15 +62,7 @@ int main(int argc, char** argv) {
     app.add_option("--user", user, "UID[:GID] the worker runs as (when started as root)")->capture_default_str();
     app.add_flag("--test-hooks", test_hooks, "SIGUSR1 makes the worker try a forbidden system call (for tests)");
     app.add_flag("-v,--verbose", verbose, "log debug messages");
-    try {
-        app.parse(argc, argv);
-    } catch (const CLI::CallForHelp& e) {
-        return app.exit(e);
-    } catch (const CLI::ParseError& e) {
-        hospes::log::init(false, "hospes-netback");
-        hospes::log::error("{}", e.what());
-        return hospes::kExitBadInput;
-    }
+    if (auto status = hospes::parse_command_line(app, argc, argv, "hospes-netback")) return *status;
     hospes::log::init(verbose, "hospes-netback");
     if (!request.empty()) {
         if (control.empty()) {

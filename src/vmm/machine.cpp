@@ -85,7 +85,10 @@ Result<std::unique_ptr<virtio::Device>> create_net_device(const NetConfig& net) 
     if (!tap) return std::unexpected(Error{tap.error().kind, option + ": " + tap.error().message});
     auto device = devices::VirtioNet::create(std::make_unique<backends::Tap>(std::move(*tap)), net.mac);
     if (!device) return std::unexpected(Error{device.error().kind, option + ": " + device.error().message});
-    if (net.tx_bps != 0) (*device)->set_tx_cap(net.tx_bps, net.tx_bps_burst);
+    if (net.tx_bps != 0) {
+        if (auto r = (*device)->set_tx_cap(net.tx_bps, net.tx_bps_burst); !r)
+            return std::unexpected(Error{r.error().kind, option + ": " + r.error().message});
+    }
     return std::unique_ptr<virtio::Device>(std::move(*device));
 }
 

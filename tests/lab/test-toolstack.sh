@@ -200,6 +200,9 @@ xl top -b -i 2 -d 1 >/tmp/top.txt
 check "[ \$? = 0 ] && [ \$(grep -c '^ *NAME  *STATE  *CPU(sec) CPU(%)  *MEM(k) MEM(%)  MAXMEM(k) MAXMEM(%) VCPUS NETS  *NETTX(k)  *NETRX(k) VBDS  *VBD_OO  *VBD_RD  *VBD_WR  *VBD_RSECT  *VBD_WSECT SSID' /tmp/top.txt) = 2 ]" \
     "xl top -b -i 2 -d 1: two frames with xentop's columns"
 cat /tmp/top.txt
+xl top -i 2 -d 1 </dev/null >/tmp/top-screen.txt
+check "[ \$(grep -c 'xentop - [0-9:]*   Xen ' /tmp/top-screen.txt) = 2 ] && grep -q '^3 domains: ' /tmp/top-screen.txt" \
+    "xl top without -b: two screens, each with xentop's summary lines"
 # xentop's fields: 5 MEM(k), 9 VCPUS, 10 NETS, 11 NETTX(k), 12 NETRX(k), 13 VBDS, 15 VBD_RD, 17 VBD_RSECT.
 top_field() { awk -v n="$1" -v f="$2" '$1 == n { v = $f } END { print v }' /tmp/top.txt; }
 check "[ \"$(top_field web2 5)\" = 131072 ] && [ \"$(top_field web2 9)\" = 1 ] && [ \"$(top_field web2 13)\" = 1 ]" \

@@ -151,7 +151,7 @@ TEST_F(VirtioNetTest, TransmitCapHoldsFramesInTheRingUntilCreditComes) {
     // (a header and 1,000) go while the balance is positive, each taking
     // its whole cost, and the rest wait in the ring for the cap's timer:
     // ten need (10,140 - 1,000 - the last one's debt of 1,014) / 100,000 s.
-    net_->set_tx_cap(100000, 1000);
+    ASSERT_TRUE(net_->set_tx_cap(100000, 1000));
     ASSERT_TRUE(driver_->start(all_features()));
     for (int i = 0; i < 10; ++i) add_tx(make_frame(1000, static_cast<uint8_t>(i)));
     auto start = std::chrono::steady_clock::now();

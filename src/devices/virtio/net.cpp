@@ -42,22 +42,21 @@ Result<std::unique_ptr<VirtioNet>> VirtioNet::create(std::unique_ptr<backends::N
     }
     UniqueFd resume(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!resume.valid()) return errno_error("eventfd");
-    UniqueFd cap_timer(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
-    if (!cap_timer.valid()) return errno_error("timerfd_create");
-    return std::unique_ptr<VirtioNet>(
-        new VirtioNet(std::move(backend), address, std::move(resume), std::move(cap_timer)));
+    return std::unique_ptr<VirtioNet>(new VirtioNet(std::move(backend), address, std::move(resume)));
 }
 
-VirtioNet::VirtioNet(std::unique_ptr<backends::NetBackend> backend, std::array<uint8_t, 6> mac, UniqueFd resume,
-                     UniqueFd cap_timer)
-    : backend_(std::move(backend)),
-      mac_(mac),
-      resume_(std::move(resume)),
-      cap_timer_(std::move(cap_timer)),
-      rx_packet_(kMaxPacket) {}
+VirtioNet::VirtioNet(std::unique_ptr<backends::NetBackend> backend, std::array<uint8_t, 6> mac, UniqueFd resume)
+    : backend_(std::move(backend)), mac_(mac), resume_(std::move(resume)), rx_packet_(kMaxPacket) {}
 
-void VirtioNet::set_tx_cap(uint64_t bytes_per_second, uint64_t burst_bytes) {
+Result<void> VirtioNet::set_tx_cap(uint64_t bytes_per_second, uint64_t burst_bytes) {
+    // The timer only for a capped card (hospes-netback's confined worker
+    // uses this device uncapped and may not make one).
+    if (!cap_timer_.valid()) {
+        cap_timer_ = UniqueFd(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+        if (!cap_timer_.valid()) return errno_error("timerfd_create");
+    }
     tx_cap_.set(bytes_per_second, burst_bytes, driver_domain::Clock::now());
+    return {};
 }
 
 uint64_t VirtioNet::features() const {
@@ -107,7 +106,9 @@ void VirtioNet::reset() {
 }
 
 std::vector<virtio::Device::BackendEvent> VirtioNet::backend_events() const {
-    return {{backend_->fd(), true}, {resume_.get(), true}, {cap_timer_.get(), true}};
+    std::vector<BackendEvent> events = {{backend_->fd(), true}, {resume_.get(), true}};
+    if (cap_timer_.valid()) events.push_back({cap_timer_.get(), true});
+    return events;
 }
 
 void VirtioNet::queue_notify(uint16_t index) {

@@ -93,14 +93,15 @@ public:
     // A cap on what the guest sends, in frame bytes per second with a
     // burst (0: a tenth of a second), as Xen's vif rate=: over it, frames
     // wait in the guest's ring (none dropped) until credit comes back.
-    void set_tx_cap(uint64_t bytes_per_second, uint64_t burst_bytes);
+    // Before the device is added to a machine (its events then include
+    // the cap's timer).
+    Result<void> set_tx_cap(uint64_t bytes_per_second, uint64_t burst_bytes);
     const NetStats& stats() const { return stats_; }
     // tx is what the guest sent, rx what it was given.
     Counters counters() const override;
 
 private:
-    VirtioNet(std::unique_ptr<backends::NetBackend> backend, std::array<uint8_t, 6> mac, UniqueFd resume,
-              UniqueFd cap_timer);
+    VirtioNet(std::unique_ptr<backends::NetBackend> backend, std::array<uint8_t, 6> mac, UniqueFd resume);
     // backend_events(): the backend's fd, then these.
     static constexpr size_t kResumeEvent = 1, kCapEvent = 2;
 
@@ -121,7 +122,7 @@ private:
     std::unique_ptr<backends::NetBackend> backend_;
     std::array<uint8_t, 6> mac_;
     UniqueFd resume_;  // eventfd: more work left after a burst
-    UniqueFd cap_timer_;  // timerfd: the transmit cap has credit again
+    UniqueFd cap_timer_;  // timerfd: the transmit cap has credit again (only when capped)
     driver_domain::TokenBucket tx_cap_;
     bool cap_waiting_ = false;  // cap_timer_ is armed
 
