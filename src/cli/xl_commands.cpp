@@ -331,7 +331,8 @@ std::string top_state(const json& row) {
     return letters;
 }
 
-unsigned digits(uint64_t value) { return static_cast<unsigned>(std::log10(static_cast<double>(value) + 1)) + 1; }
+// xentop's INT_FIELD_WIDTH: the digits of `value` (at least 1).
+unsigned digits(uint64_t value) { return static_cast<unsigned>(std::log10(static_cast<double>(std::max<uint64_t>(value, 1)))) + 1; }
 
 // One frame: xentop's table (tools/xentop/xentop.c: columns, widths, the
 // summary above it when not in batch mode), then hospes's rate columns.
