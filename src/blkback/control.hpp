@@ -19,4 +19,11 @@ class Server;
 // The answer to one request line (without the newline).
 std::string control_answer(Server& server, std::string_view request);
 
+// The management socket's (the supervisor's; docs/running.md):
+//   {"execute": "add-disk", "disk": "NAME=PATH[,ro][,direct][,weight=N]..."}
+//     (the form of --disk) answers {"return": {"socket": PATH}}
+//   {"execute": "remove-disk", "disk": NAME}
+//   {"execute": "status"} answers {"return": {"worker_restarts": N}}
+std::string manage_answer(Server& server, std::string_view request, int worker_channel, uint64_t worker_restarts);
+
 }  // namespace hospes::blkback

@@ -9,6 +9,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "blkback/control.hpp"
 #include "blkback/server.hpp"
 #include "driver_domain/control_socket.hpp"
 #include "driver_domain/options.hpp"
@@ -52,13 +53,16 @@ int main(int argc, char** argv) {
     std::string user = "65534:65534";
     bool verbose = false, test_hooks = false;
     auto* dir_option = app.add_option("--socket-dir", socket_dir, "where each disk's socket NAME.sock is made");
-    auto* disk_option = app.add_option("--disk", disks,
+    app.add_option("--disk", disks,
                    "NAME=PATH[,ro][,direct][,weight=N][,iops=N][,bps=N[K|M|G]][,iops_burst=N][,bps_burst=N]: "
                    "a disk to serve, its weight (1-10000, default 100) and caps");
     app.add_option("--host-disk", host_disks,
                    "PATH[,depth=N][,iops=N][,bps=N][,iops_burst=N][,bps_burst=N]: the host disk PATH is (or is on): "
                    "requests at once (default 32) and caps for all the disks on it");
     app.add_option("--control", control, "the control socket (default: SOCKET_DIR/control)");
+    std::string manage;
+    app.add_option("--manage", manage,
+                   "the management socket, where disks are added and removed while it runs (default: SOCKET_DIR/manage)");
     std::string request;
     app.add_option("--send", request,
                    "send one JSON request to a running back-end's --control socket, print the answer and exit "
@@ -75,8 +79,8 @@ int main(int argc, char** argv) {
         }
         return hospes::driver_domain::send_request(control, request);
     }
-    if (dir_option->count() == 0 || disk_option->count() == 0) {
-        hospes::log::error("--socket-dir and at least one --disk are required");
+    if (dir_option->count() == 0) {
+        hospes::log::error("--socket-dir is required");
         return hospes::kExitBadInput;
     }
     hospes::sandbox::SupervisorOptions options{"disk", {}};
@@ -103,10 +107,21 @@ int main(int argc, char** argv) {
         hosts.push_back(std::move(*h));
     }
     if (control.empty()) control = socket_dir + "/control";
+    if (manage.empty()) manage = socket_dir + "/manage";
     auto server = hospes::blkback::Server::create(socket_dir, std::move(exports), std::move(hosts), control);
     if (!server) {
         hospes::log::error("{}", server.error().message);
         return hospes::exit_status_for(server.error());
     }
-    return hospes::sandbox::supervise(options, kWorkerSyscalls, [&] { return (*server)->serve(test_hooks); });
+    uint64_t worker_restarts = 0;
+    options.restarts = &worker_restarts;
+    auto manager = hospes::driver_domain::ManageSocket::listen(manage, [&](std::string_view line, int channel) {
+        return hospes::blkback::manage_answer(**server, line, channel, worker_restarts);
+    });
+    if (!manager) {
+        hospes::log::error("{}", manager.error().message);
+        return hospes::exit_status_for(manager.error());
+    }
+    return hospes::sandbox::supervise(options, kWorkerSyscalls,
+                                      [&](int channel) { return (*server)->serve(test_hooks, channel); }, manager->get());
 }

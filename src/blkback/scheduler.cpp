@@ -51,6 +51,11 @@ Client& Scheduler::add_client(HostDisk& disk, std::string name, ClientCounters& 
     return *clients_.back();
 }
 
+void Scheduler::remove_client(Client& client) {
+    std::erase(client.disk_.clients, &client);
+    std::erase_if(clients_, [&](const auto& c) { return c.get() == &client; });
+}
+
 void Scheduler::wake_at(Clock::time_point when) {
     if (!wakeup_ || when < *wakeup_) wakeup_ = when;
 }

@@ -117,6 +117,8 @@ public:
     HostDisk& host_disk(uint64_t device);
     void set_host_disk(HostDisk& disk, uint32_t depth, const Limits& limits, Clock::time_point now);
     Client& add_client(HostDisk& disk, std::string name, ClientCounters& counters);
+    // The client must have no device attached.
+    void remove_client(Client& client);
     const std::vector<std::unique_ptr<HostDisk>>& host_disks() const { return disks_; }
 
     // Starts every request the policy allows now and hands them to the

@@ -15,6 +15,8 @@
 #include <csignal>
 #include <cstring>
 
+#include <nlohmann/json.hpp>
+
 #include "backends/uring_block.hpp"
 #include "blkback/control.hpp"
 #include "driver_domain/control_socket.hpp"
@@ -22,6 +24,7 @@
 #include "common/log.hpp"
 #include "driver_domain/options.hpp"
 #include "devices/virtio/blk.hpp"
+#include "common/fd_message.hpp"
 
 namespace hospes::blkback {
 
@@ -30,6 +33,7 @@ namespace {
 // control socket's listener and clients and the signals are at the top.
 constexpr uint64_t kTagSignals = ~0ull;
 constexpr uint64_t kTagControl = ~0ull - 1;
+constexpr uint64_t kTagManager = ~0ull - 2;
 constexpr uint64_t kTagControlClient = 1ull << 62;  // + slot
 
 using driver_domain::parse_count;
@@ -83,6 +87,7 @@ Result<DiskExport> parse_export(std::string_view spec) {
     if (at == std::string_view::npos)
         return bad_input("--disk '{}': expected NAME=PATH[,ro][,direct][,weight=N][,iops=N][,bps=N]", spec);
     DiskExport e;
+    e.spec = std::string(spec);
     e.name = std::string(spec.substr(0, at));
     if (!valid_name(e.name))
         return bad_input("--disk '{}': name '{}' must be 1 to 64 letters, digits, '-', '_' or '.'", spec, e.name);
@@ -140,54 +145,24 @@ Result<std::unique_ptr<Server>> Server::create(const std::string& socket_dir, st
                                                std::vector<HostDiskConfig> host_disks,
                                                const std::string& control_path) {
     auto server = std::make_unique<Server>();
+    server->socket_dir_ = socket_dir;
     // Policy and counters outlive a worker: they are in memory it shares
-    // with the supervisor, which forks every worker.
-    size_t size = exports.size() * sizeof(SharedDisk) + (exports.size() + host_disks.size()) * sizeof(SharedHostDisk);
+    // with the supervisor, which forks every worker. Pages are only used
+    // as slots are.
+    size_t size = kMaxDisks * (sizeof(SharedDisk) + sizeof(SharedHostDisk));
     void* shared = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (shared == MAP_FAILED) return errno_error("cannot map {} bytes of shared memory", size);
     server->shared_ = Mapping(shared, size);
-    auto* disks = reinterpret_cast<SharedDisk*>(server->shared_.data());
-    auto* hosts = reinterpret_cast<SharedHostDisk*>(server->shared_.data() + exports.size() * sizeof(SharedDisk));
-    auto host_for = [&](uint64_t device) {
-        for (auto* host : server->shared_hosts_)
-            if (host->device == device) return host;
-        auto* host = new (hosts + server->shared_hosts_.size()) SharedHostDisk{device, HostDisk::kDefaultDepth, {}};
-        server->shared_hosts_.push_back(host);
-        return host;
-    };
-    for (size_t i = 0; i < exports.size(); ++i) {
-        for (size_t j = 0; j < i; ++j)
-            if (exports[j].name == exports[i].name) return bad_input("--disk: the name '{}' is given twice", exports[i].name);
-        Export e;
-        // A back-end started again at once after being killed may find its
-        // predecessor's lock not yet released (the kernel frees it as the
-        // dead process's io_uring goes): it waits up to 5 s.
-        auto disk = backends::open_disk(exports[i].disk.path,
-                                        {exports[i].disk.read_only, exports[i].disk.direct, 256, 5000});
-        if (!disk) return std::unexpected(disk.error());
-        e.disk = std::move(*disk);
-        auto device = host_device_of(e.disk.file.get(), exports[i].disk.path);
-        if (!device) return std::unexpected(device.error());
-        e.host_device = *device;
-        host_for(*device);
-        std::string path = socket_dir + "/" + exports[i].name + ".sock";
-        auto listener = vhost_user::listen_unix(path);
-        if (!listener) return std::unexpected(listener.error());
-        e.listener = std::move(*listener);
-        e.shared = new (disks + i) SharedDisk{exports[i].policy, {}, 0, 0};
-        e.config = std::move(exports[i]);
-        server->exports_.push_back(std::move(e));
-        server->socket_paths_.push_back(std::move(path));
-    }
+    if (exports.size() > kMaxDisks) return bad_input("at most {} disks", kMaxDisks);
+    for (auto& e : exports)
+        if (auto slot = server->open_export(std::move(e), 5000); !slot) return std::unexpected(slot.error());
     for (const auto& host : host_disks) {
         UniqueFd fd(::open(host.path.c_str(), O_PATH | O_CLOEXEC));
         if (!fd.valid()) return errno_error("--host-disk: cannot open '{}'", host.path);
         struct stat st{};
         if (::fstat(fd.get(), &st) != 0) return errno_error("--host-disk: cannot stat '{}'", host.path);
         uint64_t device = S_ISBLK(st.st_mode) ? st.st_rdev : st.st_dev;
-        SharedHostDisk* found = nullptr;
-        for (auto* shared_host : server->shared_hosts_)
-            if (shared_host->device == device) found = shared_host;
+        SharedHostDisk* found = server->shared_host(device, false);
         if (found == nullptr)
             return bad_input("--host-disk '{}': no --disk is on that host disk ({})", host.path, device_id(device));
         found->depth = host.depth;
@@ -197,6 +172,136 @@ Result<std::unique_ptr<Server>> Server::create(const std::string& socket_dir, st
     if (!control) return std::unexpected(control.error());
     server->control_ = std::move(*control);
     return server;
+}
+
+Server::SharedHostDisk* Server::shared_host(uint64_t device, bool make) {
+    SharedHostDisk* hosts = shared_host_disks();
+    SharedHostDisk* free = nullptr;
+    for (size_t i = 0; i < kMaxDisks; ++i) {
+        if (hosts[i].used && hosts[i].device == device) return &hosts[i];
+        if (!hosts[i].used && free == nullptr) free = &hosts[i];
+    }
+    if (!make || free == nullptr) return nullptr;
+    return new (free) SharedHostDisk{true, device, HostDisk::kDefaultDepth, {}};
+}
+
+Server::Export* Server::find(std::string_view name) {
+    for (auto& e : exports_)
+        if (e && e->config.name == name) return e.get();
+    return nullptr;
+}
+
+Result<size_t> Server::open_export(DiskExport config, unsigned lock_wait_ms) {
+    if (find(config.name) != nullptr) return bad_input("a disk named '{}' is served already", config.name);
+    size_t slot = 0;
+    while (slot < exports_.size() && exports_[slot]) ++slot;
+    if (slot == kMaxDisks) return bad_input("at most {} disks", kMaxDisks);
+    auto e = std::make_unique<Export>();
+    // A back-end started again at once after being killed may find its
+    // predecessor's lock not yet released (the kernel frees it as the
+    // dead process's io_uring goes): it waits up to lock_wait_ms.
+    auto disk = backends::open_disk(config.disk.path, {config.disk.read_only, config.disk.direct, 256, lock_wait_ms});
+    if (!disk) return std::unexpected(disk.error());
+    e->disk = std::move(*disk);
+    auto device = host_device_of(e->disk.file.get(), config.disk.path);
+    if (!device) return std::unexpected(device.error());
+    e->host_device = *device;
+    if (shared_host(*device, true) == nullptr) return bad_input("at most {} host disks", kMaxDisks);
+    auto listener = vhost_user::listen_unix(socket_dir_ + "/" + config.name + ".sock");
+    if (!listener) return std::unexpected(listener.error());
+    e->listener = std::move(*listener);
+    e->shared = new (shared_disks() + slot) SharedDisk{true, config.policy, {}, 0, 0};
+    e->config = std::move(config);
+    if (slot == exports_.size()) exports_.emplace_back();
+    exports_[slot] = std::move(e);
+    return slot;
+}
+
+Result<std::string> Server::add(DiskExport config, int worker_channel) {
+    std::string spec = config.spec;
+    // A disk its last guest let go of a moment ago may still be locked
+    // until that worker has closed it.
+    auto slot = open_export(std::move(config), 1000);
+    if (!slot) return std::unexpected(slot.error());
+    const Export& e = *exports_[*slot];
+    if (worker_channel >= 0) {
+        nlohmann::json message = {{"add", spec},
+                                  {"slot", *slot},
+                                  {"size", e.disk.size},
+                                  {"block_size", e.disk.block_size},
+                                  {"read_only", e.disk.read_only},
+                                  {"serial", e.disk.serial},
+                                  {"host_device", e.host_device}};
+        int fds[] = {e.disk.file.get(), e.listener.get()};
+        // A worker that cannot take it now is dying: its successor starts with it.
+        if (!send_with_fds(worker_channel, message.dump(), fds))
+            log::warn("{}: the worker did not take the new disk: {}", e.config.name, std::strerror(errno));
+    }
+    log::info("{}: serving '{}'", e.config.name, e.config.disk.path);
+    return socket_dir_ + "/" + e.config.name + ".sock";
+}
+
+Result<void> Server::remove(std::string_view name, int worker_channel) {
+    Export* e = find(name);
+    if (e == nullptr) return bad_input("no disk is named '{}'", name);
+    std::string path = socket_dir_ + "/" + e->config.name + ".sock";
+    ::unlink(path.c_str());
+    if (worker_channel >= 0 && !send_with_fds(worker_channel, nlohmann::json{{"remove", name}}.dump(), {}))
+        log::warn("{}: the worker did not take the removal: {}", name, std::strerror(errno));
+    e->shared->used = false;
+    log::info("{}: no longer served", name);
+    for (auto& slot : exports_)
+        if (slot.get() == e) slot.reset();
+    return {};
+}
+
+void Server::manager_message() {
+    auto message = receive_with_fds(channel_);
+    if (!message) return;
+    auto request = nlohmann::json::parse(message->text, nullptr, false);
+    if (!request.is_object()) return;
+    if (auto removed = request.find("remove"); removed != request.end() && removed->is_string()) {
+        for (auto& e : exports_) {
+            if (!e || e->config.name != removed->get<std::string>()) continue;
+            close_connection(*e);
+            ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, e->listener.get(), nullptr);
+            scheduler_.remove_client(*e->client);
+            e.reset();
+        }
+        return;
+    }
+    // An added disk: the supervisor opened it and made its socket.
+    auto spec = parse_export(request.value("add", ""));
+    size_t slot = request.value("slot", kMaxDisks);
+    if (!spec || message->fds.size() != 2 || slot >= kMaxDisks || find(spec->name) != nullptr) {
+        log::error("a malformed message from the supervisor");
+        return;
+    }
+    auto e = std::make_unique<Export>();
+    e->disk.file = std::move(message->fds[0]);
+    e->listener = std::move(message->fds[1]);
+    e->disk.size = request.value("size", uint64_t{0});
+    e->disk.block_size = request.value("block_size", 512u);
+    e->disk.read_only = request.value("read_only", true);
+    e->disk.serial = request.value("serial", "");
+    e->host_device = request.value("host_device", uint64_t{0});
+    e->shared = shared_disks() + slot;
+    e->config = std::move(*spec);
+    if (exports_.size() <= slot) exports_.resize(slot + 1);
+    exports_[slot] = std::move(e);
+    if (auto r = start_serving(slot, Clock::now()); !r) log::error("{}: {}", exports_[slot]->config.name, r.error().message);
+}
+
+Result<void> Server::start_serving(size_t slot, Clock::time_point now) {
+    auto& e = *exports_[slot];
+    epoll_event add{EPOLLIN, {.u64 = 2 * slot}};
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, e.listener.get(), &add) != 0) return errno_error("epoll_ctl");
+    auto* host = shared_host(e.host_device, false);
+    auto& disk = scheduler_.host_disk(e.host_device);
+    if (host != nullptr) scheduler_.set_host_disk(disk, host->depth, host->limits, now);
+    e.client = &scheduler_.add_client(disk, e.config.name, e.shared->counters);
+    e.client->set_policy(e.shared->policy, now);
+    return {};
 }
 
 void Server::accept(Export& disk) {
@@ -220,7 +325,8 @@ void Server::accept(Export& disk) {
         log::warn("{}: {}", disk.config.name, connection.error().message);
         return;
     }
-    size_t index = static_cast<size_t>(&disk - exports_.data());
+    size_t index = 0;
+    while (exports_[index].get() != &disk) ++index;
     epoll_event add{EPOLLIN, {.u64 = 2 * index + 1}};
     if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, (*connection)->fd(), &add) != 0) {
         log::warn("{}: epoll_ctl: {}", disk.config.name, std::strerror(errno));
@@ -245,9 +351,10 @@ void Server::close_connection(Export& disk) {
 std::vector<DiskStatus> Server::disks() const {
     std::vector<DiskStatus> result;
     for (const auto& e : exports_) {
-        DiskStatus status{e.config.name, e.config.disk.path, device_id(e.host_device), e.connection != nullptr,
-                          e.shared->policy, e.shared->counters, e.shared->connections, e.shared->resubmitted};
-        if (e.connection) status.resubmitted += e.connection->counters().resubmitted;
+        if (!e) continue;
+        DiskStatus status{e->config.name, e->config.disk.path, device_id(e->host_device), e->connection != nullptr,
+                          e->shared->policy, e->shared->counters, e->shared->connections, e->shared->resubmitted};
+        if (e->connection) status.resubmitted += e->connection->counters().resubmitted;
         result.push_back(std::move(status));
     }
     return result;
@@ -255,35 +362,38 @@ std::vector<DiskStatus> Server::disks() const {
 
 std::vector<HostDiskStatus> Server::host_disks() const {
     std::vector<HostDiskStatus> result;
-    for (const auto* host : shared_hosts_) {
+    const SharedHostDisk* hosts = shared_host_disks();
+    for (size_t i = 0; i < kMaxDisks; ++i) {
+        const auto* host = &hosts[i];
+        if (!host->used) continue;
         HostDiskStatus status{device_id(host->device), host->depth, host->limits, {}};
         for (const auto& e : exports_)
-            if (e.host_device == host->device) status.disks.push_back(e.config.name);
+            if (e && e->host_device == host->device) status.disks.push_back(e->config.name);
         result.push_back(std::move(status));
     }
     return result;
 }
 
 Result<void> Server::set_disk(std::string_view name, const PolicyChange& change) {
-    for (auto& e : exports_) {
-        if (e.config.name != name) continue;
-        if (change.depth) return bad_input("depth is set per host disk");
-        if (change.weight && (*change.weight < 1 || *change.weight > Policy::kMaxWeight))
-            return bad_input("weight must be 1 to {}", Policy::kMaxWeight);
-        if (change.weight) e.shared->policy.weight = *change.weight;
-        apply(change, e.shared->policy.limits);
-        if (e.client != nullptr) e.client->set_policy(e.shared->policy, Clock::now());
-        log::info("{}: weight {}, iops {}, bps {}, bursts {} and {}", name, e.shared->policy.weight,
-                  e.shared->policy.limits.iops, e.shared->policy.limits.bps, e.shared->policy.limits.iops_burst,
-                  e.shared->policy.limits.bps_burst);
-        return {};
-    }
-    return bad_input("no disk is named '{}'", name);
+    Export* e = find(name);
+    if (e == nullptr) return bad_input("no disk is named '{}'", name);
+    if (change.depth) return bad_input("depth is set per host disk");
+    if (change.weight && (*change.weight < 1 || *change.weight > Policy::kMaxWeight))
+        return bad_input("weight must be 1 to {}", Policy::kMaxWeight);
+    if (change.weight) e->shared->policy.weight = *change.weight;
+    apply(change, e->shared->policy.limits);
+    if (e->client != nullptr) e->client->set_policy(e->shared->policy, Clock::now());
+    log::info("{}: weight {}, iops {}, bps {}, bursts {} and {}", name, e->shared->policy.weight,
+              e->shared->policy.limits.iops, e->shared->policy.limits.bps, e->shared->policy.limits.iops_burst,
+              e->shared->policy.limits.bps_burst);
+    return {};
 }
 
 Result<void> Server::set_host_disk(std::string_view id, const PolicyChange& change) {
-    for (auto* host : shared_hosts_) {
-        if (device_id(host->device) != id) continue;
+    SharedHostDisk* hosts = shared_host_disks();
+    for (size_t i = 0; i < kMaxDisks; ++i) {
+        auto* host = &hosts[i];
+        if (!host->used || device_id(host->device) != id) continue;
         if (change.weight) return bad_input("weight is set per disk");
         if (change.depth && (*change.depth < 1 || *change.depth > 1024)) return bad_input("depth must be 1 to 1024");
         if (change.depth) host->depth = *change.depth;
@@ -296,7 +406,8 @@ Result<void> Server::set_host_disk(std::string_view id, const PolicyChange& chan
     return bad_input("no host disk is '{}'", id);
 }
 
-int Server::serve(bool test_hooks) {
+int Server::serve(bool test_hooks, int channel) {
+    channel_ = channel;
     epoll_ = UniqueFd(::epoll_create1(EPOLL_CLOEXEC));
     if (!epoll_.valid()) return kExitHostError;
     sigset_t signals;
@@ -313,14 +424,15 @@ int Server::serve(bool test_hooks) {
     }
     epoll_event control{EPOLLIN, {.u64 = kTagControl}};
     if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, control_.listener(), &control) != 0) return kExitHostError;
+    epoll_event manager{EPOLLIN, {.u64 = kTagManager}};
+    if (channel_ >= 0 && ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, channel_, &manager) != 0) return kExitHostError;
     auto now = Clock::now();
-    for (auto* host : shared_hosts_) scheduler_.set_host_disk(scheduler_.host_disk(host->device), host->depth, host->limits, now);
     for (size_t i = 0; i < exports_.size(); ++i) {
-        epoll_event add{EPOLLIN, {.u64 = 2 * i}};
-        if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, exports_[i].listener.get(), &add) != 0) return kExitHostError;
-        auto& e = exports_[i];
-        e.client = &scheduler_.add_client(scheduler_.host_disk(e.host_device), e.config.name, e.shared->counters);
-        e.client->set_policy(e.shared->policy, now);
+        if (!exports_[i]) continue;
+        if (auto r = start_serving(i, now); !r) {
+            log::error("{}", r.error().message);
+            return kExitHostError;
+        }
     }
     for (;;) {
         // The scheduler runs after every batch of events: kicks and
@@ -346,16 +458,23 @@ int Server::serve(bool test_hooks) {
                 if (::read(signal_fd.get(), &info, sizeof(info)) != sizeof(info)) continue;
                 if (info.ssi_signo == SIGUSR1) {
                     // The test hook: a system call outside the allowlist.
-                    log::warn("test hook: opening '{}' by path", exports_[0].config.disk.path);
-                    UniqueFd forbidden(::open(exports_[0].config.disk.path.c_str(), O_RDONLY | O_CLOEXEC));
+                    std::string path = exports_.empty() || !exports_[0] ? "/" : exports_[0]->config.disk.path;
+                    log::warn("test hook: opening '{}' by path", path);
+                    UniqueFd forbidden(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
                     log::error("test hook: the forbidden open returned {}", forbidden.get());
                     continue;
                 }
-                for (auto& disk : exports_) close_connection(disk);
+                for (auto& disk : exports_)
+                    if (disk) close_connection(*disk);
                 return 0;
             }
             if (tag == kTagControl) {
                 control_.accept(epoll_.get(), kTagControlClient);
+                continue;
+            }
+            if (tag == kTagManager) {
+                if (events[i].events & (EPOLLHUP | EPOLLERR)) return kExitHostError;  // the supervisor is gone
+                manager_message();
                 continue;
             }
             if (tag >= kTagControlClient) {
@@ -363,7 +482,8 @@ int Server::serve(bool test_hooks) {
                                [this](std::string_view request) { return control_answer(*this, request); });
                 continue;
             }
-            auto& disk = exports_[tag / 2];
+            if (tag / 2 >= exports_.size() || !exports_[tag / 2]) continue;  // removed in this batch
+            auto& disk = *exports_[tag / 2];
             if (tag % 2 == 0)
                 accept(disk);
             else if (disk.connection && !disk.connection->process())

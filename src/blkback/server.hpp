@@ -9,6 +9,10 @@
 // disks and makes the sockets) and runs in the confined worker (serve()),
 // which needs nothing else from the host. Policy and counters live in
 // memory shared with the supervisor, so a restarted worker keeps both.
+// Disks come and go while it runs: the supervisor opens a new one and
+// makes its socket (add(), from the management socket), keeps it for
+// the workers it starts later, and sends both descriptors to the running
+// worker over their channel; remove() likewise.
 #pragma once
 
 #include <memory>
@@ -31,6 +35,7 @@ struct DiskExport {
     std::string name;  // the socket is <socket dir>/<name>.sock
     DiskConfig disk;
     Policy policy;
+    std::string spec;  // as given, for the worker to parse again
 };
 
 // NAME=PATH[,ro][,direct][,weight=N][,iops=N][,bps=N][,iops_burst=N][,bps_burst=N]
@@ -68,6 +73,8 @@ struct HostDiskStatus {
 
 class Server {
 public:
+    static constexpr size_t kMaxDisks = 1024;  // at once; their shared state is reserved up front
+
     // Opens and locks every disk and makes its socket and the control socket.
     static Result<std::unique_ptr<Server>> create(const std::string& socket_dir, std::vector<DiskExport> exports,
                                                   std::vector<HostDiskConfig> host_disks,
@@ -76,8 +83,16 @@ public:
     // exit status. `test_hooks`: SIGUSR1 makes the server try a system
     // call the worker is not allowed (opening its first disk by path), to
     // show the confinement works.
-    int serve(bool test_hooks);
-    const std::vector<std::string>& socket_paths() const { return socket_paths_; }
+    // `channel`: the worker's end of its channel to the supervisor.
+    int serve(bool test_hooks, int channel);
+
+    // In the supervisor: opens and locks a disk, makes its socket (returns
+    // its path) and hands both to the worker on `worker_channel` (-1: none
+    // runs now; the next one starts with it).
+    Result<std::string> add(DiskExport disk, int worker_channel);
+    // In the supervisor: the disk's socket goes, and the worker ends its
+    // connection and lets the disk go.
+    Result<void> remove(std::string_view name, int worker_channel);
 
     // For the control socket.
     std::vector<DiskStatus> disks() const;
@@ -86,13 +101,16 @@ public:
     Result<void> set_host_disk(std::string_view id, const PolicyChange& change);
 
 private:
-    // Kept in memory shared with the supervisor.
+    // Kept in memory shared with the supervisor: kMaxDisks of each, a
+    // disk's at the index of its slot in exports_.
     struct SharedDisk {
+        bool used = false;
         Policy policy;
         ClientCounters counters;
         uint64_t connections = 0, resubmitted = 0;
     };
     struct SharedHostDisk {
+        bool used = false;
         uint64_t device = 0;
         uint32_t depth = 0;
         Limits limits;
@@ -108,12 +126,25 @@ private:
     };
     void accept(Export& disk);
     void close_connection(Export& disk);
+    // Opens the export's disk and socket (supervisor); the slot it gets.
+    Result<size_t> open_export(DiskExport config, unsigned lock_wait_ms);
+    // Into the worker's epoll set and scheduler.
+    Result<void> start_serving(size_t slot, Clock::time_point now);
+    // A message from the supervisor (worker).
+    void manager_message();
+    SharedDisk* shared_disks() const { return reinterpret_cast<SharedDisk*>(shared_.data()); }
+    SharedHostDisk* shared_host_disks() const {
+        return reinterpret_cast<SharedHostDisk*>(shared_.data() + kMaxDisks * sizeof(SharedDisk));
+    }
+    // The host disk's shared state, made when `make` and it is new.
+    SharedHostDisk* shared_host(uint64_t device, bool make);
+    Export* find(std::string_view name);
 
     UniqueFd epoll_;
-    std::vector<Export> exports_;
-    std::vector<std::string> socket_paths_;
+    std::string socket_dir_;
+    int channel_ = -1;
+    std::vector<std::unique_ptr<Export>> exports_;  // by slot; empty slots are null
     Mapping shared_;
-    std::vector<SharedHostDisk*> shared_hosts_;
     Scheduler scheduler_;
     driver_domain::ControlSocket control_;
 };

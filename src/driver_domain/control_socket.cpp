@@ -23,6 +23,29 @@ Result<ControlSocket> ControlSocket::listen(const std::string& path) {
     return control;
 }
 
+Result<std::unique_ptr<ManageSocket>> ManageSocket::listen(const std::string& path, Answer answer) {
+    auto socket = ControlSocket::listen(path);
+    if (!socket) return std::unexpected(socket.error());
+    UniqueFd epoll(::epoll_create1(EPOLL_CLOEXEC));
+    epoll_event event{EPOLLIN, {.u64 = 0}};
+    if (!epoll.valid() || ::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, socket->listener(), &event) != 0)
+        return errno_error("epoll");
+    return std::unique_ptr<ManageSocket>(new ManageSocket(std::move(*socket), std::move(epoll), std::move(answer)));
+}
+
+void ManageSocket::ready(int worker_channel) {
+    // Tag 0 is the listener, 1 + slot a client.
+    epoll_event events[ControlSocket::kMaxClients + 1];
+    int count = ::epoll_wait(epoll_.get(), events, ControlSocket::kMaxClients + 1, 0);
+    for (int i = 0; i < count; ++i) {
+        if (events[i].data.u64 == 0)
+            socket_.accept(epoll_.get(), 1);
+        else
+            socket_.serve(epoll_.get(), events[i].data.u64 - 1,
+                          [&](std::string_view request) { return answer_(request, worker_channel); });
+    }
+}
+
 void ControlSocket::accept(int epoll, uint64_t first_tag) {
     UniqueFd socket(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
     if (!socket.valid()) return;

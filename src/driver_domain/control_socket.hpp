@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -16,6 +17,7 @@
 
 #include "common/error.hpp"
 #include "common/unique_fd.hpp"
+#include "sandbox/supervisor.hpp"
 
 namespace hospes::driver_domain {
 
@@ -48,6 +50,24 @@ private:
     UniqueFd listener_;
     bool check_peer_ = false;
     std::vector<std::optional<Client>> clients_;
+};
+
+// The management socket: a control socket the supervisor serves, for
+// requests that need its privilege (adding a disk or a port: opening files,
+// making sockets). The answer also gets the channel to the running worker.
+class ManageSocket final : public sandbox::Manager {
+public:
+    using Answer = std::function<std::string(std::string_view request, int worker_channel)>;
+    static Result<std::unique_ptr<ManageSocket>> listen(const std::string& path, Answer answer);
+    int fd() const override { return epoll_.get(); }
+    void ready(int worker_channel) override;
+
+private:
+    ManageSocket(ControlSocket socket, UniqueFd epoll, Answer answer)
+        : socket_(std::move(socket)), epoll_(std::move(epoll)), answer_(std::move(answer)) {}
+    ControlSocket socket_;
+    UniqueFd epoll_;
+    Answer answer_;
 };
 
 // The client's side, for `--send`: sends `request` to the socket at `path`,

@@ -20,10 +20,16 @@ int main(int argc, char** argv) {
     hospes::toolstack::DaemonOptions options;
     // The monitor program: `hospes` beside this one.
     options.monitor = (std::filesystem::canonical("/proc/self/exe").parent_path() / "hospes").string();
+    // The block back-end: hospes-blkback beside it, when it is there.
+    auto blkback = std::filesystem::canonical("/proc/self/exe").parent_path() / "hospes-blkback";
+    if (std::filesystem::exists(blkback)) options.blkback = blkback.string();
     bool verbose = false;
     app.add_option("--socket", options.socket, "the API's unix socket")->capture_default_str();
     app.add_option("--state-dir", options.state_dir, "where domains' state and logs are kept")->capture_default_str();
     app.add_option("--monitor", options.monitor, "the hospes program that runs each domain")->capture_default_str();
+    app.add_option("--blkback", options.blkback,
+                   "the hospes-blkback program, which serves every domain's disks (\"\": each monitor serves its own)")
+        ->capture_default_str();
     std::string metrics;
     app.add_option("--metrics", metrics, "serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9101)");
     bool no_cgroups = false;

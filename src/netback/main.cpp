@@ -104,5 +104,5 @@ int main(int argc, char** argv) {
         hospes::log::error("{}", server.error().message);
         return hospes::exit_status_for(server.error());
     }
-    return hospes::sandbox::supervise(options, kWorkerSyscalls, [&] { return (*server)->serve(test_hooks); });
+    return hospes::sandbox::supervise(options, kWorkerSyscalls, [&](int) { return (*server)->serve(test_hooks); });
 }

@@ -1,7 +1,9 @@
 #include "sandbox/supervisor.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,15 +19,23 @@ namespace hospes::sandbox {
 
 namespace {
 
+// Forks a worker; `channel` becomes the supervisor's end of its channel.
 pid_t start_worker(const SupervisorOptions& options, std::span<const char* const> syscalls,
-                   const std::function<int()>& worker) {
+                   const std::function<int(int)>& worker, UniqueFd& channel) {
+    int ends[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ends) != 0) return -1;
+    UniqueFd ours(ends[0]), theirs(ends[1]);
     pid_t pid = ::fork();
-    if (pid != 0) return pid;
+    if (pid != 0) {
+        if (pid > 0) channel = std::move(ours);
+        return pid;
+    }
+    ours.reset();
     if (auto r = confine(options.confinement, syscalls); !r) {
         log::error("the {} worker cannot be confined: {}", options.name, r.error().message);
         ::_exit(kExitHostError);
     }
-    ::_exit(worker());
+    ::_exit(worker(theirs.get()));
 }
 
 std::string describe(int status) {
@@ -39,7 +49,8 @@ std::string describe(int status) {
 
 }  // namespace
 
-int supervise(SupervisorOptions options, std::span<const char* const> syscalls, const std::function<int()>& worker) {
+int supervise(SupervisorOptions options, std::span<const char* const> syscalls, const std::function<int(int)>& worker,
+              Manager* manager) {
     // The worker's root is an empty directory that no longer has a name:
     // made, opened and removed at once, so nothing can be created in it and
     // nothing is left behind however the supervisor ends.
@@ -76,7 +87,8 @@ int supervise(SupervisorOptions options, std::span<const char* const> syscalls, 
     using Clock = std::chrono::steady_clock;
     auto started = Clock::now();
     uint64_t restarts = 0;
-    pid_t pid = start_worker(options, syscalls, worker);
+    UniqueFd channel;
+    pid_t pid = start_worker(options, syscalls, worker, channel);
     for (;;) {
         // Without a worker there is nothing to supervise (and kill(-1) must
         // never be reached).
@@ -84,6 +96,10 @@ int supervise(SupervisorOptions options, std::span<const char* const> syscalls, 
             log::error("cannot start the {} worker: {}", options.name, std::strerror(errno));
             return kExitHostError;
         }
+        pollfd fds[2] = {{signal_fd.get(), POLLIN, 0}, {manager ? manager->fd() : -1, POLLIN, 0}};
+        if (::poll(fds, 2, -1) <= 0) continue;
+        if (fds[1].revents & POLLIN) manager->ready(channel.get());
+        if (!(fds[0].revents & POLLIN)) continue;
         signalfd_siginfo info{};
         if (::read(signal_fd.get(), &info, sizeof(info)) != sizeof(info)) continue;
         if (info.ssi_signo != SIGCHLD) {
@@ -95,6 +111,7 @@ int supervise(SupervisorOptions options, std::span<const char* const> syscalls, 
         }
         int status = 0;
         if (::waitpid(pid, &status, WNOHANG) != pid) continue;
+        channel.reset();
         if (WIFEXITED(status)) {
             log::error("the {} worker {}; stopping", options.name, describe(status));
             return WEXITSTATUS(status) == 0 ? kExitHostError : WEXITSTATUS(status);
@@ -106,7 +123,8 @@ int supervise(SupervisorOptions options, std::span<const char* const> syscalls, 
         if (lived < std::chrono::milliseconds(100)) std::this_thread::sleep_for(std::chrono::milliseconds(100) - lived);
         started = Clock::now();
         ++restarts;
-        pid = start_worker(options, syscalls, worker);
+        if (options.restarts != nullptr) *options.restarts = restarts;
+        pid = start_worker(options, syscalls, worker, channel);
     }
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <functional>
+#include <span>
 #include <string>
 
 #include "sandbox/confine.hpp"
@@ -14,13 +15,30 @@ namespace hospes::sandbox {
 struct SupervisorOptions {
     std::string name;       // for the log
     Confinement confinement;  // empty_root is made here
+    uint64_t* restarts = nullptr;  // when given: counts the workers started again
+};
+
+// What only the supervisor may do for a running worker (open a disk, make
+// a socket): requests it serves between the worker's deaths. `fd` is
+// polled; when it is readable, ready() runs with the supervisor's end of
+// the channel to the worker now running (-1 while none runs), over which
+// it may send the worker what it made (common/fd_message.hpp).
+class Manager {
+public:
+    virtual ~Manager() = default;
+    virtual int fd() const = 0;
+    virtual void ready(int worker_channel) = 0;
 };
 
 // Runs `worker` (which returns an exit status) in a child process under
 // `options`, after confine() with `syscalls`; restarts it whenever a
-// signal kills it. A worker that exits by itself ends the supervisor with
-// its status; SIGTERM or SIGINT (blocked by the caller) is passed on to
-// the worker and ends both. Returns the exit status.
-int supervise(SupervisorOptions options, std::span<const char* const> syscalls, const std::function<int()>& worker);
+// signal kills it. The worker gets its end of a channel (a SOCK_SEQPACKET
+// socket pair made for each worker) to the supervisor. A worker that exits
+// by itself ends the supervisor with its status; SIGTERM or SIGINT
+// (blocked by the caller) is passed on to the worker and ends both.
+// Returns the exit status.
+int supervise(SupervisorOptions options, std::span<const char* const> syscalls,
+              const std::function<int(int channel)>& worker, Manager* manager = nullptr);
+
 
 }  // namespace hospes::sandbox

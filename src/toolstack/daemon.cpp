@@ -17,6 +17,7 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <thread>
 
 #include "common/log.hpp"
 #include "toolstack/domain_json.hpp"
@@ -31,7 +32,11 @@ namespace {
 constexpr uint64_t kListenerTag = 0;
 constexpr uint64_t kSignalTag = 1;
 constexpr uint64_t kFirstClientTag = 2;
+constexpr uint64_t kBlkbackTag = 3;
 constexpr uint64_t kDomainTag = uint64_t{1} << 32;  // | the domain's id
+
+// A domain's disk as hospes-blkback names it.
+std::string backend_disk_name(uint32_t id, const DomainDisk& disk) { return fmt::format("dom{}-{}", id, disk.guest_device); }
 
 int pidfd_open(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
 int pidfd_send_signal(int pidfd, int signal) {
@@ -135,7 +140,26 @@ Result<std::unique_ptr<Daemon>> Daemon::create(DaemonOptions options) {
         else
             log::warn("no cgroup hierarchy with the cpu controller: cpu_weight and cap are not applied");
     }
+    bool fresh_blkback = false;
+    if (!daemon->options_.blkback.empty()) {
+        std::string dir = (fs::path(daemon->options_.state_dir) / "blkback").string();
+        daemon->blkback_.emplace("hospes-blkback", daemon->options_.blkback, std::vector<std::string>{"--socket-dir", dir},
+                                 dir);
+        if (!daemon->blkback_->adopt()) {
+            if (auto r = daemon->blkback_->start(); !r) return std::unexpected(r.error());
+            fresh_blkback = true;
+        }
+        epoll_event watch{EPOLLIN, {.u64 = kBlkbackTag}};
+        if (::epoll_ctl(daemon->epoll_.get(), EPOLL_CTL_ADD, daemon->blkback_->pidfd(), &watch) != 0)
+            return errno_error("epoll_ctl");
+    }
     daemon->adopt_all();
+    // A back-end that ended while no hospesd ran: the new one serves the
+    // disks of the domains still running (their monitors reconnect).
+    if (fresh_blkback)
+        for (const auto& [id, d] : daemon->domains_)
+            if (d.pid != 0)
+                if (auto r = daemon->add_disks(d); !r) log::error("domain {}: {}", id, r.error().message);
     return daemon;
 }
 
@@ -238,9 +262,14 @@ Result<void> Daemon::start(Domain& d, bool paused) {
         if (auto r = cpu_groups_->set(d.id, d.config.cpu_weight, d.config.cpu_cap); !r) return r;
         cgroup_procs = *procs;
     }
-    auto pid = start_monitor(options_.monitor, monitor_arguments(d.config, d.id, p, paused), p,
+    auto sockets = add_disks(d);
+    if (!sockets) return std::unexpected(sockets.error());
+    auto pid = start_monitor(options_.monitor, monitor_arguments(d.config, d.id, p, paused, *sockets), p,
                              std::chrono::seconds(10), cgroup_procs);
-    if (!pid) return std::unexpected(pid.error());
+    if (!pid) {
+        remove_disks(d);
+        return std::unexpected(pid.error());
+    }
     d.pid = *pid;
     auto stat = process_stat(d.pid);
     d.start_ticks = stat ? stat->start_ticks : 0;
@@ -277,6 +306,7 @@ void Daemon::monitor_ended(uint32_t id) {
     d.pid = 0;
     d.paused = false;
     d.reboot_requested = false;
+    remove_disks(d);
     if (cpu_groups_) cpu_groups_->remove(id);
     DomainAction action = reason == "poweroff" ? d.config.on_poweroff
                           : reason == "reboot" ? d.config.on_reboot
@@ -324,12 +354,60 @@ void Daemon::remove(uint32_t id) {
         ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, d.pidfd.get(), nullptr);
         int status = 0;
         ::waitpid(d.pid, &status, WNOHANG);
+        remove_disks(d);
     }
     if (cpu_groups_) cpu_groups_->remove(id);
     std::error_code error;
     fs::remove_all(domain_dir(id), error);
     if (error) log::error("domain {}: cannot remove its state: {}", id, error.message());
     domains_.erase(found);
+}
+
+Result<std::vector<std::string>> Daemon::add_disks(const Domain& d) {
+    std::vector<std::string> sockets;
+    if (!blkback_) return sockets;
+    for (const auto& disk : d.config.disks) {
+        std::string name = backend_disk_name(d.id, disk);
+        auto added = blkback_->manage(
+            {{"execute", "add-disk"}, {"disk", fmt::format("{}={}{}", name, disk.target, disk.read_only ? ",ro" : "")}});
+        if (!added) {
+            // Those added already go again: nothing is left half made.
+            for (size_t i = 0; i < sockets.size(); ++i)
+                (void)blkback_->manage({{"execute", "remove-disk"}, {"disk", backend_disk_name(d.id, d.config.disks[i])}});
+            return host_error("disk {}: {}", disk.vdev, added.error().message);
+        }
+        sockets.push_back(added->value("socket", ""));
+    }
+    return sockets;
+}
+
+void Daemon::remove_disks(const Domain& d) {
+    if (!blkback_) return;
+    for (const auto& disk : d.config.disks) {
+        auto removed = blkback_->manage({{"execute", "remove-disk"}, {"disk", backend_disk_name(d.id, disk)}});
+        if (!removed && removed.error().message.find("no disk is named") == std::string::npos)
+            log::warn("domain {}: disk {}: {}", d.id, disk.vdev, removed.error().message);
+    }
+}
+
+void Daemon::blkback_ended() {
+    ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, blkback_->pidfd(), nullptr);
+    log::warn("{} (process {}) ended; starting it again", blkback_->name(), blkback_->pid());
+    blkback_->ended();
+    // Three tries a second apart; then it stays down (`backends` says so)
+    // and the disks of new domains cannot be added.
+    for (int attempt = 1;; ++attempt) {
+        auto started = blkback_->start();
+        if (started) break;
+        log::error("{}: {}", blkback_->name(), started.error().message);
+        if (attempt == 3) return;
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+    }
+    epoll_event watch{EPOLLIN, {.u64 = kBlkbackTag}};
+    ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, blkback_->pidfd(), &watch);
+    for (const auto& [id, d] : domains_)
+        if (d.pid != 0)
+            if (auto r = add_disks(d); !r) log::error("domain {}: {}", id, r.error().message);
 }
 
 Domain* Daemon::find(const json& request, std::string& error) {
@@ -587,6 +665,14 @@ json Daemon::top(const json&) {
     // list's rows, with each running domain's devices and their counters
     // from its monitor (a monitor that does not answer at once shows none).
     json rows = list();
+    // Disks hospes-blkback serves count there, not in the monitor.
+    std::map<std::string, json> backend_disks;
+    if (blkback_ && blkback_->pidfd() >= 0) {
+        auto query = blkback_->control({{"execute", "query"}});
+        if (!query) log::warn("{}: no counters: {}", blkback_->name(), query.error().message);
+        for (const auto& disk : query ? query->value("disks", json::array()) : json::array())
+            if (disk.contains("name") && disk["name"].is_string()) backend_disks[disk["name"].get<std::string>()] = disk;
+    }
     for (auto& row : rows) {
         row["devices"] = json::array();
         auto found = domains_.find(row["id"].get<uint32_t>());
@@ -600,6 +686,35 @@ json Daemon::top(const json&) {
             continue;
         }
         row["devices"] = query->value("devices", json::array());
+        size_t disk = 0;
+        for (auto& device : row["devices"]) {
+            if (device.value("type", "") != "block" || disk >= d.config.disks.size()) continue;
+            auto found_disk = backend_disks.find(backend_disk_name(d.id, d.config.disks[disk++]));
+            if (found_disk == backend_disks.end()) continue;
+            const json& b = found_disk->second;
+            uint64_t reads = b.value("reads", uint64_t{0}), writes = b.value("writes", uint64_t{0});
+            uint64_t requests = b.value("requests", uint64_t{0});
+            device["counters"] = {{"read_requests", reads},
+                                  {"write_requests", writes},
+                                  {"read_bytes", b.value("read_bytes", uint64_t{0})},
+                                  {"write_bytes", b.value("write_bytes", uint64_t{0})},
+                                  {"flush_requests", requests > reads + writes ? requests - reads - writes : 0},
+                                  {"errors", 0}};
+        }
+    }
+    return ok(rows);
+}
+
+json Daemon::backends(const json&) {
+    json rows = json::array();
+    if (blkback_) {
+        bool up = blkback_->pidfd() >= 0;
+        auto status = up ? blkback_->manage({{"execute", "status"}}) : Result<json>(json::object());
+        rows.push_back({{"name", blkback_->name()},
+                        {"pid", blkback_->pid()},
+                        {"up", up && status.has_value()},
+                        {"restarts", blkback_->restarts()},
+                        {"worker_restarts", status ? status->value("worker_restarts", uint64_t{0}) : 0}});
     }
     return ok(rows);
 }
@@ -683,7 +798,7 @@ std::string Daemon::answer(std::string_view text) {
     using DomainCommand = json (Daemon::*)(Domain&, const json&);
     static const std::map<std::string_view, HostCommand> host_commands = {
         {"create", &Daemon::create}, {"list", &Daemon::list_command}, {"info", &Daemon::info_command},
-        {"dmesg", &Daemon::dmesg},   {"top", &Daemon::top},
+        {"dmesg", &Daemon::dmesg},   {"top", &Daemon::top},           {"backends", &Daemon::backends},
     };
     struct OfDomain {
         DomainCommand run;
@@ -762,6 +877,8 @@ int Daemon::run() {
                 int status = 0;
                 while (::waitpid(-1, &status, WNOHANG) > 0) {
                 }
+            } else if (tag == kBlkbackTag) {
+                blkback_ended();
             } else if (tag >= kDomainTag) {
                 monitor_ended(static_cast<uint32_t>(tag & 0xffffffffu));
             } else {

@@ -22,6 +22,7 @@
 #include "common/error.hpp"
 #include "common/unique_fd.hpp"
 #include "driver_domain/control_socket.hpp"
+#include "toolstack/backend_process.hpp"
 #include "toolstack/cpu_groups.hpp"
 #include "toolstack/domain_config.hpp"
 #include "toolstack/monitor_process.hpp"
@@ -32,6 +33,7 @@ struct DaemonOptions {
     std::string socket = "/run/hospes/hospesd.sock";
     std::string state_dir = "/var/lib/hospes";
     std::string monitor;  // the `hospes` program that runs a domain
+    std::string blkback;  // hospes-blkback, which serves every domain's disks; empty: each monitor serves its own
     bool cgroups = true;  // weights and caps through the host's cgroups
 };
 
@@ -71,6 +73,12 @@ private:
     void remove(uint32_t id);
     Domain* find(const nlohmann::json& request, std::string& error);
     uint32_t next_id();
+    // The domain's disks in hospes-blkback: added before its monitor starts
+    // (the sockets the monitor connects to, in the order of its disks),
+    // removed when it ends.
+    Result<std::vector<std::string>> add_disks(const Domain& domain);
+    void remove_disks(const Domain& domain);
+    void blkback_ended();
 
     // The API's commands (docs/api.md), one member each. Those of the host
     // take the request; those of a domain also get the domain it names.
@@ -80,6 +88,7 @@ private:
     json info_command(const json& request);
     json dmesg(const json& request);
     json top(const json& request);
+    json backends(const json& request);
     json destroy(Domain& domain, const json& request);
     json query(Domain& domain, const json& request);
     json rename(Domain& domain, const json& request);
@@ -100,6 +109,7 @@ private:
     std::map<uint32_t, Domain> domains_;
     std::optional<driver_domain::ControlSocket> socket_;
     std::optional<CpuGroups> cpu_groups_;  // none: weights and caps cannot be applied
+    std::optional<BackendProcess> blkback_;
     UniqueFd epoll_;
 };
 

@@ -38,7 +38,16 @@ std::string domain_labels(const json& row) {
 
 }  // namespace
 
-std::string prometheus_text(const json& rows) {
+std::string prometheus_text(const json& rows, const json& backend_rows) {
+    Family backend_up("hospes_backend_up", "gauge", "1 while the shared back-end (driver domain) runs and answers.");
+    Family backend_restarts("hospes_backend_restarts_total", "counter",
+                            "Times a back-end was started again: the whole process by hospesd, or its worker by its supervisor.");
+    for (const auto& b : backend_rows) {
+        std::string labels = fmt::format("backend=\"{}\"", b.value("name", ""));
+        backend_up.add(labels, uint64_t{b.value("up", false)});
+        backend_restarts.add(labels + ",level=\"process\"", b.value("restarts", uint64_t{0}));
+        backend_restarts.add(labels + ",level=\"worker\"", b.value("worker_restarts", uint64_t{0}));
+    }
     Family domains("hospes_domains", "gauge", "Domains hospesd keeps, running or preserved.");
     Family running("hospes_domain_running", "gauge", "1 while the domain's monitor runs (paused or not), 0 when preserved.");
     Family cpu("hospes_domain_cpu_seconds_total", "counter", "CPU time of the domain's monitor: its vCPUs and devices.");
@@ -100,7 +109,8 @@ std::string prometheus_text(const json& rows) {
     domains.add("", count);
     std::string text;
     for (const Family* f : {&domains, &running, &cpu, &memory, &maxmem, &vcpus, &restarts, &block_requests,
-                            &block_bytes, &block_errors, &net_packets, &net_bytes, &net_dropped})
+                            &block_bytes, &block_errors, &net_packets, &net_bytes, &net_dropped, &backend_up,
+                            &backend_restarts})
         text += f->text();
     return text;
 }
@@ -124,7 +134,9 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::start(const std::string& a
             response.set_content("hospesd: " + rows.error().message + "\n", "text/plain");
             return;
         }
-        response.set_content(prometheus_text(*rows), "text/plain; version=0.0.4; charset=utf-8");
+        auto backends = json_request(api_socket, {{"execute", "backends"}}, std::chrono::seconds(10));
+        response.set_content(prometheus_text(*rows, backends ? *backends : json::array()),
+                             "text/plain; version=0.0.4; charset=utf-8");
     });
     metrics->port_ = port == 0 ? metrics->server_->bind_to_any_port(host) : port;
     if (metrics->port_ < 0 || (port != 0 && !metrics->server_->bind_to_port(host, port)))

@@ -21,8 +21,8 @@ class Server;
 
 namespace hospes::toolstack {
 
-// The metrics text for `top`'s rows.
-std::string prometheus_text(const nlohmann::json& top_rows);
+// The metrics text for `top`'s rows and `backends`' rows.
+std::string prometheus_text(const nlohmann::json& top_rows, const nlohmann::json& backend_rows = nlohmann::json::array());
 
 class MetricsServer {
 public:

@@ -20,7 +20,7 @@
 namespace hospes::toolstack {
 
 std::vector<std::string> monitor_arguments(const DomainConfig& domain, uint32_t id, const DomainPaths& paths,
-                                           bool paused) {
+                                           bool paused, const std::vector<std::string>& disk_sockets) {
     std::vector<std::string> args = {"run",
                                      "--memory",
                                      // Booted with maxmem; the balloon then holds it at memory.
@@ -41,8 +41,11 @@ std::vector<std::string> monitor_arguments(const DomainConfig& domain, uint32_t 
     // first: the domain's own words come later and win.
     if (!domain.cmdline.empty())
         args.insert(args.end(), {"--cmdline", std::string(cli::kDefaultCmdline) + " " + domain.cmdline});
-    for (const auto& disk : domain.disks)
-        args.insert(args.end(), {"--disk", disk.target + (disk.read_only ? ",ro" : "")});
+    for (size_t i = 0; i < domain.disks.size(); ++i) {
+        const auto& disk = domain.disks[i];
+        args.insert(args.end(), {"--disk", i < disk_sockets.size() ? "vhost-user=" + disk_sockets[i]
+                                                                  : disk.target + (disk.read_only ? ",ro" : "")});
+    }
     for (size_t i = 0; i < domain.vifs.size(); ++i) {
         const auto& vif = domain.vifs[i];
         // Xen's names for the host side: vifDOMID.DEVID.
@@ -71,8 +74,9 @@ std::string last_line(const std::string& path) {
     std::string line, last;
     while (std::getline(in, line))
         if (!line.empty()) last = line;
-    for (std::string_view prefix : {"hospes: error: ", "hospes: warning: "})
-        if (last.starts_with(prefix)) return last.substr(prefix.size());
+    for (std::string_view prefix : {": error: ", ": warning: "})
+        if (auto at = last.find(prefix); at != std::string::npos && at < 20 && last.starts_with("hospes"))
+            return last.substr(at + prefix.size());
     return last;
 }
 
@@ -80,13 +84,13 @@ std::string last_line(const std::string& path) {
 
 Result<pid_t> start_monitor(const std::string& program, const std::vector<std::string>& arguments,
                             const DomainPaths& paths, std::chrono::milliseconds limit,
-                            const std::string& cgroup_procs) {
+                            const std::string& cgroup_procs, std::string_view what) {
     ::unlink(paths.control.c_str());
     ::unlink(paths.exit_file.c_str());
     UniqueFd null_fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
     UniqueFd out(::open(paths.console_log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
     UniqueFd err(::open(paths.monitor_log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
-    if (!null_fd.valid() || !out.valid() || !err.valid()) return errno_error("cannot open the domain's log files");
+    if (!null_fd.valid() || !out.valid() || !err.valid()) return errno_error("cannot open the {}'s log files", what);
     std::vector<char*> argv;
     argv.push_back(const_cast<char*>(program.c_str()));
     for (const auto& argument : arguments) argv.push_back(const_cast<char*>(argument.c_str()));
@@ -125,13 +129,13 @@ Result<pid_t> start_monitor(const std::string& program, const std::vector<std::s
         if (::waitpid(pid, &status, WNOHANG) == pid) {
             std::string why = last_line(paths.monitor_log);
             if (WIFEXITED(status) && WEXITSTATUS(status) == 127 && why.empty())
-                return host_error("cannot run the monitor '{}'", program);
-            return host_error("the monitor ended at once: {}", why.empty() ? "(it said nothing)" : why);
+                return host_error("cannot run the {} '{}'", what, program);
+            return host_error("the {} ended at once: {}", what, why.empty() ? "(it said nothing)" : why);
         }
         if (std::chrono::steady_clock::now() > deadline) {
             ::kill(pid, SIGKILL);
             ::waitpid(pid, &status, 0);
-            return host_error("the monitor did not open its control socket within {} ms", limit.count());
+            return host_error("the {} did not open its control socket within {} ms", what, limit.count());
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }

@@ -28,18 +28,21 @@ struct DomainPaths {
     std::string monitor_log;     // the monitor's own messages
 };
 
-// `hospes run` arguments (without the program) for domain `id`.
+// `hospes run` arguments (without the program) for domain `id`. With
+// `disk_sockets` (one per disk) a back-end serves the disks over vhost-user.
 std::vector<std::string> monitor_arguments(const DomainConfig& domain, uint32_t id, const DomainPaths& paths,
-                                           bool paused);
+                                           bool paused, const std::vector<std::string>& disk_sockets = {});
 
 // Starts `program` with `arguments` in a session of its own, stdin
 // /dev/null, stdout appended to the console log and stderr to the monitor
 // log, and waits until its control socket exists (`limit`). When the
 // monitor ends first, the error is the last line it logged. With a
 // `cgroup_procs` file the monitor enters that cgroup before it runs.
+// (hospesd starts its shared back-ends the same way: `what` names the
+// program in errors.)
 Result<pid_t> start_monitor(const std::string& program, const std::vector<std::string>& arguments,
                             const DomainPaths& paths, std::chrono::milliseconds limit,
-                            const std::string& cgroup_procs = {});
+                            const std::string& cgroup_procs = {}, std::string_view what = "monitor");
 
 // What /proc says of a process.
 struct ProcessStat {

@@ -18,6 +18,9 @@
 #     a vif's rate= holds the guest's sending to it within 10 %, and
 #     top's rate column shows it.
 #  5. `xl reboot` (on_reboot=restart): a new boot of the same domain.
+#  5b. web2's disk is served by the hospes-blkback hospesd runs; killed,
+#     the back-end is started again by hospesd and web2's writes reach the
+#     image through the new one; the metrics count the restart.
 #  6. A kernel panic (on_crash=preserve): the domain stays, state "---sc-".
 #  7. `kill -9` of hospesd: the domains run on; a new hospesd re-adopts
 #     them: `list` and `console` work.
@@ -194,6 +197,9 @@ check "[ \"$CONSOLE_VALUE\" = 32768 ]" "web2's guest sees its 16 MiB disk as vda
 ip addr add 10.9.0.1/24 dev xenbr0
 console_cmd web2 'dd if=/dev/vda of=/dev/null bs=64k 2>/dev/null; echo READ=$?' '^READ='
 check "[ \"$CONSOLE_VALUE\" = 0 ]" "web2 reads its whole disk"
+# Its disk is served by the one hospes-blkback hospesd runs for all domains.
+blk_query() { hospes-blkback --control $STATE/blkback/control --send '{"execute":"query"}'; }
+check "blk_query | grep -q '\"name\":\"dom$(id_of web2)-vda\"'" "hospes-blkback serves web2's disk (dom$(id_of web2)-vda)"
 console_cmd web3 'ip addr add 10.9.0.3/24 dev eth0; ip link set eth0 up; ping -c 3 -s 1000 -W 3 10.9.0.1 >/dev/null; echo PING=$?' '^PING='
 check "[ \"$CONSOLE_VALUE\" = 0 ]" "web3 pings the lab host over xenbr0 (ping said $CONSOLE_VALUE)"
 xl top -b -i 2 -d 1 >/tmp/top.txt
@@ -245,11 +251,28 @@ xl reboot web2
 check "booted web2 2" "xl reboot web2: it boots again"
 check "[ \"\$(id_of web2)\" = $id2 ]" "the same domain (id $id2)"
 
+# 5b. The block back-end killed: hospesd starts it again, it serves web2's
+# disk again, and web2's writes reach the image through it.
+blkback_pid() { sed -n 's/.*"pid":\([0-9]*\).*/\1/p' $STATE/blkback/hospes-blkback.json; }
+old_blkback=$(blkback_pid)
+kill -9 "$old_blkback"
+i=0
+while { [ "$(blkback_pid)" = "$old_blkback" ] || ! blk_query | grep -q "dom$id2-vda"; } && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+check "[ \"\$(blkback_pid)\" != $old_blkback ] && blk_query | grep -q '\"name\":\"dom$id2-vda\"'" \
+    "hospes-blkback killed ($old_blkback): hospesd started it again ($(blkback_pid)) with web2's disk"
+console_cmd web2 'dd if=/dev/urandom of=/dev/vda bs=4k count=16 conv=fsync 2>/dev/null; echo WROTE=$(dd if=/dev/vda bs=4k count=16 2>/dev/null | md5sum | cut -c1-32)' '^WROTE='
+check "[ \"$CONSOLE_VALUE\" = \"\$(dd if=/tmp/web2-data.img bs=4k count=16 2>/dev/null | md5sum | cut -c1-32)\" ]" \
+    "web2's write reaches its image through the new back-end (md5 $CONSOLE_VALUE)"
+wget -q -O /tmp/metrics2.txt http://127.0.0.1:9101/metrics
+check "grep -q -x 'hospes_backend_restarts_total{backend=\"hospes-blkback\",level=\"process\"} 1' /tmp/metrics2.txt" \
+    "metrics: hospes-blkback was started again once"
+
 # 6. A panic with on_crash=preserve.
 console_cmd web2 'echo c >/proc/sysrq-trigger' 'Kernel panic'
 i=0
 while ! xl list web2 | grep -q -- '---sc-' && [ $i -lt 100 ]; do sleep 0.2; i=$((i + 1)); done
 check "xl list web2 | grep -q -E '^web2 .* ---sc- '" "after a panic web2 is preserved, crashed (---sc-)"
+check "! blk_query | grep -q 'dom$id2-vda'" "its disk is no longer served (its monitor ended)"
 xl destroy web2
 check "[ $? = 0 ] && ! xl list | grep -q '^web2 '" "xl destroy removes the preserved web2"
 
@@ -281,7 +304,8 @@ id3=$(id_of web3)
 xl destroy web3
 check "[ -z \"\$(monitors)\" ]" "no monitor process is left"
 check "! ip link show vif$id3.0 >/dev/null 2>&1" "web3's tap is gone"
-check "[ -z \"\$(find $STATE /run/hospes -type s ! -path $HOSPESD_SOCKET)\" ]" "no socket is left but hospesd's own"
+check "[ -z \"\$(find $STATE /run/hospes -type s ! -path $HOSPESD_SOCKET ! -path $STATE/blkback/control ! -path $STATE/blkback/manage)\" ]" \
+    "no socket is left but hospesd's own and hospes-blkback's control and manage"
 check "[ \$(xl list | wc -l) = 2 ]" "xl list: Domain-0 alone"
 
 # 9. CPU weights and a cap.
@@ -316,6 +340,7 @@ xl destroy cpu1
 check "[ -z \"\$(ls /sys/fs/cgroup/hospes | grep domain-)\" ]" "no domain's cgroup is left"
 kill -TERM $HOSPESD
 wait $HOSPESD
+kill -TERM "$(blkback_pid)"  # it outlives hospesd, as the monitors do
 echo "lab-test: hospesd's log:"
 cat /tmp/hospesd.log
 finish

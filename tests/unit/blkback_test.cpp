@@ -8,6 +8,7 @@
 #include <linux/virtio_ids.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -26,6 +27,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/unique_fd.hpp"
 #include "support/fake_driver.hpp"
 #include "vhost_user/channel.hpp"
 #include "vhost_user/device.hpp"
@@ -116,8 +118,22 @@ protected:
         return n;
     }
 
-    void connect() {
-        auto device = vhost_user::VhostUserDevice::connect((dir_ / "d0.sock").string(), VIRTIO_ID_BLOCK,
+    // One JSON request line to the back-end's socket `name` ("control" or
+    // "manage"), and its answer.
+    std::string request(const char* name, const std::string& text) {
+        auto channel = vhost_user::connect_unix((dir_ / name).string());
+        EXPECT_TRUE(channel) << channel.error().message;
+        if (!channel) return {};
+        std::string line = text + "\n";
+        EXPECT_EQ(::write(channel->fd(), line.data(), line.size()), static_cast<ssize_t>(line.size()));
+        std::string answer;
+        char c;
+        while (::read(channel->fd(), &c, 1) == 1 && c != '\n') answer += c;
+        return answer;
+    }
+
+    void connect(const std::string& disk = "d0") {
+        auto device = vhost_user::VhostUserDevice::connect((dir_ / (disk + ".sock")).string(), VIRTIO_ID_BLOCK,
                                                            sizeof(virtio_blk_config), 1, 256);
         ASSERT_TRUE(device) << device.error().message;
         device_ = std::move(*device);
@@ -171,9 +187,9 @@ protected:
         }
         return count == 0;
     }
-    std::vector<uint8_t> image_bytes(uint64_t offset, size_t size) {
+    std::vector<uint8_t> image_bytes(uint64_t offset, size_t size, const fs::path& image = {}) {
         std::vector<uint8_t> bytes(size);
-        std::ifstream file(image_, std::ios::binary);
+        std::ifstream file(image.empty() ? image_ : image, std::ios::binary);
         file.seekg(static_cast<std::streamoff>(offset));
         file.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size));
         return bytes;
@@ -242,6 +258,83 @@ TEST_F(BlkbackTest, ABackendKilledAndRestartedLosesNoWrite) {
         EXPECT_EQ(driver_->get<uint8_t>(requests[i].status), VIRTIO_BLK_S_OK) << i;
         EXPECT_EQ(image_bytes(i * 8 * 512, 4096), std::vector<uint8_t>(4096, static_cast<uint8_t>(i + 1))) << i;
     }
+}
+
+// hospesd adds a domain's disks to the running back-end and removes them
+// when the domain goes: the supervisor opens the disk and makes the socket,
+// the worker serves it, and a worker started later serves it too.
+TEST_F(BlkbackTest, DisksAreAddedAndRemovedWhileItRuns) {
+    fs::path third = dir_ / "third.img";
+    {
+        std::ofstream file(third, std::ios::binary);
+        file.seekp(kDiskSize - 1);
+        file.put(0);
+    }
+    auto locked = [&] {
+        UniqueFd fd(::open(third.c_str(), O_RDONLY | O_CLOEXEC));
+        return ::flock(fd.get(), LOCK_EX | LOCK_NB) != 0;
+    };
+    EXPECT_FALSE(locked());
+    std::string add = R"({"execute":"add-disk","disk":"d2=)" + third.string() + R"(,weight=300"})";
+    EXPECT_EQ(request("manage", add), R"({"return":{"socket":")" + (dir_ / "d2.sock").string() + R"("}})");
+    EXPECT_TRUE(locked());
+
+    connect("d2");
+    auto first = submit(VIRTIO_BLK_T_OUT, 16, 4096, 0x5a);
+    driver_->kick(0);
+    ASSERT_TRUE(wait_used(1)) << backend_log();
+    EXPECT_EQ(driver_->get<uint8_t>(first.status), VIRTIO_BLK_S_OK);
+    EXPECT_EQ(image_bytes(16 * 512, 4096, third), std::vector<uint8_t>(4096, 0x5a));
+    auto query = request("control", R"({"execute":"query"})");
+    EXPECT_NE(query.find(R"("name":"d2")"), std::string::npos) << query;
+    EXPECT_NE(query.find(R"("weight":300)"), std::string::npos) << query;
+
+    // A worker started after the disk came has it from the supervisor.
+    pid_t worker = worker_pid();
+    ASSERT_GT(worker, 0);
+    ::kill(worker, SIGKILL);
+    auto second = submit(VIRTIO_BLK_T_OUT, 32, 4096, 0xa5);
+    driver_->kick(0);
+    ASSERT_TRUE(wait_used(1)) << backend_log();
+    EXPECT_EQ(driver_->get<uint8_t>(second.status), VIRTIO_BLK_S_OK);
+    EXPECT_EQ(image_bytes(32 * 512, 4096, third), std::vector<uint8_t>(4096, 0xa5));
+    EXPECT_EQ(device_->reconnects(), 1u);
+
+    struct Case {
+        std::string request, error;
+    } cases[] = {
+        {add, "a disk named 'd2' is served already"},
+        {R"({"execute":"add-disk","disk":"d3"})", "expected NAME=PATH"},
+        {R"({"execute":"add-disk","disk":"d3=/nonexistent/disk.img"})", "/nonexistent/disk.img"},
+        {R"({"execute":"add-disk","disk":"d3=)" + third.string() + R"("})", "in use by another guest"},
+        {R"({"execute":"remove-disk","disk":"d9"})", "no disk is named 'd9'"},
+        {R"({"execute":"eject","disk":"d2"})", "unknown command 'eject'"},
+        {R"({"execute":"add-disk"})", "the request takes one"},
+        {"nonsense", "must be a JSON object"},
+    };
+    for (const auto& c : cases) {
+        auto answer = request("manage", c.request);
+        EXPECT_TRUE(answer.starts_with(R"({"error":")")) << c.request << " -> " << answer;
+        EXPECT_NE(answer.find(c.error), std::string::npos) << c.request << " -> " << answer;
+    }
+
+    // Removed: its socket goes, its connection ends and its disk is free;
+    // the others are still served.
+    EXPECT_EQ(request("manage", R"({"execute":"remove-disk","disk":"d2"})"), R"({"return":{}})");
+    EXPECT_FALSE(fs::exists(dir_ / "d2.sock"));
+    for (int i = 0; i < 200 && locked(); ++i) std::this_thread::sleep_for(10ms);
+    EXPECT_FALSE(locked()) << backend_log();
+    query = request("control", R"({"execute":"query"})");
+    EXPECT_EQ(query.find(R"("name":"d2")"), std::string::npos) << query;
+    driver_.reset();
+    device_.reset();
+    connect("d0");
+    auto third_request = submit(VIRTIO_BLK_T_OUT, 0, 4096, 0x11);
+    driver_->kick(0);
+    ASSERT_TRUE(wait_used(1)) << backend_log();
+    EXPECT_EQ(driver_->get<uint8_t>(third_request.status), VIRTIO_BLK_S_OK);
+    // The name may be used again.
+    EXPECT_TRUE(request("manage", add).starts_with(R"({"return")")) << backend_log();
 }
 
 // The same front-end against qemu-storage-daemon's vhost-user-blk export:
@@ -510,17 +603,7 @@ protected:
         ::stat(image_.c_str(), &st);
         return std::to_string(major(st.st_dev)) + ":" + std::to_string(minor(st.st_dev));
     }
-    std::string control(const std::string& request) {
-        auto channel = vhost_user::connect_unix((dir_ / "control").string());
-        EXPECT_TRUE(channel) << channel.error().message;
-        if (!channel) return {};
-        std::string line = request + "\n";
-        EXPECT_EQ(::write(channel->fd(), line.data(), line.size()), static_cast<ssize_t>(line.size()));
-        std::string answer;
-        char c;
-        while (::read(channel->fd(), &c, 1) == 1 && c != '\n') answer += c;
-        return answer;
-    }
+    std::string control(const std::string& text) { return request("control", text); }
 };
 
 TEST_F(BlkbackPolicyTest, SharesTheHostDiskByWeightAndHoldsCaps) {

@@ -42,9 +42,21 @@ protected:
     }
     void TearDown() override {
         stop();
+        // The back-end hospesd started outlives it, as the monitors do.
+        if (pid_t backend = blkback_pid(); backend > 0) {
+            ::kill(backend, SIGTERM);
+            for (int i = 0; i < 500 && ::kill(backend, 0) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
         fs::remove_all(dir_);
     }
+    // The hospes-blkback process its state file names (0: none).
+    pid_t blkback_pid() const {
+        std::ifstream in(dir_ / "state" / "blkback" / "hospes-blkback.json");
+        auto state = json::parse(in, nullptr, false);
+        return state.is_object() ? state.value("pid", 0) : 0;
+    }
     void start(const std::string& metrics = "") {
+        fs::remove(socket_);  // an earlier hospesd's
         pid_ = ::fork();
         if (pid_ == 0) {
             std::string log = (dir_ / "hospesd.log").string();
@@ -198,6 +210,71 @@ TEST_F(HospesdTest, ADomainWhoseMonitorEndedWhileNoHospesdRanIsActedOn) {
     ASSERT_TRUE(request({{"execute", "destroy"}, {"domain", "kept2"}}));
     EXPECT_FALSE(fs::exists(domain_dir));
     EXPECT_TRUE(fs::exists(other / "domain.json")) << "a state file hospesd cannot read is left alone";
+}
+
+// hospesd runs one hospes-blkback for every domain's disks: a domain's
+// disks are added to it before the monitor starts and removed when the
+// monitor ends (or never starts); a new hospesd adopts the running
+// back-end; one that dies is started again and counted.
+TEST_F(HospesdTest, RunsTheBlockBackEndAndStartsItAgainWhenItEnds) {
+    start();
+    auto backends = request({{"execute", "backends"}});
+    ASSERT_TRUE(backends) << backends.error().message;
+    ASSERT_EQ(backends->size(), 1u);
+    EXPECT_EQ((*backends)[0]["name"], "hospes-blkback");
+    EXPECT_EQ((*backends)[0]["up"], true) << backends->dump();
+    pid_t first = (*backends)[0]["pid"].get<pid_t>();
+    EXPECT_EQ(first, blkback_pid());
+    auto blkback = [&](const json& r) { return json_request((dir_ / "state" / "blkback" / "control").string(), r); };
+
+    // A disk that cannot be opened: one error naming it, nothing started.
+    DomainConfig d;
+    d.name = "web1";
+    d.kernel = "/nonexistent/vmlinuz";
+    DomainDisk disk;
+    disk.target = (dir_ / "missing.img").string();
+    disk.vdev = "xvda";
+    disk.guest_device = "vda";
+    d.disks.push_back(disk);
+    auto created = request({{"execute", "create"}, {"domain", domain_to_json(d)}});
+    ASSERT_FALSE(created);
+    EXPECT_NE(created.error().message.find("disk xvda"), std::string::npos) << created.error().message;
+    EXPECT_NE(created.error().message.find("missing.img"), std::string::npos) << created.error().message;
+    // A disk the back-end opens, but a monitor that cannot start: the disk
+    // is given back (no longer served, its lock let go).
+    std::ofstream(dir_ / "web1.img").put(0);
+    fs::resize_file(dir_ / "web1.img", 1 << 20);
+    d.disks[0].target = (dir_ / "web1.img").string();
+    created = request({{"execute", "create"}, {"domain", domain_to_json(d)}});
+    ASSERT_FALSE(created);
+    EXPECT_NE(created.error().message.find("the monitor ended at once"), std::string::npos) << created.error().message;
+    auto served = blkback({{"execute", "query"}});
+    ASSERT_TRUE(served) << served.error().message;
+    EXPECT_TRUE((*served)["disks"].empty()) << served->dump();
+    EXPECT_TRUE(fs::is_empty(dir_ / "state" / "domains"));
+
+    // A new hospesd adopts the back-end that runs.
+    stop();
+    start();
+    backends = request({{"execute", "backends"}});
+    ASSERT_TRUE(backends) << backends.error().message;
+    EXPECT_EQ((*backends)[0]["pid"], first);
+    EXPECT_EQ((*backends)[0]["restarts"], 0);
+
+    // Killed, it is started again, and its worker's restarts count too.
+    ::kill(first, SIGKILL);
+    for (int i = 0; i < 500 && (blkback_pid() == first || blkback_pid() == 0); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    backends = request({{"execute", "backends"}});
+    ASSERT_TRUE(backends) << backends.error().message;
+    EXPECT_NE((*backends)[0]["pid"], first);
+    EXPECT_EQ((*backends)[0]["up"], true);
+    EXPECT_EQ((*backends)[0]["restarts"], 1);
+    EXPECT_EQ((*backends)[0]["worker_restarts"], 0);
+    std::string text = prometheus_text(json::array(), *backends);
+    EXPECT_NE(text.find("hospes_backend_restarts_total{backend=\"hospes-blkback\",level=\"process\"} 1\n"),
+              std::string::npos) << text;
+    EXPECT_NE(text.find("hospes_backend_up{backend=\"hospes-blkback\"} 1\n"), std::string::npos) << text;
 }
 
 // The host's own cgroups (v1 on these machines; v2 is tested in
