@@ -103,30 +103,15 @@ std::string control_answer(Server& server, std::string_view request_text) {
     return json{{"return", json::object()}}.dump();
 }
 
-std::string manage_answer(Server& server, std::string_view request_text, int worker_channel, uint64_t worker_restarts) {
-    json request = json::parse(request_text, nullptr, /*allow_exceptions=*/false);
-    if (!request.is_object()) return error("the request must be a JSON object");
-    auto execute = request.find("execute");
-    auto disk = request.find("disk");
-    if (execute == request.end() || !execute->is_string()) return error("the request has no \"execute\" string");
-    if (*execute == "status" && request.size() == 1) return json{{"return", {{"worker_restarts", worker_restarts}}}}.dump();
-    if (request.size() != 2 || disk == request.end() || !disk->is_string())
-        return error("the request takes one \"disk\" string");
-    const auto& command = execute->get_ref<const std::string&>();
-    const auto& argument = disk->get_ref<const std::string&>();
-    if (command == "add-disk") {
-        auto spec = parse_export(argument);
-        if (!spec) return error(spec.error().message);
-        auto socket = server.add(std::move(*spec), worker_channel);
-        if (!socket) return error(socket.error().message);
-        return json{{"return", {{"socket", *socket}}}}.dump();
-    }
-    if (command == "remove-disk") {
-        auto removed = server.remove(argument, worker_channel);
-        if (!removed) return error(removed.error().message);
-        return json{{"return", json::object()}}.dump();
-    }
-    return error("unknown command '" + command + "'");
+std::string manage_answer(Server& server, std::string_view request, int worker_channel, uint64_t worker_restarts) {
+    return driver_domain::manage_answer(
+        request, "disk",
+        [&](std::string_view spec) -> Result<std::string> {
+            auto disk = parse_export(spec);
+            if (!disk) return std::unexpected(disk.error());
+            return server.add(std::move(*disk), worker_channel);
+        },
+        [&](std::string_view name) { return server.remove(name, worker_channel); }, worker_restarts);
 }
 
 }  // namespace hospes::blkback

@@ -265,8 +265,12 @@ int device_list(const std::string& verb, const XlOptions& options) {
         } else {
             int index = 0;
             for (const auto& vif : row["config"]["vifs"]) {
+                // The host's side: the monitor's tap, or the back-end's port.
                 std::string tap = vif["vifname"].get<std::string>();
                 if (tap.empty()) tap = fmt::format("vif{}.{}", id, index);
+                const auto ports = row.value("vif_ports", json::array());
+                if (static_cast<size_t>(index) < ports.size() && ports[index].is_string())
+                    tap = ports[index].get<std::string>();
                 std::printf("%-3d %-2d %-17s %6d %5d %6d %5d/%-11d %-30s\n", index, 0,
                             vif["mac"].is_string() ? vif["mac"].get<std::string>().c_str() : "-", index, state, -1,
                             -1, -1, tap.c_str());

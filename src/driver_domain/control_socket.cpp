@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include <nlohmann/json.hpp>
+
 #include "common/log.hpp"
 #include "vhost_user/channel.hpp"
 
@@ -44,6 +46,33 @@ void ManageSocket::ready(int worker_channel) {
             socket_.serve(epoll_.get(), events[i].data.u64 - 1,
                           [&](std::string_view request) { return answer_(request, worker_channel); });
     }
+}
+
+std::string manage_answer(std::string_view request_text, std::string_view noun,
+                          const std::function<Result<std::string>(std::string_view spec)>& add,
+                          const std::function<Result<void>(std::string_view name)>& remove, uint64_t worker_restarts) {
+    using nlohmann::json;
+    auto error = [](std::string_view message) { return json{{"error", message}}.dump(); };
+    json request = json::parse(request_text, nullptr, /*allow_exceptions=*/false);
+    if (!request.is_object()) return error("the request must be a JSON object");
+    auto execute = request.find("execute");
+    if (execute == request.end() || !execute->is_string()) return error("the request has no \"execute\" string");
+    const auto& command = execute->get_ref<const std::string&>();
+    if (command == "status" && request.size() == 1) return json{{"return", {{"worker_restarts", worker_restarts}}}}.dump();
+    if (command != "add-" + std::string(noun) && command != "remove-" + std::string(noun))
+        return error("unknown command '" + command + "'");
+    auto argument = request.find(noun);
+    if (request.size() != 2 || argument == request.end() || !argument->is_string())
+        return error(fmt::format("{} takes one \"{}\" string", command, noun));
+    const auto& text = argument->get_ref<const std::string&>();
+    if (command.starts_with("add-")) {
+        auto socket = add(text);
+        if (!socket) return error(socket.error().message);
+        return json{{"return", {{"socket", *socket}}}}.dump();
+    }
+    auto removed = remove(text);
+    if (!removed) return error(removed.error().message);
+    return json{{"return", json::object()}}.dump();
 }
 
 void ControlSocket::accept(int epoll, uint64_t first_tag) {

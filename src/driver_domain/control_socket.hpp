@@ -70,6 +70,14 @@ private:
     Answer answer_;
 };
 
+// A management socket's answer to one request line; NOUN is "disk" or "port":
+//   {"execute": "add-NOUN", "NOUN": SPEC}  -> {"return": {"socket": PATH}}
+//   {"execute": "remove-NOUN", "NOUN": NAME}
+//   {"execute": "status"}                  -> {"return": {"worker_restarts": N}}
+std::string manage_answer(std::string_view request, std::string_view noun,
+                          const std::function<Result<std::string>(std::string_view spec)>& add,
+                          const std::function<Result<void>(std::string_view name)>& remove, uint64_t worker_restarts);
+
 // The client's side, for `--send`: sends `request` to the socket at `path`,
 // prints the answer and returns 0, or 1 when the answer is an error (and
 // kExitHostError when there is none).

@@ -23,12 +23,18 @@ int main(int argc, char** argv) {
     // The block back-end: hospes-blkback beside it, when it is there.
     auto blkback = std::filesystem::canonical("/proc/self/exe").parent_path() / "hospes-blkback";
     if (std::filesystem::exists(blkback)) options.blkback = blkback.string();
+    auto netback = blkback.parent_path() / "hospes-netback";
+    if (std::filesystem::exists(netback)) options.netback = netback.string();
     bool verbose = false;
     app.add_option("--socket", options.socket, "the API's unix socket")->capture_default_str();
     app.add_option("--state-dir", options.state_dir, "where domains' state and logs are kept")->capture_default_str();
     app.add_option("--monitor", options.monitor, "the hospes program that runs each domain")->capture_default_str();
     app.add_option("--blkback", options.blkback,
                    "the hospes-blkback program, which serves every domain's disks (\"\": each monitor serves its own)")
+        ->capture_default_str();
+    app.add_option("--netback", options.netback,
+                   "the hospes-netback program, one per bridge for the network cards on it (\"\": each monitor makes "
+                   "its own taps)")
         ->capture_default_str();
     std::string metrics;
     app.add_option("--metrics", metrics, "serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9101)");

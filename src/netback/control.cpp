@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "driver_domain/control_socket.hpp"
 #include "netback/server.hpp"
 
 namespace hospes::netback {
@@ -86,6 +87,17 @@ std::string control_answer(Server& server, std::string_view request_text) {
     auto done = port ? server.set_port(name, changes) : server.set_uplink(changes);
     if (!done) return error(done.error().message);
     return json{{"return", json::object()}}.dump();
+}
+
+std::string manage_answer(Server& server, std::string_view request, int worker_channel, uint64_t worker_restarts) {
+    return driver_domain::manage_answer(
+        request, "port",
+        [&](std::string_view spec) -> Result<std::string> {
+            auto port = parse_port(spec);
+            if (!port) return std::unexpected(port.error());
+            return server.add(std::move(*port), worker_channel);
+        },
+        [&](std::string_view name) { return server.remove(name, worker_channel); }, worker_restarts);
 }
 
 }  // namespace hospes::netback

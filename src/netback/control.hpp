@@ -16,4 +16,8 @@ class Server;
 // The answer to one request line (without the newline).
 std::string control_answer(Server& server, std::string_view request);
 
+// The management socket's (the supervisor's; docs/running.md): add-port
+// (the form of --port), remove-port, status.
+std::string manage_answer(Server& server, std::string_view request, int worker_channel, uint64_t worker_restarts);
+
 }  // namespace hospes::netback

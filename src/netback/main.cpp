@@ -10,6 +10,7 @@
 #include "common/log.hpp"
 #include "driver_domain/control_socket.hpp"
 #include "driver_domain/options.hpp"
+#include "netback/control.hpp"
 #include "netback/server.hpp"
 #include "sandbox/supervisor.hpp"
 
@@ -45,7 +46,7 @@ int main(int argc, char** argv) {
     std::string user = "65534:65534";
     bool verbose = false, test_hooks = false;
     auto* dir_option = app.add_option("--socket-dir", socket_dir, "where each port's socket NAME.sock is made");
-    auto* port_option = app.add_option(
+    app.add_option(
         "--port", ports,
         "NAME[,mac=MAC][,ip=ADDRESS]...[,weight=N][,tx_bps=N][,tx_pps=N][,rx_bps=N][,rx_pps=N][,tx_bps_burst=N]...: "
         "a guest's port; it may send only from MAC (default: derived from NAME and this host) and, when ip= are "
@@ -56,6 +57,9 @@ int main(int argc, char** argv) {
                    "tap (made when NAME is not given) on a host bridge, and the link's rate behind it, which guests "
                    "share by weight");
     app.add_option("--control", control, "the control socket (default: SOCKET_DIR/control)");
+    std::string manage;
+    app.add_option("--manage", manage,
+                   "the management socket, where ports are added and removed while it runs (default: SOCKET_DIR/manage)");
     app.add_option("--send", request,
                    "send one JSON request to a running back-end's --control socket, print the answer and exit "
                    "(status 1 when it is an error)");
@@ -71,8 +75,8 @@ int main(int argc, char** argv) {
         }
         return hospes::driver_domain::send_request(control, request);
     }
-    if (dir_option->count() == 0 || port_option->count() == 0) {
-        hospes::log::error("--socket-dir and at least one --port are required");
+    if (dir_option->count() == 0) {
+        hospes::log::error("--socket-dir is required");
         return hospes::kExitBadInput;
     }
     hospes::sandbox::SupervisorOptions options{"network", {}};
@@ -99,10 +103,21 @@ int main(int argc, char** argv) {
         uplink_config = std::move(*parsed);
     }
     if (control.empty()) control = socket_dir + "/control";
+    if (manage.empty()) manage = socket_dir + "/manage";
     auto server = hospes::netback::Server::create(socket_dir, std::move(configs), uplink_config, control);
     if (!server) {
         hospes::log::error("{}", server.error().message);
         return hospes::exit_status_for(server.error());
     }
-    return hospes::sandbox::supervise(options, kWorkerSyscalls, [&](int) { return (*server)->serve(test_hooks); });
+    uint64_t worker_restarts = 0;
+    options.restarts = &worker_restarts;
+    auto manager = hospes::driver_domain::ManageSocket::listen(manage, [&](std::string_view line, int channel) {
+        return hospes::netback::manage_answer(**server, line, channel, worker_restarts);
+    });
+    if (!manager) {
+        hospes::log::error("{}", manager.error().message);
+        return hospes::exit_status_for(manager.error());
+    }
+    return hospes::sandbox::supervise(options, kWorkerSyscalls,
+                                      [&](int channel) { return (*server)->serve(test_hooks, channel); }, manager->get());
 }

@@ -13,7 +13,10 @@
 #include <fstream>
 #include <new>
 
+#include <nlohmann/json.hpp>
+
 #include "cli/device_options.hpp"
+#include "common/fd_message.hpp"
 #include "common/log.hpp"
 #include "devices/virtio/net.hpp"
 #include "driver_domain/options.hpp"
@@ -29,6 +32,7 @@ namespace {
 constexpr uint64_t kTagSignals = ~0ull;
 constexpr uint64_t kTagControl = ~0ull - 1;
 constexpr uint64_t kTagUplink = ~0ull - 2;
+constexpr uint64_t kTagManager = ~0ull - 3;
 constexpr uint64_t kTagControlClient = 1ull << 62;  // + slot
 
 
@@ -100,6 +104,7 @@ Result<void> set_policy(Limits& uplink, std::string_view key, uint64_t value) {
 
 Result<PortConfig> parse_port(std::string_view spec) {
     PortConfig port;
+    port.spec = std::string(spec);
     size_t comma = spec.find(',');
     port.name = std::string(spec.substr(0, comma));
     if (!driver_domain::valid_name(port.name))
@@ -163,30 +168,16 @@ Result<UplinkConfig> parse_uplink(std::string_view spec) {
 Result<std::unique_ptr<Server>> Server::create(const std::string& socket_dir, std::vector<PortConfig> ports,
                                                std::optional<UplinkConfig> uplink, const std::string& control_path) {
     auto server = std::make_unique<Server>();
+    server->socket_dir_ = socket_dir;
     // Counters outlive a worker: they are in memory it shares with the
-    // supervisor, which forks every worker.
-    size_t size = (ports.size() + 1) * sizeof(SharedPort);
+    // supervisor, which forks every worker. The uplink's is the last.
+    size_t size = (kMaxPorts + 1) * sizeof(SharedPort);
     void* shared = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (shared == MAP_FAILED) return errno_error("cannot map {} bytes of shared memory", size);
     server->shared_ = Mapping(shared, size);
-    auto* slots = reinterpret_cast<SharedPort*>(server->shared_.data());
-    for (size_t i = 0; i < ports.size(); ++i) {
-        for (size_t j = 0; j < i; ++j) {
-            if (ports[j].name == ports[i].name) return bad_input("--port: the name '{}' is given twice", ports[i].name);
-            if (ports[j].identity.mac == ports[i].identity.mac)
-                return bad_input("--port: ports '{}' and '{}' have the same MAC address {}", ports[j].name,
-                                 ports[i].name, cli::format_mac(ports[i].identity.mac));
-        }
-        std::string path = socket_dir + "/" + ports[i].name + ".sock";
-        auto listener = vhost_user::listen_unix(path);
-        if (!listener) return std::unexpected(listener.error());
-        Port port;
-        port.config = std::move(ports[i]);
-        port.listener = std::move(*listener);
-        port.shared = new (slots + i) SharedPort{};
-        port.shared->policy = port.config.policy;
-        server->ports_.push_back(std::move(port));
-    }
+    if (ports.size() > kMaxPorts) return bad_input("at most {} ports", kMaxPorts);
+    for (auto& port : ports)
+        if (auto slot = server->open_port(std::move(port)); !slot) return bad_input("--port: {}", slot.error().message);
     if (uplink) {
         auto tap = backends::Tap::open(uplink->tap, uplink->bridge);
         if (!tap) return bad_input("--uplink: {}", tap.error().message);
@@ -195,13 +186,118 @@ Result<std::unique_ptr<Server>> Server::create(const std::string& socket_dir, st
         // a packet a guest did not accept is dropped for it and counted.
         if (auto r = tap->set_offloads({true, true, true, true}); !r) return std::unexpected(r.error());
         server->uplink_.emplace(std::move(*tap));
-        server->uplink_shared_ = new (slots + ports.size()) SharedPort{};
+        server->uplink_shared_ = new (server->shared_ports() + kMaxPorts) SharedPort{};
         server->uplink_shared_->limits = uplink->limits;
     }
     auto control = driver_domain::ControlSocket::listen(control_path);
     if (!control) return std::unexpected(control.error());
     server->control_ = std::move(*control);
     return server;
+}
+
+Server::Port* Server::find(std::string_view name) {
+    for (auto& port : ports_)
+        if (port && port->config.name == name) return port.get();
+    return nullptr;
+}
+
+Result<size_t> Server::open_port(PortConfig config) {
+    if (find(config.name) != nullptr) return bad_input("the name '{}' is given twice", config.name);
+    for (const auto& other : ports_)
+        if (other && other->config.identity.mac == config.identity.mac)
+            return bad_input("ports '{}' and '{}' have the same MAC address {}", other->config.name, config.name,
+                             cli::format_mac(config.identity.mac));
+    size_t slot = 0;
+    while (slot < ports_.size() && ports_[slot]) ++slot;
+    if (slot == kMaxPorts) return bad_input("at most {} ports", kMaxPorts);
+    auto listener = vhost_user::listen_unix(socket_dir_ + "/" + config.name + ".sock");
+    if (!listener) return std::unexpected(listener.error());
+    auto port = std::make_unique<Port>();
+    port->listener = std::move(*listener);
+    port->shared = new (shared_ports() + slot) SharedPort{};
+    port->shared->used = true;
+    port->shared->policy = config.policy;
+    // A worker parses the spec again: the MAC goes with it, so a derived
+    // one is the same there.
+    if (!config.mac_given) config.spec += ",mac=" + cli::format_mac(config.identity.mac);
+    port->config = std::move(config);
+    if (slot == ports_.size()) ports_.emplace_back();
+    ports_[slot] = std::move(port);
+    return slot;
+}
+
+Result<std::string> Server::add(PortConfig config, int worker_channel) {
+    auto slot = open_port(std::move(config));
+    if (!slot) return std::unexpected(slot.error());
+    const Port& port = *ports_[*slot];
+    if (worker_channel >= 0) {
+        nlohmann::json message = {{"add", port.config.spec}, {"slot", *slot}};
+        int fds[] = {port.listener.get()};
+        // A worker that cannot take it now is dying: its successor starts with it.
+        if (!send_with_fds(worker_channel, message.dump(), fds))
+            log::warn("{}: the worker did not take the new port: {}", port.config.name, std::strerror(errno));
+    }
+    log::info("{}: port added ({})", port.config.name, cli::format_mac(port.config.identity.mac));
+    return socket_dir_ + "/" + port.config.name + ".sock";
+}
+
+Result<void> Server::remove(std::string_view name, int worker_channel) {
+    Port* port = find(name);
+    if (port == nullptr) return bad_input("no port is named '{}'", name);
+    ::unlink((socket_dir_ + "/" + port->config.name + ".sock").c_str());
+    if (worker_channel >= 0 && !send_with_fds(worker_channel, nlohmann::json{{"remove", name}}.dump(), {}))
+        log::warn("{}: the worker did not take the removal: {}", name, std::strerror(errno));
+    port->shared->used = false;
+    log::info("{}: port removed", name);
+    for (auto& slot : ports_)
+        if (slot.get() == port) slot.reset();
+    return {};
+}
+
+void Server::manager_message() {
+    auto message = receive_with_fds(channel_);
+    if (!message) return;
+    auto request = nlohmann::json::parse(message->text, nullptr, false);
+    if (!request.is_object()) return;
+    if (auto removed = request.find("remove"); removed != request.end() && removed->is_string()) {
+        for (auto& port : ports_) {
+            if (!port || port->config.name != removed->get<std::string>()) continue;
+            close_connection(*port);
+            ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, port->listener.get(), nullptr);
+            switch_.remove_guest_port(port->switch_port);
+            port.reset();
+        }
+        return;
+    }
+    // An added port: the supervisor made its socket.
+    auto config = parse_port(request.value("add", ""));
+    size_t slot = request.value("slot", kMaxPorts);
+    if (!config || message->fds.size() != 1 || slot >= kMaxPorts || find(config->name) != nullptr) {
+        log::error("a malformed message from the supervisor");
+        return;
+    }
+    auto port = std::make_unique<Port>();
+    port->listener = std::move(message->fds[0]);
+    port->shared = shared_ports() + slot;
+    port->config = std::move(*config);
+    if (ports_.size() <= slot) ports_.resize(slot + 1);
+    ports_[slot] = std::move(port);
+    if (auto r = start_serving(slot); !r) log::error("{}: {}", ports_[slot]->config.name, r.error().message);
+}
+
+Result<void> Server::start_serving(size_t slot) {
+    auto& port = *ports_[slot];
+    port.wake = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!port.wake.valid()) return errno_error("eventfd");
+    int wake = port.wake.get();
+    port.switch_port = switch_.add_guest_port(port.config.name, port.config.identity, [wake] {
+        uint64_t one = 1;
+        [[maybe_unused]] auto written = ::write(wake, &one, sizeof(one));
+    }, &port.shared->counters);
+    switch_.set_policy(port.switch_port, port.shared->policy, Clock::now());
+    epoll_event add{EPOLLIN, {.u64 = 2 * slot}};
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, port.listener.get(), &add) != 0) return errno_error("epoll_ctl");
+    return {};
 }
 
 void Server::accept(Port& port) {
@@ -225,7 +321,8 @@ void Server::accept(Port& port) {
         log::warn("{}: {}", port.config.name, connection.error().message);
         return;
     }
-    size_t index = static_cast<size_t>(&port - ports_.data());
+    size_t index = 0;
+    while (ports_[index].get() != &port) ++index;
     epoll_event add{EPOLLIN, {.u64 = 2 * index + 1}};
     if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, (*connection)->fd(), &add) != 0) {
         log::warn("{}: epoll_ctl: {}", port.config.name, std::strerror(errno));
@@ -259,7 +356,9 @@ void Server::uplink_ready() {
 
 std::vector<PortStatus> Server::ports() const {
     std::vector<PortStatus> result;
-    for (const auto& port : ports_) {
+    for (const auto& slot : ports_) {
+        if (!slot) continue;
+        const Port& port = *slot;
         PortStatus status;
         status.name = port.config.name;
         status.mac = cli::format_mac(port.config.identity.mac);
@@ -287,13 +386,12 @@ std::vector<PortStatus> Server::ports() const {
 }
 
 Result<void> Server::set_port(std::string_view name, const PolicyChanges& changes) {
-    for (auto& port : ports_) {
-        if (port.config.name != name) continue;
-        PortPolicy policy = port.shared->policy;
+    if (Port* port = find(name); port != nullptr) {
+        PortPolicy policy = port->shared->policy;
         for (const auto& [key, value] : changes)
             if (auto r = set_policy(policy, key, value); !r) return r;
-        port.shared->policy = policy;
-        switch_.set_policy(port.switch_port, policy, Clock::now());
+        port->shared->policy = policy;
+        switch_.set_policy(port->switch_port, policy, Clock::now());
         log::info("{}: weight {}, transmit pps {} bps {} (bursts {}, {}), receive pps {} bps {} (bursts {}, {})", name,
                   policy.weight, policy.tx.pps, policy.tx.bps, policy.tx.pps_burst, policy.tx.bps_burst, policy.rx.pps,
                   policy.rx.bps, policy.rx.pps_burst, policy.rx.bps_burst);
@@ -314,7 +412,8 @@ Result<void> Server::set_uplink(const PolicyChanges& changes) {
     return {};
 }
 
-int Server::serve(bool test_hooks) {
+int Server::serve(bool test_hooks, int channel) {
+    channel_ = channel;
     epoll_ = UniqueFd(::epoll_create1(EPOLL_CLOEXEC));
     if (!epoll_.valid()) return kExitHostError;
     sigset_t signals;
@@ -331,18 +430,14 @@ int Server::serve(bool test_hooks) {
     }
     epoll_event control{EPOLLIN, {.u64 = kTagControl}};
     if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, control_.listener(), &control) != 0) return kExitHostError;
+    epoll_event manager{EPOLLIN, {.u64 = kTagManager}};
+    if (channel_ >= 0 && ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, channel_, &manager) != 0) return kExitHostError;
     for (size_t i = 0; i < ports_.size(); ++i) {
-        auto& port = ports_[i];
-        port.wake = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-        if (!port.wake.valid()) return kExitHostError;
-        int wake = port.wake.get();
-        port.switch_port = switch_.add_guest_port(port.config.name, port.config.identity, [wake] {
-            uint64_t one = 1;
-            [[maybe_unused]] auto written = ::write(wake, &one, sizeof(one));
-        }, &port.shared->counters);
-        switch_.set_policy(port.switch_port, port.shared->policy, Clock::now());
-        epoll_event add{EPOLLIN, {.u64 = 2 * i}};
-        if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, port.listener.get(), &add) != 0) return kExitHostError;
+        if (!ports_[i]) continue;
+        if (auto r = start_serving(i); !r) {
+            log::error("{}", r.error().message);
+            return kExitHostError;
+        }
     }
     if (uplink_) {
         uplink_packet_.resize(Switch::kMaxPacket);
@@ -380,18 +475,23 @@ int Server::serve(bool test_hooks) {
                     log::error("test hook: the forbidden execve returned ({})", std::strerror(errno));
                     continue;
                 }
-                for (auto& port : ports_) close_connection(port);
+                for (auto& port : ports_)
+                    if (port) close_connection(*port);
                 return 0;
             }
             if (tag == kTagControl) {
                 control_.accept(epoll_.get(), kTagControlClient);
             } else if (tag == kTagUplink) {
                 uplink_ready();
+            } else if (tag == kTagManager) {
+                if (events[i].events & (EPOLLHUP | EPOLLERR)) return kExitHostError;  // the supervisor is gone
+                manager_message();
             } else if (tag >= kTagControlClient) {
                 control_.serve(epoll_.get(), tag - kTagControlClient,
                                [this](std::string_view request) { return control_answer(*this, request); });
             } else {
-                auto& port = ports_[tag / 2];
+                if (tag / 2 >= ports_.size() || !ports_[tag / 2]) continue;  // removed in this batch
+                auto& port = *ports_[tag / 2];
                 if (tag % 2 == 0)
                     accept(port);
                 else if (port.connection && !port.connection->process())

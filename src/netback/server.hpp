@@ -7,7 +7,9 @@
 // The server is made in the privileged supervisor (it opens the uplink's
 // tap and makes the sockets) and runs in the confined worker (serve()).
 // Counters live in memory shared with the supervisor, so a restarted worker
-// goes on counting.
+// goes on counting. Ports come and go while it runs, as hospes-blkback's
+// disks do: the supervisor makes the socket (add()), keeps it for later
+// workers and hands it to the running one over their channel.
 #pragma once
 
 #include <memory>
@@ -30,6 +32,7 @@ struct PortConfig {
     PortIdentity identity;
     bool mac_given = false;  // else derived from the name and the host (stable across restarts)
     PortPolicy policy;
+    std::string spec;  // as given, for the worker to parse again
 };
 // NAME[,mac=MAC][,ip=ADDRESS]...[,weight=N][,tx_bps=N][,rx_pps=N]... (IPv4
 // or IPv6 addresses; the policy keys of set_policy()).
@@ -61,13 +64,22 @@ using PolicyChanges = std::vector<std::pair<std::string, uint64_t>>;
 
 class Server {
 public:
+    static constexpr size_t kMaxPorts = 1024;  // at once; their shared counters are reserved up front
+
     // Makes every port's socket and the control socket, opens the uplink.
     static Result<std::unique_ptr<Server>> create(const std::string& socket_dir, std::vector<PortConfig> ports,
                                                   std::optional<UplinkConfig> uplink, const std::string& control_path);
     // Serves until SIGTERM or SIGINT (which must be blocked); returns the
     // exit status. `test_hooks`: SIGUSR1 makes the worker try a forbidden
     // system call (execve).
-    int serve(bool test_hooks);
+    int serve(bool test_hooks, int channel);
+
+    // In the supervisor: makes the port's socket (returns its path) and
+    // hands it to the worker on `worker_channel` (-1: none runs now).
+    Result<std::string> add(PortConfig port, int worker_channel);
+    // In the supervisor: the socket goes; the worker ends the port's
+    // connection and forgets it.
+    Result<void> remove(std::string_view name, int worker_channel);
 
     std::vector<PortStatus> ports() const;
     // Changes a running back-end's policy, all of `changes` or (with an
@@ -78,6 +90,7 @@ public:
 private:
     // A restarted worker keeps counting, and keeps the policy as changed.
     struct SharedPort {
+        bool used = false;
         PortCounters counters;
         uint64_t connections = 0;
         PortPolicy policy;  // guest ports
@@ -95,9 +108,18 @@ private:
     void accept(Port& port);
     void close_connection(Port& port);
     void uplink_ready();
+    // Makes the port's socket (supervisor); the slot it gets.
+    Result<size_t> open_port(PortConfig config);
+    // Into the worker's switch and epoll set.
+    Result<void> start_serving(size_t slot);
+    void manager_message();
+    Port* find(std::string_view name);
+    SharedPort* shared_ports() const { return reinterpret_cast<SharedPort*>(shared_.data()); }
 
     UniqueFd epoll_;
-    std::vector<Port> ports_;
+    std::string socket_dir_;
+    int channel_ = -1;
+    std::vector<std::unique_ptr<Port>> ports_;  // by slot; empty slots are null
     std::optional<backends::Tap> uplink_;
     SharedPort* uplink_shared_ = nullptr;
     size_t uplink_port_ = 0;

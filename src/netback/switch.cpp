@@ -75,9 +75,23 @@ size_t Switch::add_guest_port(std::string name, PortIdentity identity, std::func
     port.identity = std::move(identity);
     port.wake = std::move(wake);
     port.counters = counters;
-    guests_[key(port.identity.mac.data())] = ports_.size();
-    ports_.push_back(std::move(port));
-    return ports_.size() - 1;
+    size_t index = 0;
+    while (index < ports_.size() && !ports_[index].removed) ++index;
+    guests_[key(port.identity.mac.data())] = index;
+    if (index == ports_.size())
+        ports_.push_back(std::move(port));
+    else
+        ports_[index] = std::move(port);
+    return index;
+}
+
+void Switch::remove_guest_port(size_t index) {
+    set_down(index);
+    auto& port = ports_[index];
+    if (auto guest = guests_.find(key(port.identity.mac.data())); guest != guests_.end() && guest->second == index)
+        guests_.erase(guest);
+    port = Port{};
+    port.removed = true;
 }
 
 size_t Switch::add_uplink(std::string name, std::function<Result<void>(std::span<const iovec>)> send,
@@ -355,6 +369,7 @@ void Switch::recycle(std::vector<uint8_t>&& buffer) {
 
 void Switch::output(size_t from, size_t index, std::span<const uint8_t> packet) {
     auto& port = ports_[index];
+    if (port.removed) return;
     if (!port.up) {
         ++port.counters->drop_down;
         return;

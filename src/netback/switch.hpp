@@ -98,6 +98,9 @@ public:
                           PortCounters* counters);
     // The uplink (one at most): frames for it go to `send` (a tap), at once
     // unless it is capped.
+    // The port goes: frames for it are no longer switched, its MAC may be
+    // another port's, and its slot is used again by the next one added.
+    void remove_guest_port(size_t port);
     size_t add_uplink(std::string name, std::function<Result<void>(std::span<const iovec>)> send,
                       PortCounters* counters);
 
@@ -138,13 +141,14 @@ private:
         std::string name;
         bool uplink = false;
         bool up = false;
+        bool removed = false;
         PortIdentity identity;
         backends::NetOffloads offloads;
         std::function<void()> wake;
         std::function<Result<void>(std::span<const iovec>)> send;
         std::deque<std::vector<uint8_t>> queue;
         size_t queued_bytes = 0;
-        PortCounters* counters;
+        PortCounters* counters = nullptr;
         // Policy (guest ports; an uplink has only `limits`).
         uint32_t weight = 100;
         driver_domain::TokenBucket tx_packets, tx_bytes, rx_packets, rx_bytes;

@@ -32,6 +32,8 @@ bool BackendProcess::adopt() {
     pid_ = pid;
     watch();
     if (!pidfd_.valid()) return false;
+    adopted_ = true;
+    started_before_ = true;
     log::info("{}: process {} re-adopted", name_, pid_);
     return true;
 }
@@ -53,9 +55,10 @@ Result<void> BackendProcess::start() {
         out << state.dump() << "\n";
     }
     std::rename((path + ".new").c_str(), path.c_str());
-    watch();
     if (started_before_) ++restarts_;
     started_before_ = true;
+    adopted_ = false;
+    watch();
     log::info("{}: started, process {}", name_, pid_);
     return {};
 }
@@ -63,7 +66,6 @@ Result<void> BackendProcess::start() {
 void BackendProcess::watch() {
     pidfd_ = UniqueFd(pidfd_open(pid_));
     if (!pidfd_.valid()) log::error("{}: pidfd_open({}): {}", name_, pid_, std::strerror(errno));
-    started_before_ = true;
 }
 
 void BackendProcess::ended() {

@@ -32,6 +32,8 @@ public:
     int pidfd() const { return pidfd_.get(); }
     // Times hospesd started it again after it ended (this hospesd's life).
     uint64_t restarts() const { return restarts_; }
+    // Whether the process running now was adopted (not started by us).
+    bool adopted() const { return adopted_; }
 
     // Takes over the process the state file names, when it still runs.
     bool adopt();
@@ -55,6 +57,7 @@ private:
     UniqueFd pidfd_;
     uint64_t restarts_ = 0;
     bool started_before_ = false;
+    bool adopted_ = false;
 };
 
 }  // namespace hospes::toolstack

@@ -19,6 +19,7 @@
 #include <sstream>
 #include <thread>
 
+#include "cli/device_options.hpp"
 #include "common/log.hpp"
 #include "toolstack/domain_json.hpp"
 
@@ -32,11 +33,12 @@ namespace {
 constexpr uint64_t kListenerTag = 0;
 constexpr uint64_t kSignalTag = 1;
 constexpr uint64_t kFirstClientTag = 2;
-constexpr uint64_t kBlkbackTag = 3;
-constexpr uint64_t kDomainTag = uint64_t{1} << 32;  // | the domain's id
+constexpr uint64_t kBackendTag = uint64_t{1} << 31;  // + its index
+constexpr uint64_t kDomainTag = uint64_t{1} << 32;   // | the domain's id
 
-// A domain's disk as hospes-blkback names it.
+// A domain's disk as hospes-blkback names it, a card as hospes-netback does.
 std::string backend_disk_name(uint32_t id, const DomainDisk& disk) { return fmt::format("dom{}-{}", id, disk.guest_device); }
+std::string backend_port_name(uint32_t id, size_t card) { return fmt::format("dom{}-{}", id, card); }
 
 int pidfd_open(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
 int pidfd_send_signal(int pidfd, int signal) {
@@ -140,26 +142,27 @@ Result<std::unique_ptr<Daemon>> Daemon::create(DaemonOptions options) {
         else
             log::warn("no cgroup hierarchy with the cpu controller: cpu_weight and cap are not applied");
     }
-    bool fresh_blkback = false;
     if (!daemon->options_.blkback.empty()) {
         std::string dir = (fs::path(daemon->options_.state_dir) / "blkback").string();
-        daemon->blkback_.emplace("hospes-blkback", daemon->options_.blkback, std::vector<std::string>{"--socket-dir", dir},
-                                 dir);
-        if (!daemon->blkback_->adopt()) {
-            if (auto r = daemon->blkback_->start(); !r) return std::unexpected(r.error());
-            fresh_blkback = true;
-        }
-        epoll_event watch{EPOLLIN, {.u64 = kBlkbackTag}};
-        if (::epoll_ctl(daemon->epoll_.get(), EPOLL_CTL_ADD, daemon->blkback_->pidfd(), &watch) != 0)
-            return errno_error("epoll_ctl");
+        auto blkback = daemon->add_backend("hospes-blkback", daemon->options_.blkback, {"--socket-dir", dir}, dir);
+        if (!blkback) return std::unexpected(blkback.error());
+        daemon->blkback_ = *blkback;
     }
     daemon->adopt_all();
-    // A back-end that ended while no hospesd ran: the new one serves the
-    // disks of the domains still running (their monitors reconnect).
-    if (fresh_blkback)
-        for (const auto& [id, d] : daemon->domains_)
-            if (d.pid != 0)
-                if (auto r = daemon->add_disks(d); !r) log::error("domain {}: {}", id, r.error().message);
+    // Back-ends the running domains use that ended while no hospesd ran:
+    // the new ones serve those domains' devices (their monitors reconnect).
+    for (const auto& [id, d] : daemon->domains_)
+        for (const auto& vif : d.pid != 0 && !daemon->options_.netback.empty() ? d.config.vifs : std::vector<DomainVif>{})
+            if (auto netback = daemon->netback(vif.bridge); !netback)
+                log::error("domain {}: {}", id, netback.error().message);
+    for (const auto& backend : daemon->backends_) {
+        if (backend->adopted()) continue;
+        for (const auto& [id, d] : daemon->domains_) {
+            if (d.pid == 0) continue;
+            auto added = backend.get() == daemon->blkback_ ? daemon->add_disks(d) : daemon->add_vifs(d, backend.get());
+            if (!added) log::error("domain {}: {}", id, added.error().message);
+        }
+    }
     return daemon;
 }
 
@@ -262,12 +265,17 @@ Result<void> Daemon::start(Domain& d, bool paused) {
         if (auto r = cpu_groups_->set(d.id, d.config.cpu_weight, d.config.cpu_cap); !r) return r;
         cgroup_procs = *procs;
     }
-    auto sockets = add_disks(d);
-    if (!sockets) return std::unexpected(sockets.error());
-    auto pid = start_monitor(options_.monitor, monitor_arguments(d.config, d.id, p, paused, *sockets), p,
+    auto disks = add_disks(d);
+    if (!disks) return std::unexpected(disks.error());
+    auto vifs = add_vifs(d);
+    if (!vifs) {
+        remove_devices(d);
+        return std::unexpected(vifs.error());
+    }
+    auto pid = start_monitor(options_.monitor, monitor_arguments(d.config, d.id, p, paused, *disks, *vifs), p,
                              std::chrono::seconds(10), cgroup_procs);
     if (!pid) {
-        remove_disks(d);
+        remove_devices(d);
         return std::unexpected(pid.error());
     }
     d.pid = *pid;
@@ -306,7 +314,7 @@ void Daemon::monitor_ended(uint32_t id) {
     d.pid = 0;
     d.paused = false;
     d.reboot_requested = false;
-    remove_disks(d);
+    remove_devices(d);
     if (cpu_groups_) cpu_groups_->remove(id);
     DomainAction action = reason == "poweroff" ? d.config.on_poweroff
                           : reason == "reboot" ? d.config.on_reboot
@@ -354,7 +362,7 @@ void Daemon::remove(uint32_t id) {
         ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, d.pidfd.get(), nullptr);
         int status = 0;
         ::waitpid(d.pid, &status, WNOHANG);
-        remove_disks(d);
+        remove_devices(d);
     }
     if (cpu_groups_) cpu_groups_->remove(id);
     std::error_code error;
@@ -381,33 +389,88 @@ Result<std::vector<std::string>> Daemon::add_disks(const Domain& d) {
     return sockets;
 }
 
-void Daemon::remove_disks(const Domain& d) {
-    if (!blkback_) return;
-    for (const auto& disk : d.config.disks) {
-        auto removed = blkback_->manage({{"execute", "remove-disk"}, {"disk", backend_disk_name(d.id, disk)}});
-        if (!removed && removed.error().message.find("no disk is named") == std::string::npos)
-            log::warn("domain {}: disk {}: {}", d.id, disk.vdev, removed.error().message);
+Result<std::vector<std::string>> Daemon::add_vifs(const Domain& d, const BackendProcess* only) {
+    std::vector<std::string> sockets;
+    if (options_.netback.empty()) return sockets;
+    for (size_t i = 0; i < d.config.vifs.size(); ++i) {
+        const auto& vif = d.config.vifs[i];
+        auto backend = netback(vif.bridge);
+        if (!backend) return std::unexpected(backend.error());
+        if (only != nullptr && *backend != only) continue;
+        // The card's MAC, its addresses (the only ones it may send from)
+        // and rate= as its transmit cap.
+        std::string spec = backend_port_name(d.id, i);
+        if (vif.mac) spec += ",mac=" + cli::format_mac(*vif.mac);
+        for (const auto& ip : vif.ips) spec += ",ip=" + ip;
+        if (vif.rate_bytes_per_second != 0)
+            spec += fmt::format(",tx_bps={},tx_bps_burst={}", vif.rate_bytes_per_second,
+                                std::max<uint64_t>(vif.rate_burst_bytes, 1));
+        auto added = (*backend)->manage({{"execute", "add-port"}, {"port", spec}});
+        if (!added) return host_error("vif {}: {}", i, added.error().message);
+        sockets.push_back(added->value("socket", ""));
+    }
+    return sockets;
+}
+
+void Daemon::remove_devices(const Domain& d) {
+    auto remove = [&](BackendProcess* backend, const char* noun, const std::string& name) {
+        if (backend == nullptr || backend->pidfd() < 0) return;
+        auto removed = backend->manage({{"execute", std::string("remove-") + noun}, {noun, name}});
+        if (!removed && removed.error().message.find("no " + std::string(noun) + " is named") == std::string::npos)
+            log::warn("domain {}: {} {}: {}", d.id, noun, name, removed.error().message);
+    };
+    for (const auto& disk : d.config.disks) remove(blkback_, "disk", backend_disk_name(d.id, disk));
+    for (size_t i = 0; i < d.config.vifs.size(); ++i) {
+        auto found = netbacks_.find(d.config.vifs[i].bridge);
+        remove(found == netbacks_.end() ? nullptr : found->second, "port", backend_port_name(d.id, i));
     }
 }
 
-void Daemon::blkback_ended() {
-    ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, blkback_->pidfd(), nullptr);
-    log::warn("{} (process {}) ended; starting it again", blkback_->name(), blkback_->pid());
-    blkback_->ended();
+Result<BackendProcess*> Daemon::add_backend(std::string name, const std::string& program,
+                                            std::vector<std::string> arguments, const std::string& dir) {
+    auto backend = std::make_unique<BackendProcess>(std::move(name), program, std::move(arguments), dir);
+    if (!backend->adopt())
+        if (auto r = backend->start(); !r) return std::unexpected(r.error());
+    epoll_event watch{EPOLLIN, {.u64 = kBackendTag + backends_.size()}};
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, backend->pidfd(), &watch) != 0) return errno_error("epoll_ctl");
+    backends_.push_back(std::move(backend));
+    return backends_.back().get();
+}
+
+Result<BackendProcess*> Daemon::netback(const std::string& bridge) {
+    if (auto found = netbacks_.find(bridge); found != netbacks_.end()) return found->second;
+    // Its uplink: a tap on the bridge, or for cards on no bridge one tap
+    // the host may address (hospesnb0), as the monitor's own tap would be.
+    std::string dir = (fs::path(options_.state_dir) / (bridge.empty() ? "netback" : "netback-" + bridge)).string();
+    auto backend = add_backend(bridge.empty() ? "hospes-netback" : "hospes-netback-" + bridge, options_.netback,
+                               {"--socket-dir", dir, "--uplink", bridge.empty() ? "tap=hospesnb0" : "bridge=" + bridge},
+                               dir);
+    if (!backend) return std::unexpected(backend.error());
+    netbacks_[bridge] = *backend;
+    return *backend;
+}
+
+void Daemon::backend_ended(size_t index) {
+    BackendProcess& backend = *backends_.at(index);
+    ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, backend.pidfd(), nullptr);
+    log::warn("{} (process {}) ended; starting it again", backend.name(), backend.pid());
+    backend.ended();
     // Three tries a second apart; then it stays down (`backends` says so)
-    // and the disks of new domains cannot be added.
+    // and the devices of new domains on it cannot be added.
     for (int attempt = 1;; ++attempt) {
-        auto started = blkback_->start();
+        auto started = backend.start();
         if (started) break;
-        log::error("{}: {}", blkback_->name(), started.error().message);
+        log::error("{}: {}", backend.name(), started.error().message);
         if (attempt == 3) return;
         std::this_thread::sleep_for(std::chrono::seconds(1));
     }
-    epoll_event watch{EPOLLIN, {.u64 = kBlkbackTag}};
-    ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, blkback_->pidfd(), &watch);
-    for (const auto& [id, d] : domains_)
-        if (d.pid != 0)
-            if (auto r = add_disks(d); !r) log::error("domain {}: {}", id, r.error().message);
+    epoll_event watch{EPOLLIN, {.u64 = kBackendTag + index}};
+    ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, backend.pidfd(), &watch);
+    for (const auto& [id, d] : domains_) {
+        if (d.pid == 0) continue;
+        auto added = &backend == blkback_ ? add_disks(d) : add_vifs(d, &backend);
+        if (!added) log::error("domain {}: {}", id, added.error().message);
+    }
 }
 
 Domain* Daemon::find(const json& request, std::string& error) {
@@ -496,6 +559,16 @@ json Daemon::list() const {
                         {"pid", d.pid},
                         {"restarts", d.restarts},
                         {"config", domain_to_json(d.config)}});
+        // Cards a netback serves: its name and the port's, for network-list.
+        if (!options_.netback.empty()) {
+            json ports = json::array();
+            for (size_t i = 0; i < d.config.vifs.size(); ++i) {
+                const auto& bridge = d.config.vifs[i].bridge;
+                ports.push_back(fmt::format("{}/{}", bridge.empty() ? "hospes-netback" : "hospes-netback-" + bridge,
+                                            backend_port_name(id, i)));
+            }
+            rows.back()["vif_ports"] = std::move(ports);
+        }
     }
     return rows;
 }
@@ -667,11 +740,18 @@ json Daemon::top(const json&) {
     json rows = list();
     // Disks hospes-blkback serves count there, not in the monitor.
     std::map<std::string, json> backend_disks;
-    if (blkback_ && blkback_->pidfd() >= 0) {
-        auto query = blkback_->control({{"execute", "query"}});
-        if (!query) log::warn("{}: no counters: {}", blkback_->name(), query.error().message);
+    std::map<std::pair<std::string, std::string>, json> backend_ports;  // by bridge and port
+    for (const auto& backend : backends_) {
+        if (backend->pidfd() < 0) continue;
+        auto query = backend->control({{"execute", "query"}});
+        if (!query) log::warn("{}: no counters: {}", backend->name(), query.error().message);
         for (const auto& disk : query ? query->value("disks", json::array()) : json::array())
             if (disk.contains("name") && disk["name"].is_string()) backend_disks[disk["name"].get<std::string>()] = disk;
+        for (const auto& [bridge, netback] : netbacks_)
+            if (netback == backend.get())
+                for (const auto& port : query ? query->value("ports", json::array()) : json::array())
+                    if (port.contains("name") && port["name"].is_string())
+                        backend_ports[{bridge, port["name"].get<std::string>()}] = port;
     }
     for (auto& row : rows) {
         row["devices"] = json::array();
@@ -686,8 +766,25 @@ json Daemon::top(const json&) {
             continue;
         }
         row["devices"] = query->value("devices", json::array());
-        size_t disk = 0;
+        size_t disk = 0, card = 0;
         for (auto& device : row["devices"]) {
+            if (device.value("type", "") == "network" && card < d.config.vifs.size()) {
+                // The port's in is what the guest sent.
+                auto port = backend_ports.find({d.config.vifs[card].bridge, backend_port_name(d.id, card)});
+                ++card;
+                if (port == backend_ports.end()) continue;
+                const json& p = port->second;
+                const json drops = p.value("drops", json::object());
+                auto drop = [&](const char* k) { return drops.value(k, uint64_t{0}); };
+                device["counters"] = {{"tx_packets", p.value("in_packets", uint64_t{0})},
+                                      {"tx_bytes", p.value("in_bytes", uint64_t{0})},
+                                      {"rx_packets", p.value("out_packets", uint64_t{0})},
+                                      {"rx_bytes", p.value("out_bytes", uint64_t{0})},
+                                      {"tx_dropped", drop("malformed") + drop("offload") + drop("spoofed_ip") +
+                                                         drop("spoofed_mac")},
+                                      {"rx_dropped", drop("down") + drop("queue_full")}};
+                continue;
+            }
             if (device.value("type", "") != "block" || disk >= d.config.disks.size()) continue;
             auto found_disk = backend_disks.find(backend_disk_name(d.id, d.config.disks[disk++]));
             if (found_disk == backend_disks.end()) continue;
@@ -707,13 +804,13 @@ json Daemon::top(const json&) {
 
 json Daemon::backends(const json&) {
     json rows = json::array();
-    if (blkback_) {
-        bool up = blkback_->pidfd() >= 0;
-        auto status = up ? blkback_->manage({{"execute", "status"}}) : Result<json>(json::object());
-        rows.push_back({{"name", blkback_->name()},
-                        {"pid", blkback_->pid()},
+    for (const auto& backend : backends_) {
+        bool up = backend->pidfd() >= 0;
+        auto status = up ? backend->manage({{"execute", "status"}}) : Result<json>(json::object());
+        rows.push_back({{"name", backend->name()},
+                        {"pid", backend->pid()},
                         {"up", up && status.has_value()},
-                        {"restarts", blkback_->restarts()},
+                        {"restarts", backend->restarts()},
                         {"worker_restarts", status ? status->value("worker_restarts", uint64_t{0}) : 0}});
     }
     return ok(rows);
@@ -877,10 +974,10 @@ int Daemon::run() {
                 int status = 0;
                 while (::waitpid(-1, &status, WNOHANG) > 0) {
                 }
-            } else if (tag == kBlkbackTag) {
-                blkback_ended();
             } else if (tag >= kDomainTag) {
                 monitor_ended(static_cast<uint32_t>(tag & 0xffffffffu));
+            } else if (tag >= kBackendTag) {
+                backend_ended(tag - kBackendTag);
             } else {
                 socket_->serve(epoll_.get(), tag - kFirstClientTag, answer_fn);
             }

@@ -34,6 +34,7 @@ struct DaemonOptions {
     std::string state_dir = "/var/lib/hospes";
     std::string monitor;  // the `hospes` program that runs a domain
     std::string blkback;  // hospes-blkback, which serves every domain's disks; empty: each monitor serves its own
+    std::string netback;  // hospes-netback, one per bridge for the cards on it; empty: each monitor has taps
     bool cgroups = true;  // weights and caps through the host's cgroups
 };
 
@@ -73,12 +74,19 @@ private:
     void remove(uint32_t id);
     Domain* find(const nlohmann::json& request, std::string& error);
     uint32_t next_id();
-    // The domain's disks in hospes-blkback: added before its monitor starts
-    // (the sockets the monitor connects to, in the order of its disks),
-    // removed when it ends.
+    // The domain's disks in hospes-blkback and its cards in the netback of
+    // their bridge: added before its monitor starts (the sockets the
+    // monitor connects to, in the order of its disks or cards), removed
+    // when it ends. `only`: add just those of that back-end.
     Result<std::vector<std::string>> add_disks(const Domain& domain);
-    void remove_disks(const Domain& domain);
-    void blkback_ended();
+    Result<std::vector<std::string>> add_vifs(const Domain& domain, const BackendProcess* only = nullptr);
+    void remove_devices(const Domain& domain);
+    // The netback of a bridge ("": cards on no bridge), adopted or started
+    // when first needed.
+    Result<BackendProcess*> netback(const std::string& bridge);
+    Result<BackendProcess*> add_backend(std::string name, const std::string& program, std::vector<std::string> arguments,
+                                        const std::string& dir);
+    void backend_ended(size_t index);
 
     // The API's commands (docs/api.md), one member each. Those of the host
     // take the request; those of a domain also get the domain it names.
@@ -109,7 +117,10 @@ private:
     std::map<uint32_t, Domain> domains_;
     std::optional<driver_domain::ControlSocket> socket_;
     std::optional<CpuGroups> cpu_groups_;  // none: weights and caps cannot be applied
-    std::optional<BackendProcess> blkback_;
+    // Shared back-ends, tagged kBackendTag + index; kept while hospesd runs.
+    std::vector<std::unique_ptr<BackendProcess>> backends_;
+    BackendProcess* blkback_ = nullptr;
+    std::map<std::string, BackendProcess*> netbacks_;  // by bridge
     UniqueFd epoll_;
 };
 

@@ -20,7 +20,8 @@
 namespace hospes::toolstack {
 
 std::vector<std::string> monitor_arguments(const DomainConfig& domain, uint32_t id, const DomainPaths& paths,
-                                           bool paused, const std::vector<std::string>& disk_sockets) {
+                                           bool paused, const std::vector<std::string>& disk_sockets,
+                                           const std::vector<std::string>& vif_sockets) {
     std::vector<std::string> args = {"run",
                                      "--memory",
                                      // Booted with maxmem; the balloon then holds it at memory.
@@ -48,6 +49,11 @@ std::vector<std::string> monitor_arguments(const DomainConfig& domain, uint32_t 
     }
     for (size_t i = 0; i < domain.vifs.size(); ++i) {
         const auto& vif = domain.vifs[i];
+        if (i < vif_sockets.size()) {
+            // hospes-netback gives the card its MAC, addresses and cap.
+            args.insert(args.end(), {"--net", "vhost-user=" + vif_sockets[i]});
+            continue;
+        }
         // Xen's names for the host side: vifDOMID.DEVID.
         std::string spec = "tap=" + (vif.vifname.empty() ? fmt::format("vif{}.{}", id, i) : vif.vifname);
         if (!vif.bridge.empty()) spec += ",bridge=" + vif.bridge;

@@ -29,9 +29,11 @@ struct DomainPaths {
 };
 
 // `hospes run` arguments (without the program) for domain `id`. With
-// `disk_sockets` (one per disk) a back-end serves the disks over vhost-user.
+// `disk_sockets` (one per disk) a back-end serves the disks over
+// vhost-user, with `vif_sockets` the network cards.
 std::vector<std::string> monitor_arguments(const DomainConfig& domain, uint32_t id, const DomainPaths& paths,
-                                           bool paused, const std::vector<std::string>& disk_sockets = {});
+                                           bool paused, const std::vector<std::string>& disk_sockets = {},
+                                           const std::vector<std::string>& vif_sockets = {});
 
 // Starts `program` with `arguments` in a session of its own, stdin
 // /dev/null, stdout appended to the console log and stderr to the monitor

@@ -24,7 +24,7 @@
 #  6. A kernel panic (on_crash=preserve): the domain stays, state "---sc-".
 #  7. `kill -9` of hospesd: the domains run on; a new hospesd re-adopts
 #     them: `list` and `console` work.
-#  8. `xl destroy` leaves no process, tap or socket.
+#  8. `xl destroy` leaves no process, port or socket.
 #  9. CPU policy on cgroup v2 (the host's v1 is tested by the unit tests):
 #     two busy domains with cpu_weight 256 and 512 on the lab's one CPU
 #     get CPU time 1:2 within 10 %; `xl sched-credit -c 50` holds one at
@@ -73,7 +73,7 @@ truncate -s 16M /tmp/web2-data.img
 domain_file web2 128 1 'on_reboot = "restart"
 on_crash = "preserve"
 disk = [ "file:/tmp/web2-data.img,xvdb,w" ]'
-domain_file web3 96 1 "vif = [ 'mac=00:16:3e:00:00:03, bridge=xenbr0, rate=100KB/s' ]"
+domain_file web3 96 1 "vif = [ 'mac=00:16:3e:00:00:03, bridge=xenbr0, ip=10.9.0.3, rate=100KB/s' ]"
 
 for d in web1 web2 web3; do
     out=$(xl create /tmp/cfg/$d.cfg 2>&1)
@@ -218,15 +218,22 @@ check "[ \"$(top_field web2 17)\" -ge 32768 ] && [ \"$(top_field web2 15)\" -ge 
 check "[ \"$(top_field web3 10)\" = 1 ] && [ \"$(top_field web3 11)\" -ge 3 ] && [ \"$(top_field web3 12)\" -ge 3 ]" \
     "xl top: web3's card sent and received the pings ($(top_field web3 11) KiB out, $(top_field web3 12) KiB in)"
 # web3's vif has rate=100KB/s: streaming to the lab host, it sends at
-# that rate, and xl top's NETTX(k/s) says so.
+# that rate (counted by its port in the hospes-netback hospesd runs for
+# xenbr0), and xl top's NETTX(k/s) says so.
+nb_query() { hospes-netback --control $STATE/netback-xenbr0/control --send '{"execute":"query"}'; }
+# port_field PORT KEY: a number from the port's entry (keys come sorted,
+# and only "drops" nests, before them).
+port_field() { nb_query | tr '{' '\n' | grep "\"name\":\"$1\"" | sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p"; }
+check "nb_query | tr '{' '\n' | grep '\"name\":\"dom$(id_of web3)-0\"' | grep -q '\"ips\":\[\"10.9.0.3\"\].*\"mac\":\"00:16:3e:00:00:03\"'" \
+    "web3's card is port dom$(id_of web3)-0 of hospes-netback-xenbr0, with its MAC and ip= as the only address it may use"
+check "[ -n \"\$(ls /sys/class/net/xenbr0/brif)\" ]" "hospes-netback-xenbr0's uplink is a port of xenbr0 ($(ls /sys/class/net/xenbr0/brif))"
 console_cmd web3 'nc -l -p 5001 -e cat /dev/zero & sleep 1; echo SERVE=ok' '^SERVE='
 nc 10.9.0.3 5001 </dev/null >/dev/null &
 STREAM=$!
 sleep 3
-tap_rx=/sys/class/net/vif$(id_of web3).0/statistics/rx_bytes
-b0=$(cat $tap_rx)
+b0=$(port_field "dom$(id_of web3)-0" in_bytes)
 sleep 10
-b1=$(cat $tap_rx)
+b1=$(port_field "dom$(id_of web3)-0" in_bytes)
 xl top -b -i 2 -d 2 >/tmp/top2.txt
 kill $STREAM
 RATE=$(((b1 - b0) / 10))
@@ -287,11 +294,11 @@ start_hospesd
 check "xl list | grep -q -E '^web3 +[0-9]+ +96 +1 '" "a new hospesd lists web3"
 console_cmd web3 'echo READOPTED=$((40+2))' '^READOPTED='
 check "[ \"$CONSOLE_VALUE\" = 42 ]" "xl console works on the re-adopted web3"
-check "ip link show vif$(id_of web3).0 >/dev/null 2>&1" "web3's tap vif$(id_of web3).0 is on the bridge"
+check "nb_query | grep -q '\"name\":\"dom$(id_of web3)-0\"'" "the re-adopted hospes-netback-xenbr0 still serves web3's card"
 xl network-list web3 >/tmp/nics.txt
 cat /tmp/nics.txt
-check "grep -q -E '^0 +0 +00:16:3e:00:00:03 +0 +4 ' /tmp/nics.txt && grep -q 'vif$(id_of web3).0' /tmp/nics.txt" \
-    "xl network-list shows web3's card, its MAC and its tap"
+check "grep -q -E '^0 +0 +00:16:3e:00:00:03 +0 +4 ' /tmp/nics.txt && grep -q 'hospes-netback-xenbr0/dom$(id_of web3)-0' /tmp/nics.txt" \
+    "xl network-list shows web3's card, its MAC and its back-end port"
 xl vcpu-list web3 >/tmp/vcpus.txt
 cat /tmp/vcpus.txt
 check "grep -q -E '^web3 +[0-9]+ +0 +0 +(r--|-b-) +[0-9.]+  all / all\$' /tmp/vcpus.txt" "xl vcpu-list shows web3's vCPU 0 and its affinity"
@@ -303,9 +310,9 @@ check "[ $? = 1 ] && echo \"\$out\" | grep -q 'this host has CPUs 0 to 0'" "pinn
 id3=$(id_of web3)
 xl destroy web3
 check "[ -z \"\$(monitors)\" ]" "no monitor process is left"
-check "! ip link show vif$id3.0 >/dev/null 2>&1" "web3's tap is gone"
-check "[ -z \"\$(find $STATE /run/hospes -type s ! -path $HOSPESD_SOCKET ! -path $STATE/blkback/control ! -path $STATE/blkback/manage)\" ]" \
-    "no socket is left but hospesd's own and hospes-blkback's control and manage"
+check "! nb_query | grep -q '\"name\":\"dom$id3-0\"'" "web3's port is gone from hospes-netback-xenbr0"
+check "[ -z \"\$(find $STATE /run/hospes -type s ! -path $HOSPESD_SOCKET ! -name control ! -name manage)\" ]" \
+    "no socket is left but hospesd's own and the back-ends' control and manage"
 check "[ \$(xl list | wc -l) = 2 ]" "xl list: Domain-0 alone"
 
 # 9. CPU weights and a cap.
@@ -340,7 +347,8 @@ xl destroy cpu1
 check "[ -z \"\$(ls /sys/fs/cgroup/hospes | grep domain-)\" ]" "no domain's cgroup is left"
 kill -TERM $HOSPESD
 wait $HOSPESD
-kill -TERM "$(blkback_pid)"  # it outlives hospesd, as the monitors do
+# The back-ends outlive hospesd, as the monitors do.
+kill -TERM "$(blkback_pid)" "$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p' $STATE/netback-xenbr0/hospes-netback-xenbr0.json)"
 echo "lab-test: hospesd's log:"
 cat /tmp/hospesd.log
 finish

@@ -309,7 +309,7 @@ TEST_F(BlkbackTest, DisksAreAddedAndRemovedWhileItRuns) {
         {R"({"execute":"add-disk","disk":"d3=)" + third.string() + R"("})", "in use by another guest"},
         {R"({"execute":"remove-disk","disk":"d9"})", "no disk is named 'd9'"},
         {R"({"execute":"eject","disk":"d2"})", "unknown command 'eject'"},
-        {R"({"execute":"add-disk"})", "the request takes one"},
+        {R"({"execute":"add-disk"})", "add-disk takes one"},
         {"nonsense", "must be a JSON object"},
     };
     for (const auto& c : cases) {

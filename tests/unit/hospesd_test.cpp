@@ -223,6 +223,7 @@ TEST_F(HospesdTest, RunsTheBlockBackEndAndStartsItAgainWhenItEnds) {
     ASSERT_EQ(backends->size(), 1u);
     EXPECT_EQ((*backends)[0]["name"], "hospes-blkback");
     EXPECT_EQ((*backends)[0]["up"], true) << backends->dump();
+    EXPECT_EQ((*backends)[0]["restarts"], 0);
     pid_t first = (*backends)[0]["pid"].get<pid_t>();
     EXPECT_EQ(first, blkback_pid());
     auto blkback = [&](const json& r) { return json_request((dir_ / "state" / "blkback" / "control").string(), r); };

@@ -179,9 +179,9 @@ protected:
         }
         return got;
     }
-    // One request on the control socket; its whole answer.
-    nlohmann::json control(const nlohmann::json& request) {
-        auto channel = vhost_user::connect_unix((dir_ / "control").string());
+    // One request on the control (or management) socket; its whole answer.
+    nlohmann::json control(const nlohmann::json& request, const char* socket = "control") {
+        auto channel = vhost_user::connect_unix((dir_ / socket).string());
         EXPECT_TRUE(channel);
         std::string text = request.dump() + "\n", answer;
         EXPECT_EQ(::write(channel->fd(), text.data(), text.size()), static_cast<ssize_t>(text.size()));
@@ -298,6 +298,75 @@ TEST_F(NetbackTest, ADeadWorkerIsReplacedAndTheGuestsGoOn) {
     EXPECT_GE(port(state, "b")["in_packets"], 1) << "counters outlive the workers";
 }
 
+// hospesd adds a domain's port to the running back-end and removes it when
+// the domain goes: switched at once, served by later workers too, and gone
+// from the switch after (its MAC is unknown again).
+TEST_F(NetbackTest, PortsAreAddedAndRemovedWhileItRuns) {
+    constexpr uint8_t kMacC[6] = {0x02, 0, 0, 0, 0, 0xc};
+    auto manage = [&](const nlohmann::json& request) { return control(request, "manage"); };
+    auto added = manage({{"execute", "add-port"}, {"port", "c,mac=02:00:00:00:00:0c,tx_bps=1M"}});
+    EXPECT_EQ(added, nlohmann::json::parse(R"({"return":{"socket":")" + (dir_ / "c.sock").string() + R"("}})"));
+    Guest c;
+    connect(c, "c");
+    auto to_c = frame(kMacC, kMacA, 200, 5);
+    a_.send(to_c);
+    // received() pumps a and b; c is pumped here.
+    auto c_gets = [&](size_t count) {
+        std::vector<Bytes> got;
+        auto end = std::chrono::steady_clock::now() + 2s;
+        while (got.size() < count && std::chrono::steady_clock::now() < end) {
+            a_.pump();
+            c.pump();
+            auto used = c.driver->next_used(kRx);
+            if (!used) {
+                std::this_thread::sleep_for(1ms);
+                continue;
+            }
+            auto bytes = c.driver->bytes(c.rx_buffers.at(used->id), used->length);
+            got.emplace_back(bytes.begin() + sizeof(NetHeader), bytes.end());
+            c.post_rx(1);
+        }
+        return got;
+    };
+    EXPECT_EQ(c_gets(1), std::vector<Bytes>{to_c}) << log_text();
+    EXPECT_EQ(port(query(), "c")["tx_bps"], 1 << 20);
+
+    // A worker started after the port came has it from the supervisor.
+    ::kill(worker_pid(), SIGKILL);
+    auto end = std::chrono::steady_clock::now() + 5s;
+    while (std::chrono::steady_clock::now() < end && !(c.device->connected() && c.device->reconnects() > 0)) {
+        c.pump();
+        std::this_thread::sleep_for(1ms);
+    }
+    reconnect();
+    a_.send(to_c);
+    EXPECT_EQ(c_gets(1), std::vector<Bytes>{to_c}) << log_text();
+
+    for (const auto& [request, error] : std::vector<std::pair<nlohmann::json, std::string>>{
+             {{{"execute", "add-port"}, {"port", "c"}}, "the name 'c' is given twice"},
+             {{{"execute", "add-port"}, {"port", "d,mac=02:00:00:00:00:0a"}}, "the same MAC address"},
+             {{{"execute", "add-port"}, {"port", "d,ip=nowhere"}}, "'nowhere' is not an IPv4 or IPv6 address"},
+             {{{"execute", "remove-port"}, {"port", "z"}}, "no port is named 'z'"},
+             {{{"execute", "add-disk"}, {"disk", "x=/y"}}, "unknown command 'add-disk'"},
+             {{{"execute", "add-port"}}, "add-port takes one"}}) {
+        auto answer = manage(request);
+        ASSERT_TRUE(answer.contains("error")) << request << " -> " << answer;
+        EXPECT_NE(answer["error"].get<std::string>().find(error), std::string::npos) << answer;
+    }
+    EXPECT_EQ(manage({{"execute", "status"}}), nlohmann::json::parse(R"({"return":{"worker_restarts":1}})"));
+
+    // Removed: the socket goes, and a frame for its MAC is an unknown
+    // address again, flooded to the others.
+    EXPECT_EQ(manage({{"execute", "remove-port"}, {"port", "c"}}), nlohmann::json::parse(R"({"return":{}})"));
+    EXPECT_FALSE(fs::exists(dir_ / "c.sock"));
+    EXPECT_TRUE(port(query(), "c").is_null());
+    a_.send(to_c);
+    EXPECT_EQ(received(b_, 1), std::vector<Bytes>{to_c}) << log_text();
+    c.driver.reset();
+    c.device.reset();
+    // The name and the MAC may be used again.
+    EXPECT_TRUE(manage({{"execute", "add-port"}, {"port", "c,mac=02:00:00:00:00:0c"}}).contains("return"));
+}
 
 TEST_F(NetbackTest, ATransmitCapSetThroughTheControlSocketHoldsTheGuestBackWithoutLoss) {
     // Requests that are wrong get one error line each and change nothing.
