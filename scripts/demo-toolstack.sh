@@ -68,6 +68,10 @@ say "xl list"
 xl list
 kill $daemon
 wait $daemon || true
+# hospesd's shared back-ends outlive it, as the monitors do: they go too.
+for state in "$work"/state/*/hospes-*.json; do
+    [ -f "$state" ] && kill "$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p' "$state")" 2>/dev/null || true
+done
 rm -rf "$work"
 echo
 echo "demo: both domains powered off on the ACPI power button and were destroyed (on_poweroff)"
