@@ -202,7 +202,14 @@ void Switch::drain_uplink(Clock::time_point now) {
         double next_start = 0;
         for (auto& port : ports_) {
             if (port.uplink_queue.empty()) continue;
-            double start = std::max(port.finish, uplink_time_);
+            // A guest whose queue ran dry may catch up a little of the
+            // share it missed, half a queue's worth (a sixteenth of a
+            // second at the cap), as in hospes-blkback's scheduler: a
+            // sender in a busy guest leaves short gaps, and without it
+            // would lose its share to one that never does, for good (a CI
+            // run: equal weights gave 66 % and 33 %).
+            double credit = static_cast<double>(uplink_queue_bytes_) / 2;
+            double start = std::max(port.finish, uplink_time_ - credit / port.weight);
             if (next == nullptr || start < next_start) {
                 next = &port;
                 next_start = start;
@@ -218,7 +225,7 @@ void Switch::drain_uplink(Clock::time_point now) {
         next->uplink_queue.pop_front();
         next->uplink_bytes -= packet.size();
         double frame = static_cast<double>(packet.size() - kHeaderSize);
-        uplink_time_ = next_start;
+        uplink_time_ = std::max(uplink_time_, next_start);
         next->finish = next_start + frame / next->weight;
         uplink_packets_.take(1);
         uplink_bytes_.take(frame);

@@ -55,6 +55,13 @@ ctl() { hospes-netback --control $DIR/control --send "$1"; }
 field() { netback_field $DIR/control "$1" "$2"; }
 worker() { cat /proc/$NETBACK/task/$NETBACK/children 2>/dev/null | cut -d' ' -f1; }
 centis() { awk '{ printf "%d\n", $1 * 100 }' /proc/uptime; }
+# snapshot: the back-end's counters now (read with `from NAME KEY`), and
+# the lab's clock just after, in hundredths of a second. Rates take one
+# query a side and the time between the queries: three queries a side (a
+# process each, slow in the lab) once made the window seconds longer than
+# 20 s, and the uplink looked 8-11 % over its cap.
+snapshot() { ctl '{"execute":"query"}' >/tmp/nb.json; centis; }
+from() { tr '{' '\n' </tmp/nb.json | grep "\"name\":\"$1\"" | sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p"; }
 # ICMP echo requests a kernel took in (/proc/net/snmp's Icmp InEchos).
 ECHOS_AWK='/^Icmp:/ { if (!n++) { for (i = 1; i <= NF; i++) if ($i == "InEchos") c = i } else print $c }'
 lab_echos() { awk "$ECHOS_AWK" /proc/net/snmp; }
@@ -185,10 +192,12 @@ echo "lab-test: guest A streams $FREE bytes/s uncapped"
 CAP=$((FREE * 40 / 100))
 ctl "{\"execute\":\"set-port\",\"port\":\"a\",\"tx_bps\":$CAP}" >/dev/null
 sleep 3
-a0=$(field a in_bytes)
+t0=$(snapshot)
+a0=$(from a in_bytes)
 sleep 20
-a1=$(field a in_bytes)
-GOT=$(((a1 - a0) / 20))
+t1=$(snapshot)
+a1=$(from a in_bytes)
+GOT=$(((a1 - a0) * 100 / (t1 - t0)))
 echo "lab-test: guest A capped at $CAP bytes/s ($((CAP * 8 / 1000000)) Mbit/s): $GOT bytes/s over 20 s"
 check "[ $GOT -ge $((CAP * 90 / 100)) ] && [ $GOT -le $((CAP * 110 / 100)) ]" \
     "a transmit cap of $CAP bytes/s holds within 10 % over 20 s (got $GOT)"
@@ -199,12 +208,14 @@ UPLINK=$((FREE * 30 / 100))
 ctl "{\"execute\":\"set-uplink\",\"bps\":$UPLINK}" >/dev/null
 stream net-b $IP_B 5102
 sleep 3
-a0=$(field a in_bytes) b0=$(field b in_bytes) u0=$(field $TAP out_bytes)
+t0=$(snapshot)
+a0=$(from a in_bytes) b0=$(from b in_bytes) u0=$(from $TAP out_bytes)
 sleep 20
-a1=$(field a in_bytes) b1=$(field b in_bytes) u1=$(field $TAP out_bytes)
+t1=$(snapshot)
+a1=$(from a in_bytes) b1=$(from b in_bytes) u1=$(from $TAP out_bytes)
 A=$((a1 - a0)) B=$((b1 - b0))
-SHARE_A=$((A * 1000 / (A + B))) SHARE_B=$((B * 1000 / (A + B))) U=$(((u1 - u0) / 20))
-echo "lab-test: uplink capped at $UPLINK bytes/s, equal weights: A $A, B $B bytes in 20 s (A $((SHARE_A / 10)) %, B $((SHARE_B / 10)) %), uplink $U bytes/s"
+SHARE_A=$((A * 1000 / (A + B))) SHARE_B=$((B * 1000 / (A + B))) U=$(((u1 - u0) * 100 / (t1 - t0)))
+echo "lab-test: uplink capped at $UPLINK bytes/s, equal weights: A $A, B $B bytes in $(((t1 - t0) / 100)).$(((t1 - t0) % 100)) s (A $((SHARE_A / 10)) %, B $((SHARE_B / 10)) %), uplink $U bytes/s"
 check "[ $SHARE_A -ge 400 ] && [ $SHARE_B -ge 400 ]" \
     "with equal weights each guest gets at least 40 % of the uplink (A $SHARE_A, B $SHARE_B per mille)"
 check "[ $U -ge $((UPLINK * 90 / 100)) ] && [ $U -le $((UPLINK * 110 / 100)) ]" \
