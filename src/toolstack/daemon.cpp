@@ -265,9 +265,9 @@ Result<void> Daemon::start(Domain& d, bool paused) {
         if (auto r = cpu_groups_->set(d.id, d.config.cpu_weight, d.config.cpu_cap); !r) return r;
         cgroup_procs = *procs;
     }
+    // Whatever was added before a failure goes again: nothing is left half made.
     auto disks = add_disks(d);
-    if (!disks) return std::unexpected(disks.error());
-    auto vifs = add_vifs(d);
+    auto vifs = disks ? add_vifs(d) : Result<std::vector<std::string>>(std::unexpected(disks.error()));
     if (!vifs) {
         remove_devices(d);
         return std::unexpected(vifs.error());
@@ -378,12 +378,7 @@ Result<std::vector<std::string>> Daemon::add_disks(const Domain& d) {
         std::string name = backend_disk_name(d.id, disk);
         auto added = blkback_->manage(
             {{"execute", "add-disk"}, {"disk", fmt::format("{}={}{}", name, disk.target, disk.read_only ? ",ro" : "")}});
-        if (!added) {
-            // Those added already go again: nothing is left half made.
-            for (size_t i = 0; i < sockets.size(); ++i)
-                (void)blkback_->manage({{"execute", "remove-disk"}, {"disk", backend_disk_name(d.id, d.config.disks[i])}});
-            return host_error("disk {}: {}", disk.vdev, added.error().message);
-        }
+        if (!added) return host_error("disk {}: {}", disk.vdev, added.error().message);
         sockets.push_back(added->value("socket", ""));
     }
     return sockets;
