@@ -206,8 +206,7 @@ void Switch::drain_uplink(Clock::time_point now) {
             // share it missed, half a queue's worth (a sixteenth of a
             // second at the cap), as in hospes-blkback's scheduler: a
             // sender in a busy guest leaves short gaps, and without it
-            // would lose its share to one that never does, for good (a CI
-            // run: equal weights gave 66 % and 33 %).
+            // would lose its share to one that never does, for good.
             double credit = static_cast<double>(uplink_queue_bytes_) / 2;
             double start = std::max(port.finish, uplink_time_ - credit / port.weight);
             if (next == nullptr || start < next_start) {
