@@ -266,18 +266,17 @@ Result<void> Daemon::start(Domain& d, bool paused) {
         cgroup_procs = *procs;
     }
     // Whatever was added before a failure goes again: nothing is left half made.
-    auto disks = add_disks(d);
-    auto vifs = disks ? add_vifs(d) : Result<std::vector<std::string>>(std::unexpected(disks.error()));
-    if (!vifs) {
+    auto undo = [&](const Error& error) {
         remove_devices(d);
-        return std::unexpected(vifs.error());
-    }
+        return std::unexpected(error);
+    };
+    auto disks = add_disks(d);
+    if (!disks) return undo(disks.error());
+    auto vifs = add_vifs(d);
+    if (!vifs) return undo(vifs.error());
     auto pid = start_monitor(options_.monitor, monitor_arguments(d.config, d.id, p, paused, *disks, *vifs), p,
                              std::chrono::seconds(10), cgroup_procs);
-    if (!pid) {
-        remove_devices(d);
-        return std::unexpected(pid.error());
-    }
+    if (!pid) return undo(pid.error());
     d.pid = *pid;
     auto stat = process_stat(d.pid);
     d.start_ticks = stat ? stat->start_ticks : 0;

@@ -419,10 +419,14 @@ guest_dump() {
 # hospes-netback whose control socket is CONTROL (each object in "ports",
 # three braces deep, on a line of its own; then PORT's KEY).
 netback_field() {
-    hospes-netback --control "$1" --send '{"execute":"query"}' |
-        awk '{ for (i = 1; i <= length($0); i++) { c = substr($0, i, 1); if (c == "{") d++; if (d >= 3) b = b c;
-               if (c == "}") { if (d == 3) { print b; b = "" } d-- } } }' |
-        grep "\"name\":\"$2\"" | grep -o "\"$3\":[0-9]*" | cut -d: -f2
+    hospes-netback --control "$1" --send '{"execute":"query"}' | netback_pick "$2" "$3"
+}
+# netback_pick PORT KEY: the number KEY of port PORT in a query's answer on
+# standard input (each port's object whole, its nested "drops" included).
+netback_pick() {
+    awk '{ for (i = 1; i <= length($0); i++) { c = substr($0, i, 1); if (c == "{") d++; if (d >= 3) b = b c;
+           if (c == "}") { if (d == 3) { print b; b = "" } d-- } } }' |
+        grep "\"name\":\"$1\"" | grep -o "\"$2\":[0-9]*" | cut -d: -f2
 }
 
 finish() {

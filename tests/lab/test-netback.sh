@@ -62,7 +62,7 @@ centis() { awk '{ printf "%d\n", $1 * 100 }' /proc/uptime; }
 # process each, slow in the lab) once made the window seconds longer than
 # 20 s, and the uplink looked 8-11 % over its cap.
 snapshot() { ctl '{"execute":"query"}' >/tmp/nb.json; centis; }
-from() { tr '{' '\n' </tmp/nb.json | grep "\"name\":\"$1\"" | sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p"; }
+from() { netback_pick "$1" "$2" </tmp/nb.json; }
 # ICMP echo requests a kernel took in (/proc/net/snmp's Icmp InEchos).
 ECHOS_AWK='/^Icmp:/ { if (!n++) { for (i = 1; i <= NF; i++) if ($i == "InEchos") c = i } else print $c }'
 lab_echos() { awk "$ECHOS_AWK" /proc/net/snmp; }
