@@ -6,7 +6,10 @@
 // frame, built from the input with, when the script says so, the sender's
 // own MAC as source (to get past anti-spoofing into the IP parsers) and a
 // guest's MAC as destination. A crash, a sanitizer report, or a packet
-// handed out larger than the buffer or the largest packet is a bug.
+// handed out larger than the buffer or the largest packet is a bug; so is
+// a port given more whole frames than came in, or one frame segmented
+// into more than a guest's queue holds (the bound on what one frame may
+// cost the shared worker).
 //
 // Input: a series of operations, each one byte op and its arguments:
 //   op % 6 == 0  packet from port (u8 % 4; 3 is the uplink): u8 shape (bit
@@ -81,6 +84,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         },
         &counters[3]);
 
+    // Segments made so far for all ports; frames that asked for segmentation.
+    auto segments = [&] {
+        uint64_t made = 0;
+        for (const auto& c : counters) made += c.segments;
+        return made;
+    };
+    uint64_t gso_frames = 0;
     auto now = Clock::now();
     std::vector<uint8_t> buffer(Switch::kMaxPacket);
     Input in(data, size);
@@ -102,7 +112,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                 }
             }
             iovec part{packet.data(), packet.size()};
+            if (packet.size() > 1 && packet[1] != 0) ++gso_frames;
+            uint64_t before = segments();
             (void)fabric.input(from, std::span<const iovec>(&part, 1));
+            // Only a frame addressed to one guest is segmented, at most
+            // into what its queue holds.
+            CHECK(segments() - before <= Switch::kQueueLimit);
             break;
         }
         case 1: {
@@ -143,7 +158,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             break;
         }
     }
-    for (size_t i = 0; i < 4; ++i) CHECK(counters[i].out_packets <= counters[0].in_packets + counters[1].in_packets +
-                                                                          counters[2].in_packets + counters[3].in_packets);
+    // Each frame reaches a port whole at most once, or as segments.
+    uint64_t frames_in = counters[0].in_packets + counters[1].in_packets + counters[2].in_packets + counters[3].in_packets;
+    for (const auto& c : counters) {
+        CHECK(c.segments <= c.out_packets);
+        CHECK(c.out_packets - c.segments <= frames_in);
+        CHECK(c.segments <= gso_frames * Switch::kQueueLimit);
+    }
     return 0;
 }

@@ -44,6 +44,7 @@ json query(const Server& server) {
             port["ips"] = p.ips;
             port["connections"] = p.connections;
             port["held_rx"] = c.held_rx;
+            port["segments"] = c.segments;
             port["weight"] = p.policy.weight;
             port.update(limits_json(p.policy.tx, "tx_"));
             port.update(limits_json(p.policy.rx, "rx_"));

@@ -102,6 +102,10 @@ int main(int argc, char** argv) {
         }
         uplink_config = std::move(*parsed);
     }
+    if (auto made = hospes::driver_domain::make_socket_dir(socket_dir); !made) {
+        hospes::log::error("{}", made.error().message);
+        return hospes::exit_status_for(made.error());
+    }
     if (control.empty()) control = socket_dir + "/control";
     if (manage.empty()) manage = socket_dir + "/manage";
     auto server = hospes::netback::Server::create(socket_dir, std::move(configs), uplink_config, control);

@@ -402,27 +402,41 @@ void Switch::output(size_t from, size_t index, std::span<const uint8_t> packet) 
                      (gso == kGsoTcpv6 && port.offloads.tso6);
     if (!takes_gso || ((header.gso_type & kGsoEcn) && !port.offloads.tso_ecn)) {
         // A guest that does not take this segmentation offload gets the
-        // segments, made here.
-        if (!segment_tcp(packet, segments_, [&](std::span<const uint8_t> one) { enqueue(port, one); }))
+        // segments, made here, of a frame addressed to it (a flooded one
+        // it would discard), when they fit in its queue: one frame costs
+        // at most a queue's worth of packets.
+        auto layout = parse_tcp_segmentation(packet);
+        bool for_port = std::memcmp(packet.data() + kHeaderSize, port.identity.mac.data(), 6) == 0;
+        if (!layout || !for_port || layout->count() > kQueueLimit) {
             ++port.counters->drop_offload;
+            return;
+        }
+        if (port.queue.size() + layout->count() > kQueueLimit ||
+            port.queued_bytes + layout->bytes() > port.rx_queue_bytes) {
+            ++port.counters->drop_queue_full;
+            return;
+        }
+        segment_tcp(packet, *layout, segments_, [&](std::span<const uint8_t> one) {
+            if (enqueue(port, one)) ++port.counters->segments;
+        });
         return;
     }
     enqueue(port, packet);
 }
 
-void Switch::enqueue(Port& port, std::span<const uint8_t> packet) {
+bool Switch::enqueue(Port& port, std::span<const uint8_t> packet) {
     Header header;
     std::memcpy(&header, packet.data(), sizeof(header));
     if (port.queue.size() >= kQueueLimit || port.queued_bytes + packet.size() > port.rx_queue_bytes) {
         ++port.counters->drop_queue_full;
-        return;
+        return false;
     }
     auto copy = buffer(packet);
     if ((header.flags & kNeedsCsum) && !port.offloads.checksum) {
         if (!complete_checksum(copy)) {
             ++port.counters->drop_malformed;
             recycle(std::move(copy));
-            return;
+            return false;
         }
     }
     bool was_empty = port.queue.empty();
@@ -431,6 +445,7 @@ void Switch::enqueue(Port& port, std::span<const uint8_t> packet) {
     ++port.counters->out_packets;
     port.counters->out_bytes += packet.size() - kHeaderSize;
     if (was_empty) port.wake();
+    return true;
 }
 
 size_t Switch::take(size_t index, std::span<uint8_t> buffer) {
@@ -476,32 +491,41 @@ bool complete_checksum(std::span<uint8_t> packet) {
     return true;
 }
 
-bool segment_tcp(std::span<const uint8_t> packet, std::vector<uint8_t>& scratch,
-                 const std::function<void(std::span<const uint8_t>)>& emit) {
+std::optional<TcpSegmentation> parse_tcp_segmentation(std::span<const uint8_t> packet) {
     constexpr size_t kL3 = kEthernetHeader;
-    if (packet.size() < Switch::kHeaderSize + kL3) return false;
+    if (packet.size() < Switch::kHeaderSize + kL3) return std::nullopt;
     Header header;
     std::memcpy(&header, packet.data(), sizeof(header));
     uint8_t gso = header.gso_type & ~kGsoEcn;
     auto frame = packet.subspan(Switch::kHeaderSize);
     uint16_t type = load16(&frame[12]);
-    bool v4 = type == kEtherIpv4;
-    if (!(v4 && gso == kGsoTcpv4) && !(type == kEtherIpv6 && gso == kGsoTcpv6)) return false;
-    size_t ip_size = 40;
-    if (v4) {
-        if (frame.size() < kL3 + 20) return false;
-        ip_size = size_t{frame[kL3] & 0xfu} * 4;
-        if (ip_size < 20 || frame[kL3 + 9] != 6) return false;
+    TcpSegmentation layout;
+    layout.v4 = type == kEtherIpv4;
+    if (!(layout.v4 && gso == kGsoTcpv4) && !(type == kEtherIpv6 && gso == kGsoTcpv6)) return std::nullopt;
+    layout.ip_size = 40;
+    if (layout.v4) {
+        if (frame.size() < kL3 + 20) return std::nullopt;
+        layout.ip_size = size_t{frame[kL3] & 0xfu} * 4;
+        if (layout.ip_size < 20 || frame[kL3 + 9] != 6) return std::nullopt;
     } else if (frame.size() < kL3 + 40 || frame[kL3 + 6] != 6) {
-        return false;  // extension headers before TCP are not segmented
+        return std::nullopt;  // extension headers before TCP are not segmented
     }
-    size_t l4 = kL3 + ip_size;
-    if (frame.size() < l4 + 20) return false;
-    size_t tcp_size = static_cast<size_t>(frame[l4 + 12] >> 4) * 4;
-    size_t headers = l4 + tcp_size;
-    size_t mss = header.gso_size;
-    if (tcp_size < 20 || frame.size() <= headers || mss == 0) return false;
-    size_t payload = frame.size() - headers;
+    size_t l4 = kL3 + layout.ip_size;
+    if (frame.size() < l4 + 20) return std::nullopt;
+    layout.tcp_size = static_cast<size_t>(frame[l4 + 12] >> 4) * 4;
+    layout.mss = header.gso_size;
+    if (layout.tcp_size < 20 || frame.size() <= layout.headers() || layout.mss == 0) return std::nullopt;
+    layout.payload = frame.size() - layout.headers();
+    return layout;
+}
+
+void segment_tcp(std::span<const uint8_t> packet, const TcpSegmentation& layout, std::vector<uint8_t>& scratch,
+                 const std::function<void(std::span<const uint8_t>)>& emit) {
+    constexpr size_t kL3 = kEthernetHeader;
+    auto frame = packet.subspan(Switch::kHeaderSize);
+    const size_t ip_size = layout.ip_size, tcp_size = layout.tcp_size, headers = layout.headers();
+    const size_t l4 = kL3 + ip_size, mss = layout.mss, payload = layout.payload;
+    const bool v4 = layout.v4;
     uint32_t sequence = load32(&frame[l4 + 4]);
     uint16_t id = v4 ? load16(&frame[kL3 + 4]) : 0;
     for (size_t offset = 0, i = 0; offset < payload; offset += mss, ++i) {
@@ -529,7 +553,6 @@ bool segment_tcp(std::span<const uint8_t> packet, std::vector<uint8_t>& scratch,
         store16(out + l4 + 16, fold(add_bytes(sum, out + l4, tcp_length)));
         emit(scratch);
     }
-    return true;
 }
 
 }  // namespace hospes::netback

@@ -51,10 +51,11 @@ struct PortCounters {
     uint64_t drop_spoofed_ip = 0;   // an IP, ARP or ND source not the port's
     uint64_t drop_malformed = 0;    // shorter than header + Ethernet header, or a bad header
     uint64_t drop_queue_full = 0;   // the port's guest did not take its frames fast enough
-    uint64_t drop_offload = 0;      // a GSO packet for a guest that does not take them
+    uint64_t drop_offload = 0;      // a GSO packet for a guest that does not take them, which was not segmented
     uint64_t drop_down = 0;         // for a port with no guest connected
     uint64_t held_tx = 0;           // times the guest was held back: its transmit cap or a full uplink queue
     uint64_t held_rx = 0;           // times its receive cap held frames back
+    uint64_t segments = 0;          // packets made by segmenting GSO frames for it (counted in out_packets too)
 };
 
 using driver_domain::Clock;
@@ -169,7 +170,7 @@ private:
     Result<void> check_source(const Port& port, std::span<const uint8_t> packet) const;
     void learn(const Mac& mac, size_t port);
     void output(size_t from, size_t port, std::span<const uint8_t> packet);
-    void enqueue(Port& port, std::span<const uint8_t> packet);
+    bool enqueue(Port& port, std::span<const uint8_t> packet);  // false: dropped (counted)
     void send_uplink(Port& uplink, std::span<const uint8_t> packet);
     void drain_uplink(Clock::time_point now);
     std::vector<uint8_t> buffer(std::span<const uint8_t> packet);
@@ -194,12 +195,27 @@ private:
 // when the offsets lie outside the packet.
 bool complete_checksum(std::span<uint8_t> packet);
 
-// Splits a TCP segmentation offload packet (GSO TCPv4 or TCPv6, no IPv6
-// extension headers) into packets of at most gso_size payload bytes, each
-// with its IP and TCP headers and checksums complete, handed to `emit` one
-// after the other in `scratch`; false (nothing emitted) when the packet is
-// not one it can parse.
-bool segment_tcp(std::span<const uint8_t> packet, std::vector<uint8_t>& scratch,
+// A TCP segmentation offload packet (GSO TCPv4 or TCPv6, no IPv6 extension
+// headers) as segment_tcp cuts it: parsed once, so that what the segments
+// would cost is known before any is made.
+struct TcpSegmentation {
+    bool v4 = true;
+    size_t ip_size = 0, tcp_size = 0;  // header lengths
+    size_t mss = 0;                    // gso_size: payload bytes per segment
+    size_t payload = 0;                // payload bytes in all
+    size_t headers() const { return 14 + ip_size + tcp_size; }  // Ethernet, IP and TCP
+    size_t count() const { return (payload + mss - 1) / mss; }
+    // All segments' bytes, each with its virtio-net header.
+    size_t bytes() const { return count() * (Switch::kHeaderSize + headers()) + payload; }
+};
+
+// The packet's segmentation, or none when it is not one segment_tcp can cut.
+std::optional<TcpSegmentation> parse_tcp_segmentation(std::span<const uint8_t> packet);
+
+// Splits a TCP segmentation offload packet into packets of at most gso_size
+// payload bytes, each with its IP and TCP headers and checksums complete,
+// handed to `emit` one after the other in `scratch`.
+void segment_tcp(std::span<const uint8_t> packet, const TcpSegmentation& layout, std::vector<uint8_t>& scratch,
                  const std::function<void(std::span<const uint8_t>)>& emit);
 
 }  // namespace hospes::netback

@@ -550,11 +550,49 @@ TEST_F(SwitchTest, SegmentationOffloadIsSegmentedForGuestsThatDoNotTakeIt) {
         EXPECT_EQ(joined, payload);
     }
     EXPECT_EQ(counters_[c_].drop_offload, 0u);
+    EXPECT_EQ(counters_[c_].segments, 6u) << "3 segments each over IPv4 and IPv6";
     // What cannot be segmented (not TCP) is still dropped and counted.
     Bytes udp_gso = {1, 1, 0, 0, 0xe8, 0x03, 34, 0, 6, 0};
     ASSERT_TRUE(send(a_, packet(kMacC, kMacA, 0x0800, ipv4("10.0.0.2", 17), udp_gso)));
     EXPECT_TRUE(drain(c_).empty());
     EXPECT_EQ(counters_[c_].drop_offload, 1u);
+}
+
+// What one frame may cost the shared worker: a fuzzer's broadcast TSO
+// frame was segmented for every guest that takes none, and a gso_size of
+// 1 asks for a segment per payload byte. Only a frame addressed to the
+// guest is segmented, and only when all its segments fit in its queue.
+TEST_F(SwitchTest, SegmentationIsBoundedByTheGuestsQueue) {
+    fabric_.set_up(c_, {});
+    Bytes tcp(20, 0);
+    tcp[12] = 0x50;
+    auto tso = [&](const Mac& to, uint16_t mss, size_t payload) {
+        Bytes body = ipv4("10.0.0.2");
+        body.insert(body.end(), tcp.begin(), tcp.end());
+        body.insert(body.end(), payload, 0x5a);
+        Bytes header = {0, 1, 0, 0, static_cast<uint8_t>(mss), static_cast<uint8_t>(mss >> 8)};
+        return packet(to, kMacA, 0x0800, body, header);
+    };
+    // Flooded: C would discard the segments (not its MAC), so none are made.
+    ASSERT_TRUE(send(a_, tso(kBroadcast, 1000, 3000)));
+    EXPECT_TRUE(drain(c_).empty());
+    EXPECT_EQ(counters_[c_].drop_offload, 1u);
+    // gso_size 1: 60,000 segments would be more than a queue ever holds.
+    ASSERT_TRUE(send(a_, tso(kMacC, 1, 60000)));
+    EXPECT_TRUE(drain(c_).empty());
+    EXPECT_EQ(counters_[c_].drop_offload, 2u);
+    EXPECT_EQ(counters_[c_].segments, 0u);
+    // As many segments as the queue holds are made; one more frame's
+    // segments would not fit and the frame is dropped whole.
+    size_t mss = 100;
+    ASSERT_TRUE(send(a_, tso(kMacC, static_cast<uint16_t>(mss), (Switch::kQueueLimit - 1) * mss)));
+    ASSERT_TRUE(send(a_, tso(kMacC, static_cast<uint16_t>(mss), 2 * mss)));
+    EXPECT_EQ(counters_[c_].segments, Switch::kQueueLimit - 1);
+    EXPECT_EQ(counters_[c_].drop_queue_full, 1u);
+    EXPECT_EQ(drain(c_).size(), Switch::kQueueLimit - 1);
+    ASSERT_TRUE(send(a_, tso(kMacC, static_cast<uint16_t>(mss), 2 * mss)));
+    EXPECT_EQ(drain(c_).size(), 2u) << "room again once the guest took its frames";
+    EXPECT_EQ(counters_[c_].out_packets, Switch::kQueueLimit + 1);
 }
 
 }  // namespace
