@@ -8,8 +8,9 @@ packages=(
   cmake ninja-build g++ pkg-config
   # libraries
   libcli11-dev libfmt-dev libspdlog-dev libgtest-dev libgmock-dev libbenchmark-dev liburing-dev libseccomp-dev nlohmann-json3-dev libcpp-httplib-dev
-  # fuzzing (libFuzzer comes with clang's runtime)
-  clang-19 libclang-rt-19-dev
+  # fuzzing (libFuzzer comes with clang's runtime; llvm-19 has the
+  # llvm-symbolizer-19 its sanitizers name functions and lines with)
+  clang-19 libclang-rt-19-dev llvm-19
   # default guest and nested lab (the lab's emulator: see below)
   busybox-static cpio lz4 xz-utils gzip zstd file
   # guest root file system image (scripts/build-rootfs.sh)
