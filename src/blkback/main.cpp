@@ -106,6 +106,10 @@ int main(int argc, char** argv) {
         }
         hosts.push_back(std::move(*h));
     }
+    if (auto made = hospes::driver_domain::make_socket_dir(socket_dir); !made) {
+        hospes::log::error("{}", made.error().message);
+        return hospes::exit_status_for(made.error());
+    }
     if (control.empty()) control = socket_dir + "/control";
     if (manage.empty()) manage = socket_dir + "/manage";
     auto server = hospes::blkback::Server::create(socket_dir, std::move(exports), std::move(hosts), control);

@@ -1,6 +1,9 @@
 #include "driver_domain/options.hpp"
 
+#include <sys/stat.h>
+
 #include <cctype>
+#include <cerrno>
 #include <charconv>
 
 namespace hospes::driver_domain {
@@ -28,6 +31,22 @@ Result<uint64_t> parse_count(std::string_view spec, std::string_view key, std::s
     if (digits.empty() || ec != std::errc{} || end != digits.data() + digits.size() || value > (1ull << 50) / unit)
         return bad_input("'{}': {}={} is not a number{}", spec, key, text, suffixes ? " (with K, M or G)" : "");
     return value * unit;
+}
+
+Result<void> make_socket_dir(const std::string& dir) {
+    if (dir.empty()) return bad_input("--socket-dir is empty");
+    // Each missing component from the top down; only the last is private.
+    for (size_t end = dir.find('/', 1);; end = dir.find('/', end + 1)) {
+        std::string path = dir.substr(0, end);
+        bool last = end == std::string::npos || dir.find_first_not_of('/', end) == std::string::npos;
+        if (::mkdir(path.c_str(), last ? 0700 : 0755) != 0 && errno != EEXIST)
+            return errno_error("cannot make the socket directory '{}'", path);
+        if (last) break;
+    }
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) != 0) return errno_error("cannot use the socket directory '{}'", dir);
+    if (!S_ISDIR(st.st_mode)) return bad_input("--socket-dir '{}' is not a directory", dir);
+    return {};
 }
 
 Result<void> parse_user(std::string_view text, sandbox::Confinement& confinement) {

@@ -419,6 +419,34 @@ TEST_F(BlkbackTest, AForbiddenSystemCallKillsOnlyTheWorker) {
     EXPECT_EQ(image_bytes(8 * 512, 4096), std::vector<uint8_t>(4096, 0x22));
 }
 
+// An operator's --socket-dir that does not exist yet is made, private to
+// the back-end (0700) as a service's runtime directory, parents and all.
+TEST(BlkbackSocketDir, AMissingSocketDirectoryIsMadePrivate) {
+    auto top = fs::temp_directory_path() / ("hospes-blkback-dir-test-" + std::to_string(::getpid()));
+    auto dir = top / "run" / "blk";
+    fs::create_directories(top);
+    auto image = top / "disk.img";
+    std::ofstream{image}.close();
+    fs::resize_file(image, kDiskSize);
+    pid_t backend = ::fork();
+    ASSERT_GE(backend, 0);
+    if (backend == 0) {
+        ::execl(HOSPES_BLKBACK, HOSPES_BLKBACK, "--socket-dir", dir.c_str(), "--disk", ("d0=" + image.string()).c_str(),
+                static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    for (int i = 0; i < 500 && !fs::exists(dir / "d0.sock"); ++i) std::this_thread::sleep_for(10ms);
+    EXPECT_TRUE(fs::is_socket(dir / "d0.sock"));
+    struct stat st {};
+    ASSERT_EQ(::stat(dir.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0700u);
+    ::kill(backend, SIGTERM);
+    int status = 0;
+    ::waitpid(backend, &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+    fs::remove_all(top);
+}
+
 // Raw vhost-user messages to d1 while d0 serves a guest.
 class BlkbackMalformedTest : public BlkbackTest {
 protected:

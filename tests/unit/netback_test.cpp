@@ -216,6 +216,31 @@ protected:
     uint64_t reconnects_a_ = 0, reconnects_b_ = 0;
 };
 
+// An operator's --socket-dir that does not exist yet is made, private to
+// the back-end (0700) as a service's runtime directory, parents and all.
+TEST(NetbackSocketDir, AMissingSocketDirectoryIsMadePrivate) {
+    auto top = fs::temp_directory_path() / ("hospes-netback-dir-test-" + std::to_string(::getpid()));
+    auto dir = top / "run" / "net";
+    fs::create_directories(top);
+    pid_t backend = ::fork();
+    ASSERT_GE(backend, 0);
+    if (backend == 0) {
+        ::execl(HOSPES_NETBACK, HOSPES_NETBACK, "--socket-dir", dir.c_str(), "--port", "a,mac=02:00:00:00:00:0a",
+                static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    for (int i = 0; i < 500 && !fs::exists(dir / "a.sock"); ++i) std::this_thread::sleep_for(10ms);
+    EXPECT_TRUE(fs::is_socket(dir / "a.sock"));
+    struct stat st {};
+    ASSERT_EQ(::stat(dir.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0700u);
+    ::kill(backend, SIGTERM);
+    int status = 0;
+    ::waitpid(backend, &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+    fs::remove_all(top);
+}
+
 TEST_F(NetbackTest, TheBackEndGivesEachPortItsMac) {
     uint8_t config[8];
     a_.device->read_config(0, config);
