@@ -30,6 +30,7 @@ json query(const Server& server) {
                      {"write_bytes", d.counters.write_bytes},
                      {"throttled", d.counters.throttled},
                      {"ring_empty", d.counters.ring_empty},
+                     {"ring_empty_us", d.counters.ring_empty_us},
                      {"resubmitted", d.resubmitted}};
         disk.update(limits_json(d.policy.limits));
         disks.push_back(std::move(disk));

@@ -9,6 +9,7 @@ Client::Client(Scheduler& scheduler, HostDisk& disk, std::string name, ClientCou
     : scheduler_(scheduler), disk_(disk), name_(std::move(name)), counters_(counters) {}
 
 void Client::attach(devices::VirtioBlk* device) {
+    end_empty_spell();
     if (device_ != nullptr) device_->set_gate(nullptr);
     device_ = device;
     waiting_ = device != nullptr;  // whatever is in the ring already
@@ -25,8 +26,20 @@ void Client::set_policy(const Policy& policy, Clock::time_point now) {
 }
 
 void Client::kicked() {
+    end_empty_spell();
     waiting_ = true;
     scheduler_.wake();
+}
+
+uint64_t Client::empty_us_now(Clock::time_point now) const {
+    if (!empty_since_ || now < *empty_since_) return 0;
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(now - *empty_since_).count());
+}
+
+void Client::end_empty_spell() {
+    if (!empty_since_) return;
+    counters_.ring_empty_us += empty_us_now(Clock::now());
+    empty_since_.reset();
 }
 
 HostDisk& Scheduler::host_disk(uint64_t device) {
@@ -107,6 +120,7 @@ int Scheduler::run_disk(HostDisk& disk, Clock::time_point now, int budget) {
             if (!request) {
                 best->waiting_ = false;  // the ring is empty: the next kick says when it is not
                 ++best->counters_.ring_empty;
+                best->empty_since_ = now;
                 continue;
             }
             ++started;

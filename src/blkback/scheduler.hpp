@@ -65,6 +65,10 @@ struct ClientCounters {
     uint64_t reads = 0, writes = 0, read_bytes = 0, write_bytes = 0;
     uint64_t throttled = 0;  // times a cap held the client back
     uint64_t ring_empty = 0;  // times its turn came with nothing in the ring: shares below the weight's mean this
+    // How long, in all, its ring sat empty from such a turn to the guest's
+    // next request (microseconds): a time with no demand, whose share a
+    // work-conserving scheduler rightly gives the others.
+    uint64_t ring_empty_us = 0;
 };
 
 class Scheduler;
@@ -80,6 +84,9 @@ public:
     const std::string& name() const { return name_; }
     const ClientCounters& counters() const { return counters_; }
     const HostDisk& host_disk() const { return disk_; }
+    // The microseconds of the empty spell going on now (0: none), which
+    // counters().ring_empty_us adds only when it ends.
+    uint64_t empty_us_now(Clock::time_point now) const;
     void kicked() override;
 
 private:
@@ -95,6 +102,8 @@ private:
     uint64_t last_turn_ = 0;  // breaks ties: the one served longest ago goes first
     bool waiting_ = false;   // the ring may hold requests not yet started
     bool held_ = false;      // a cap holds it back now
+    std::optional<Clock::time_point> empty_since_;  // its ring was found empty then, and no request came since
+    void end_empty_spell();
 };
 
 struct HostDisk {

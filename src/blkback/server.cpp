@@ -355,6 +355,7 @@ std::vector<DiskStatus> Server::disks() const {
         DiskStatus status{e->config.name, e->config.disk.path, device_id(e->host_device), e->connection != nullptr,
                           e->shared->policy, e->shared->counters, e->shared->connections, e->shared->resubmitted};
         if (e->connection) status.resubmitted += e->connection->counters().resubmitted;
+        if (e->client != nullptr) status.counters.ring_empty_us += e->client->empty_us_now(Clock::now());
         result.push_back(std::move(status));
     }
     return result;

@@ -691,6 +691,11 @@ TEST_F(BlkbackPolicyTest, SharesTheHostDiskByWeightAndHoldsCaps) {
     uint64_t reads = std::stoull(query.substr(at + 8));
     EXPECT_GE(reads, a->completed) << query;
     EXPECT_LE(reads, a->completed + a->depth) << query;
+    // B sent nothing for the last 30 s and more: its ring sat empty that
+    // long, as its ring_empty_us says (the spell still going on included).
+    auto b_empty = query.find(R"("ring_empty_us":)", query.find(R"("name":"d1")"));
+    ASSERT_NE(b_empty, std::string::npos) << query;
+    EXPECT_GE(std::stoull(query.substr(b_empty + 16)), 30'000'000u) << query;
 }
 
 // The control socket answers malformed requests with one error line and
