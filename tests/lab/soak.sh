@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# soak.sh [-n RUNS] [--build DIR] [--out DIR] TEST...
+# soak.sh [-n RUNS] [--build DIR] [--out DIR] [--load] TEST...
 #
 # The lab's flake report: runs the chosen lab tests RUNS times (default 10),
 # interleaved (net, rootdisk, net, rootdisk, ...), each exactly as `make
@@ -9,7 +9,12 @@
 # guest-hang, lab-crash, lab-hang, lab-down, timeout) and the median wall
 # time of the passing runs. TEST is a lab test's name (net, rootdisk, boot,
 # ...; `ctest -N -L lab` lists them) or, for a name that is no lab test, a
-# lab benchmark's (blk-exits runs bench/lab-blk-exits.sh).
+# lab benchmark's (blk-exits runs bench/lab-blk-exits.sh). A fuzz target
+# is named fuzz.NAME (fuzz.all: every one), run as `make test` runs it.
+#
+# --load keeps the machine doing something else, as a newcomer's or a busy
+# CI machine is: a busy loop pinned to the last CPU for the whole soak (the
+# lab's emulator is left to the others).
 #
 # The environment reaches every run: LAB_QEMU, LAB_ACCEL, LAB_CPU, LAB_SMP
 # and LAB_QEMU_ARGS choose the lab's emulator and its options, LAB_MONITOR=qemu
@@ -24,12 +29,14 @@ REPO=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../.." && pwd)
 RUNS=10
 BUILD=$REPO/build
 OUT=
-usage() { echo "usage: $0 [-n RUNS] [--build DIR] [--out DIR] TEST..." >&2; exit 2; }
+LOAD=0
+usage() { echo "usage: $0 [-n RUNS] [--build DIR] [--out DIR] [--load] TEST..." >&2; exit 2; }
 while [[ $# -gt 0 ]]; do
     case $1 in
         -n) [[ $# -ge 2 && $2 =~ ^[1-9][0-9]*$ ]] || usage; RUNS=$2; shift 2 ;;
         --build) [[ $# -ge 2 ]] || usage; BUILD=$2; shift 2 ;;
         --out) [[ $# -ge 2 ]] || usage; OUT=$2; shift 2 ;;
+        --load) LOAD=1; shift ;;
         -h|--help) usage ;;
         -*) usage ;;
         *) break ;;
@@ -57,17 +64,40 @@ EMULATOR=$("$QEMU" --version | head -n 1)
 } | tee "$OUT/header.txt"
 
 ctest_names=$(cd "$BUILD" && ctest -N -L lab | sed -n 's/^ *Test *#[0-9]*: lab\.//p')
+fuzz_names=$(cd "$BUILD" && ctest -N -L fuzz | sed -n 's/^ *Test *#[0-9]*: \(fuzz\.\)/\1/p')
+if [[ " ${TESTS[*]} " == *" fuzz.all "* ]]; then
+    expanded=()
+    for test in "${TESTS[@]}"; do
+        if [[ $test == fuzz.all ]]; then mapfile -t -O "${#expanded[@]}" expanded <<<"$fuzz_names"; else expanded+=("$test"); fi
+    done
+    TESTS=("${expanded[@]}")
+fi
+
+if [[ $LOAD -eq 1 ]]; then
+    cpu=$(($(nproc) - 1))
+    taskset -c "$cpu" sh -c 'while :; do :; done' &
+    HOG=$!
+    trap 'kill $HOG 2>/dev/null' EXIT
+    echo "soak: load: a busy loop on CPU $cpu (pid $HOG)" | tee -a "$OUT/header.txt"
+fi
 
 # run_one TEST RUN: one run; appends "TEST RUN OUTCOME SECONDS" to runs.txt.
 run_one() {
     local test=$1 run=$2 log=$LABDIR/logs/$1.log status=0 outcome seconds
-    if grep -qx "$test" <<<"$ctest_names"; then
+    if grep -qx "$test" <<<"$fuzz_names"; then
+        local start=$SECONDS
+        (cd "$BUILD" && ctest -R "^${test//./\\.}\$" >"$OUT/$test.$run.ctest" 2>&1) || status=$?
+        outcome=pass
+        [[ $status -eq 0 ]] || outcome=test-failure
+        echo "$test $run $outcome $((SECONDS - start))" | tee -a "$OUT/runs.txt"
+        return
+    elif grep -qx "$test" <<<"$ctest_names"; then
         (cd "$BUILD" && ctest -R "^lab\.$test\$" --timeout 3000 >"$OUT/$test.$run.ctest" 2>&1) || status=$?
     elif [[ -f $REPO/bench/lab-$test.sh ]]; then
         bash "$REPO/tests/lab/lab-run.sh" --lab-dir "$LABDIR" --timeout 1800 --log "$log" \
             "$REPO/bench/lab-$test.sh" >"$OUT/$test.$run.ctest" 2>&1 || status=$?
     else
-        echo "soak: error: no lab test or benchmark named $test" >&2
+        echo "soak: error: no lab test, lab benchmark or fuzz target named $test" >&2
         exit 2
     fi
     outcome=$(sed -n 's/.*outcome=\([a-z-]*\).*/\1/p' "$log.result" 2>/dev/null || true)
@@ -85,14 +115,14 @@ done
 
 KINDS="pass test-failure guest-fault guest-hang lab-crash lab-hang lab-down timeout unknown"
 {
-    printf '%-12s %4s' test runs
+    printf '%-22s %4s' test runs
     for k in $KINDS; do printf ' %6s' "${k/test-failure/fail}"; done
     printf ' %9s %9s\n' median-s max-s
     for test in "${TESTS[@]}"; do
         awk -v t="$test" -v kinds="$KINDS" '
             $1 == t { n++; count[$3]++; if ($3 == "pass") s[++p] = $4 }
             END {
-                printf "%-12s %4d", t, n
+                printf "%-22s %4d", t, n
                 k = split(kinds, kind, " ")
                 for (i = 1; i <= k; i++) printf " %6d", count[kind[i]]
                 # median and maximum of the passing runs
