@@ -8,8 +8,10 @@
 # each guest's ring, and how often a guest's turn found its ring empty),
 # read through its control socket.
 #  1. A alone, no cap: its rate R says what the lab can do.
-#  2. The host disk is capped at half of what both guests read together
-#     (a disk they saturate): with equal weights B gets at least 45 % of it.
+#  2. The host disk is capped at a quarter of what both guests read
+#     together (a disk they saturate, with room left in the lab's CPU for
+#     the guests to keep their rings full when the lab slows down): with
+#     equal weights B gets 45 to 55 % of it.
 #  3. Weights 1:3 (set while running): A's share is within 10 % of 25 %.
 #  4. The host disk uncapped, B idle, A capped at 30 % of R with a burst of
 #     R requests: the first 5 s carry the burst, the next 30 s hold the cap
@@ -112,10 +114,13 @@ backlogged() {
     done
 }
 
-# 2. Equal weights on a saturated host disk. The cap is half of what the
-# two guests read together uncapped (RB), not a share of A's rate alone:
-# both guests share the lab's one CPU, and a CI run where A alone did
-# 1,180/s had the pair reach only 342/s of a cap at 40 % of that.
+# 2. Equal weights on a saturated host disk. The cap is a quarter of what
+# the two guests read together uncapped (RB), not a share of A's rate
+# alone: both guests share the lab's one CPU, and a CI run where A alone
+# did 1,180/s had the pair reach only 342/s of a cap at 40 % of that. At
+# half of RB, a run beside a busy host CPU found the guests' rings full in
+# only 8 of 90 s: the lab slowed down, and the guests could no longer
+# offer the cap.
 guest_use share-b
 guest_cmd "rm -f /tmp/stop; N=$READERS_B; $READERS" '^READING-42'
 sleep 3
@@ -124,12 +129,12 @@ sleep 10
 set -- $(requests); a1=$1 b1=$2
 RB=$(rate "$((a0 + b0))" "$((a1 + b1))" 10)
 echo "lab-test: the two guests together, uncapped: $RB requests/s"
-CAP=$((RB / 2))
+CAP=$((RB / 4))
 ctl "{\"execute\":\"set-host-disk\",\"host_disk\":\"$HOST_DISK\",\"iops\":$CAP}" >/dev/null
 sleep 3
 echo "lab-test: host disk capped at $CAP/s, equal weights:"
-backlogged 20 90
-check "[ $WINDOWS -ge 10 ]" "both guests were backlogged in 20 s of 2 s windows (found $((WINDOWS * 2)) s in $((SEEN * 2)) s)"
+backlogged 20 120
+check "[ $WINDOWS -ge 10 ]" "both guests were backlogged in 20 s of 2 s windows within 120 s (found $((WINDOWS * 2)) s in $((SEEN * 2)) s)"
 if [ $WINDOWS -gt 0 ]; then
     SHARE=$((B * 1000 / (A + B))) TOTAL=$(((A + B) * 1000 / MS))
     echo "lab-test: backlogged, equal weights: A $A, B $B requests in $MS ms (B $((SHARE / 10)).$((SHARE % 10)) %), $TOTAL/s; rings empty at most $IDLE per mille of a window"
@@ -144,8 +149,8 @@ guest_cmd "N=$READERS_B; $READERS" '^READING-42'
 ctl '{"execute":"set-disk","disk":"b","weight":300}' >/dev/null
 sleep 3
 echo "lab-test: weights 1:3:"
-backlogged 20 90
-check "[ $WINDOWS -ge 10 ]" "both guests were backlogged in 20 s of 2 s windows (found $((WINDOWS * 2)) s in $((SEEN * 2)) s)"
+backlogged 20 120
+check "[ $WINDOWS -ge 10 ]" "both guests were backlogged in 20 s of 2 s windows within 120 s (found $((WINDOWS * 2)) s in $((SEEN * 2)) s)"
 if [ $WINDOWS -gt 0 ]; then
     SHARE=$((A * 1000 / (A + B))) TOTAL=$(((A + B) * 1000 / MS))
     echo "lab-test: backlogged, weights 1:3: A $A, B $B requests in $MS ms (A $((SHARE / 10)).$((SHARE % 10)) %), $TOTAL/s; rings empty at most $IDLE per mille of a window"
