@@ -1,5 +1,8 @@
 #include "virtio/mmio.hpp"
 
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include <cstring>
 
 #include "common/log.hpp"
@@ -38,7 +41,8 @@ MmioTransport::MmioTransport(std::unique_ptr<Device> device, const GuestMemory& 
 }
 
 void MmioTransport::read(uint64_t offset, std::span<uint8_t> data) {
-    std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_);
+    wait_for_work(lock);
     if (offset >= kConfig) {
         device_->read_config(offset - kConfig, data);
         return;
@@ -50,15 +54,85 @@ void MmioTransport::read(uint64_t offset, std::span<uint8_t> data) {
 }
 
 void MmioTransport::write(uint64_t offset, std::span<const uint8_t> data) {
-    std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_);
+    wait_for_work(lock);
     if (offset >= kConfig) {
         device_->write_config(offset - kConfig, data);
+    } else if (data.size() == 4 && offset % 4 == 0) {
+        uint32_t value;
+        std::memcpy(&value, data.data(), 4);
+        write_register(offset, value);
+    }
+    done(lock);
+}
+
+Result<int> MmioTransport::defer_work() {
+    std::lock_guard lock(mutex_);
+    work_fd_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!work_fd_.valid()) return errno_error("eventfd");
+    return work_fd_.get();
+}
+
+void MmioTransport::wait_for_work(std::unique_lock<std::mutex>& lock) {
+    if (!work_fd_.valid()) return done(lock);  // no I/O thread: done here
+    work_done_.wait(lock, [this] { return !reset_pending_ && !activate_pending_ && !quiesce_pending_; });
+}
+
+void MmioTransport::done(std::unique_lock<std::mutex>&) {
+    if (!reset_pending_ && !activate_pending_ && !quiesce_pending_) return;
+    if (!work_fd_.valid()) {
+        // A failed activation asks for a quiesce: done in the same loop.
+        while (reset_pending_ || activate_pending_ || quiesce_pending_) do_work();
         return;
     }
-    if (data.size() != 4 || offset % 4 != 0) return;
-    uint32_t value;
-    std::memcpy(&value, data.data(), 4);
-    write_register(offset, value);
+    if (work_signalled_) return;
+    work_signalled_ = true;
+    uint64_t one = 1;
+    [[maybe_unused]] auto written = ::write(work_fd_.get(), &one, sizeof(one));
+}
+
+void MmioTransport::run_work() {
+    uint64_t count;
+    [[maybe_unused]] auto got = ::read(work_fd_.get(), &count, sizeof(count));
+    std::unique_lock lock(mutex_);
+    work_signalled_ = false;
+    do_work();
+    // Work a device asked for while doing this (a failed activation) is
+    // signalled again.
+    done(lock);
+}
+
+void MmioTransport::do_work() {
+    // A failed device stops taking requests and finishes those in flight
+    // (a device's reset waits for them), so nothing it does later reaches
+    // guest memory the driver may reuse once it has reset the device.
+    if (quiesce_pending_ || reset_pending_) {
+        quiesce_pending_ = false;
+        device_->reset();
+    }
+    if (reset_pending_) {
+        reset_pending_ = false;
+        activate_pending_ = false;
+        for (auto& queue : queues_) queue.reset();
+        driver_features_ = 0;
+        device_features_select_ = driver_features_select_ = queue_select_ = 0;
+        status_ = 0;
+        interrupt_status_ = 0;
+        active_ = false;
+    }
+    if (activate_pending_) {
+        activate_pending_ = false;
+        ActiveQueues active{&memory_, &queues_, [this] {
+                                // Called from device code with mutex_ held.
+                                raise(kInterruptUsedBuffer);
+                            },
+                            [this](const Error& error) { fail(error); }, notify_fds_, interrupt_fd_};
+        if (auto r = device_->activate(driver_features_, std::move(active)); !r)
+            fail(r.error());
+        else if (!(status_ & kStatusNeedsReset))
+            active_ = true;
+    }
+    work_done_.notify_all();
 }
 
 Queue* MmioTransport::selected_queue() {
@@ -142,8 +216,14 @@ void MmioTransport::write_register(uint64_t offset, uint32_t value) {
         break;
     case kQueueNotify:
         // Without ioeventfd (or for a queue it does not cover) the
-        // notification arrives here, on the vCPU thread.
-        if (active_ && value < queues_.size()) device_->queue_notify(static_cast<uint16_t>(value));
+        // notification arrives here, on the vCPU thread: it is passed to
+        // the queue's eventfd, which the I/O thread (or a back-end) reads.
+        if (value < notify_fds_.size()) {
+            uint64_t one = 1;
+            [[maybe_unused]] auto written = ::write(notify_fds_[value], &one, sizeof(one));
+        } else if (active_ && value < queues_.size()) {
+            device_->queue_notify(static_cast<uint16_t>(value));
+        }
         break;
     case kInterruptAck: interrupt_status_ &= ~value; break;
     case kStatus: write_status(value); break;
@@ -153,7 +233,9 @@ void MmioTransport::write_register(uint64_t offset, uint32_t value) {
 
 void MmioTransport::write_status(uint32_t value) {
     if (value == 0) {
-        reset();
+        // Done by the transport's work; notifications stop at once.
+        reset_pending_ = true;
+        active_ = false;
         return;
     }
     uint32_t added = value & ~status_;
@@ -167,27 +249,11 @@ void MmioTransport::write_status(uint32_t value) {
         }
     }
     status_ = value | (status_ & kStatusNeedsReset);
-    if ((added & kStatusDriverOk) && !active_ && (status_ & kStatusFeaturesOk)) {
-        ActiveQueues active{&memory_, &queues_, [this] {
-                                // Called from device code with mutex_ held.
-                                raise(kInterruptUsedBuffer);
-                            },
-                            [this](const Error& error) { fail(error); }, notify_fds_, interrupt_fd_};
-        if (auto r = device_->activate(driver_features_, std::move(active)); !r)
-            fail(r.error());
-        else
-            active_ = true;
-    }
-}
-
-void MmioTransport::reset() {
-    device_->reset();
-    for (auto& queue : queues_) queue.reset();
-    driver_features_ = 0;
-    device_features_select_ = driver_features_select_ = queue_select_ = 0;
-    status_ = 0;
-    interrupt_status_ = 0;
-    active_ = false;
+    // After DEVICE_NEEDS_RESET only a reset starts the device again
+    // (virtio 1.2, 2.1.2): a driver setting DRIVER_OK anew would have it
+    // activated with requests of the failed run still in flight.
+    if ((added & kStatusDriverOk) && !active_ && (status_ & kStatusFeaturesOk) && !(status_ & kStatusNeedsReset))
+        activate_pending_ = true;
 }
 
 void MmioTransport::fail(const Error& error) {
@@ -195,11 +261,12 @@ void MmioTransport::fail(const Error& error) {
     log::warn("virtio device {}: {}; the device needs a reset", device_->device_type(), error.message);
     status_ |= kStatusNeedsReset;
     active_ = false;
+    quiesce_pending_ = true;
     raise(kInterruptConfigChange);
 }
 
 void MmioTransport::config_changed() {
-    std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_);
     raise(kInterruptConfigChange);
 }
 
@@ -215,13 +282,21 @@ void MmioTransport::set_event_fds(std::vector<int> notify_fds, int interrupt_fd)
 }
 
 void MmioTransport::backend_ready(size_t index) {
-    std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_);
     device_->backend_ready(index);
+    done(lock);
 }
 
 void MmioTransport::notify(uint16_t index) {
-    std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_);
+    // A notification that came before pending work (a kick racing the
+    // DRIVER_OK that came first) is handled after it.
+    if (work_fd_.valid() && (reset_pending_ || activate_pending_ || quiesce_pending_)) {
+        work_signalled_ = false;
+        do_work();
+    }
     if (active_ && index < queues_.size()) device_->queue_notify(index);
+    done(lock);
 }
 
 }  // namespace hospes::virtio

@@ -3,15 +3,27 @@
 // status and the interrupt status. Queue notifications arrive through an
 // ioeventfd (see Machine) and call notify(); interrupts leave through an
 // irqfd, so neither direction exits to the monitor per request.
+//
+// Device activation (DRIVER_OK), reset (status 0) and the quiescing of a
+// device that failed are the transport's work, not the vCPU's: a vCPU that
+// asks for one only records it. With defer_work() the I/O thread then does
+// it (run_work(), when work_fd() is readable), so a vCPU thread never runs
+// device set-up (io_uring, vhost-user round trips) and needs few system
+// calls; until the work is done, a vCPU that touches the registers again
+// waits for it, without holding the lock, so the driver sees it done as if
+// it had been done at once. Without defer_work() (unit tests, fuzzing) the
+// work runs as each call into the transport ends.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <condition_variable>
 #include <mutex>
 #include <span>
 #include <vector>
 
+#include "common/unique_fd.hpp"
 #include "virtio/device.hpp"
 #include "vmm/io_bus.hpp"
 
@@ -47,18 +59,29 @@ public:
     // input that does not come through a file descriptor (console input).
     template <class Action>
     void with_device(Action&& action) {
-        std::lock_guard lock(mutex_);
+        std::unique_lock lock(mutex_);
         action(*device_);
+        done(lock);
     }
+    // From now on activation and reset wait for the I/O thread: an eventfd
+    // it watches, calling run_work() when readable.
+    Result<int> defer_work();
+    int work_fd() const { return work_fd_.get(); }
+    void run_work();
 
 private:
     uint32_t read_register(uint64_t offset);
     void write_register(uint64_t offset, uint32_t value);
     void write_status(uint32_t value);
-    void reset();
     void fail(const Error& error);  // with mutex_ held
     void raise(uint32_t cause);     // with mutex_ held
     Queue* selected_queue();
+    // With mutex_ held: waits (releasing it) until no work is pending.
+    void wait_for_work(std::unique_lock<std::mutex>& lock);
+    // As a call into the transport ends: the work asked for is signalled to
+    // the I/O thread, or, without one, done now.
+    void done(std::unique_lock<std::mutex>& lock);
+    void do_work();  // with mutex_ held
 
     std::unique_ptr<Device> device_;
     const GuestMemory& memory_;
@@ -76,6 +99,14 @@ private:
     bool active_ = false;
     std::vector<int> notify_fds_;
     int interrupt_fd_ = -1;
+
+    // Work asked for and not yet done (see the top of this file).
+    bool reset_pending_ = false;     // the driver wrote status 0
+    bool activate_pending_ = false;  // the driver set DRIVER_OK
+    bool quiesce_pending_ = false;   // the device failed: stop it until the driver resets it
+    bool work_signalled_ = false;
+    std::condition_variable work_done_;
+    UniqueFd work_fd_;  // set by defer_work()
 };
 
 }  // namespace hospes::virtio

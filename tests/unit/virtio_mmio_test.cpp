@@ -3,7 +3,11 @@
 // AML that announces each device window in the DSDT.
 #include <gtest/gtest.h>
 
+#include <poll.h>
+
+#include <chrono>
 #include <cstring>
+#include <thread>
 #include <string>
 
 #include "arch/x86_64/aml.hpp"
@@ -23,6 +27,7 @@ public:
     }
     void write_config(uint64_t offset, std::span<const uint8_t> data) override { config_writes += offset + data.size(); }
     Result<void> activate(uint64_t features, ActiveQueues queues) override {
+        ++activations;
         activated_features = features;
         active = std::move(queues);
         return {};
@@ -34,6 +39,7 @@ public:
     void reset() override { ++resets; }
 
     uint64_t activated_features = 0;
+    int activations = 0;
     ActiveQueues active;
     std::vector<uint16_t> notified;
     int resets = 0;
@@ -149,9 +155,68 @@ TEST_F(MmioTest, BadQueueSetsNeedsResetOnce) {
     EXPECT_EQ(in(0x60) & 2, 2u) << "configuration-change interrupt";
     setup_queue(1, 16, 0x1000, 0x2000, 2 * MiB);  // used ring outside memory
     EXPECT_EQ(interrupts_, 1) << "one failure, one notice";
+    EXPECT_EQ(device_->resets, 1) << "the failure quiesced the device";
     out(0x70, 0);
     EXPECT_EQ(in(0x70), 0u);
+    EXPECT_EQ(device_->resets, 2);
+}
+
+// A review found it: after DEVICE_NEEDS_RESET a driver could set DRIVER_OK
+// again without a reset, and the device was activated anew with requests
+// of the failed run in flight (virtio-blk then cleared the slots those
+// requests would complete into). Only a reset starts it again.
+TEST_F(MmioTest, AfterNeedsResetOnlyAResetStartsTheDeviceAgain) {
+    auto start = [&] {
+        out(0x70, 1 | 2);
+        set_driver_features(kFeatureVersion1);
+        out(0x70, 1 | 2 | 8);
+        setup_queue(0, 8, 0x1000, 0x2000, 0x3000);
+        out(0x70, 1 | 2 | 8 | 4);
+    };
+    start();
+    ASSERT_EQ(device_->activations, 1);
+    device_->active.fail(Error{ErrorKind::Guest, "a malformed chain"});
+    EXPECT_EQ(in(0x70) & 64, 64u) << "DEVICE_NEEDS_RESET";
+    EXPECT_EQ(device_->resets, 1) << "the failed device is quiesced";
+    transport_->notify(0);
+    EXPECT_TRUE(device_->notified.empty()) << "no request is taken after the failure";
+    out(0x70, 1 | 2 | 8);
+    out(0x70, 1 | 2 | 8 | 4);
+    EXPECT_EQ(device_->activations, 1) << "DRIVER_OK again without a reset is refused";
+    EXPECT_EQ(in(0x70) & 64, 64u);
+    out(0x70, 0);
+    EXPECT_EQ(in(0x70), 0u);
+    start();
+    EXPECT_EQ(device_->activations, 2) << "after the reset the device starts again";
+    EXPECT_EQ(in(0x70) & 64, 0u);
+}
+
+// Activation and reset wait for the I/O thread when the transport defers
+// its work: a vCPU that touches the registers meanwhile waits for it.
+TEST_F(MmioTest, DeferredWorkRunsOnTheIoThreadAndRegistersWaitForIt) {
+    auto fd = transport_->defer_work();
+    ASSERT_TRUE(fd) << fd.error().message;
+    out(0x70, 1 | 2);
+    set_driver_features(kFeatureVersion1);
+    out(0x70, 1 | 2 | 8);
+    setup_queue(0, 8, 0x1000, 0x2000, 0x3000);
+    out(0x70, 1 | 2 | 8 | 4);
+    EXPECT_EQ(device_->activations, 0) << "not on the vCPU's thread";
+    std::thread io([&] {
+        pollfd ready{*fd, POLLIN, 0};
+        ASSERT_EQ(::poll(&ready, 1, 5000), 1);
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        transport_->run_work();
+    });
+    EXPECT_EQ(in(0x70), 1u | 2 | 8 | 4u) << "the read waits for the activation";
+    EXPECT_EQ(device_->activations, 1);
+    io.join();
+    out(0x70, 0);
+    EXPECT_EQ(device_->resets, 0);
+    std::thread io2([&] { transport_->run_work(); });
+    io2.join();
     EXPECT_EQ(device_->resets, 1);
+    EXPECT_EQ(in(0x70), 0u);
 }
 
 TEST_F(MmioTest, QueueLayoutFrozenWhileReady) {
