@@ -38,7 +38,7 @@
 #include <vector>
 
 #include "devices/virtio/blk.hpp"
-#include "driver_domain/token_bucket.hpp"
+#include "common/token_bucket.hpp"
 
 namespace hospes::blkback {
 

@@ -1,5 +1,8 @@
 #include "common/log.hpp"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -41,6 +44,23 @@ private:
 
 std::shared_ptr<RecentSink> recent_sink;
 
+// stderr through a CappedWriter.
+class CappedSink : public spdlog::sinks::base_sink<std::mutex> {
+public:
+    CappedSink(int previous, const CappedWriter::Limits& limits) : writer_(STDERR_FILENO, previous, limits) {}
+
+protected:
+    void sink_it_(const spdlog::details::log_msg& message) override {
+        spdlog::memory_buf_t text;
+        formatter_->format(message, text);
+        writer_.write({reinterpret_cast<const uint8_t*>(text.data()), text.size()});
+    }
+    void flush_() override {}
+
+private:
+    CappedWriter writer_;
+};
+
 }  // namespace
 
 void init(bool verbose, const char* program) {
@@ -49,6 +69,18 @@ void init(bool verbose, const char* program) {
     logger->set_pattern(std::string(program) + ": %l: %v");
     logger->set_level(verbose ? spdlog::level::debug : spdlog::level::info);
     spdlog::set_default_logger(logger);
+}
+
+void cap_output(int previous, const CappedWriter::Limits& limits) {
+    struct stat st{};
+    if (::fstat(STDERR_FILENO, &st) != 0 || !S_ISREG(st.st_mode)) return;
+    auto logger = spdlog::default_logger();
+    auto sink = std::make_shared<CappedSink>(previous, limits);
+    // The same lines as the stderr sink it replaces.
+    sink->set_pattern(std::string(logger->name()) + ": %l: %v");
+    auto& sinks = logger->sinks();
+    sinks.erase(sinks.begin());
+    sinks.insert(sinks.begin(), std::move(sink));
 }
 
 void keep_recent(size_t lines) {

@@ -7,11 +7,18 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/capped_writer.hpp"
+
 namespace hospes::log {
 
 // Installs the stderr logger, its lines prefixed "`program`:"; `verbose`
 // enables debug messages.
 void init(bool verbose, const char* program = "hospes");
+
+// From now on, when stderr is a regular file, messages go into it through
+// a CappedWriter rotated into `previous` (-1: none): repeated warnings a
+// guest provokes cannot fill the host's disk.
+void cap_output(int previous, const CappedWriter::Limits& limits);
 
 // Keeps the last `lines` messages in memory as well, with their time (a
 // daemon's `xl dmesg`). Call after init().

@@ -1,8 +1,8 @@
-#include "driver_domain/token_bucket.hpp"
+#include "common/token_bucket.hpp"
 
 #include <algorithm>
 
-namespace hospes::driver_domain {
+namespace hospes {
 
 void TokenBucket::set(uint64_t rate, uint64_t burst, Clock::time_point now) {
     rate_ = static_cast<double>(rate);
@@ -22,11 +22,11 @@ bool TokenBucket::allows(Clock::time_point now) {
     return tokens_ > 0;
 }
 
-Clock::time_point TokenBucket::ready_at() const {
+TokenBucket::Clock::time_point TokenBucket::ready_at() const {
     if (!limited() || tokens_ > 0) return last_;
     // Just past the moment the debt is paid off.
     auto wait = std::chrono::duration<double>((-tokens_) / rate_ + 1e-6);
     return last_ + std::chrono::duration_cast<Clock::duration>(wait);
 }
 
-}  // namespace hospes::driver_domain
+}  // namespace hospes

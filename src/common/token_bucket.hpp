@@ -1,6 +1,6 @@
-// A cap with a burst, as both driver domains apply them: a bucket of
-// tokens (requests, packets or bytes) refilled at the capped rate up to its
-// size, the burst. Work goes ahead while the balance is positive and then
+// A cap with a burst, as both driver domains and the monitor's capped
+// output apply them: a bucket of tokens (requests, packets or bytes)
+// refilled at the capped rate up to its size, the burst. Work goes ahead while the balance is positive and then
 // takes its whole cost, going into debt when it costs more than is there:
 // what comes after waits the debt out, so the cap holds over time even for
 // work larger than the bucket.
@@ -9,12 +9,12 @@
 #include <chrono>
 #include <cstdint>
 
-namespace hospes::driver_domain {
-
-using Clock = std::chrono::steady_clock;
+namespace hospes {
 
 class TokenBucket {
 public:
+    using Clock = std::chrono::steady_clock;
+
     // rate per second; 0: unlimited. burst: the bucket's size, 0 for a
     // tenth of a second at the rate. The bucket starts full.
     void set(uint64_t rate, uint64_t burst, Clock::time_point now);
@@ -33,4 +33,9 @@ private:
     Clock::time_point last_{};
 };
 
-}  // namespace hospes::driver_domain
+namespace driver_domain {
+using Clock = TokenBucket::Clock;
+using hospes::TokenBucket;
+}  // namespace driver_domain
+
+}  // namespace hospes

@@ -36,7 +36,7 @@
 
 #include "backends/net_backend.hpp"
 #include "common/error.hpp"
-#include "driver_domain/token_bucket.hpp"
+#include "common/token_bucket.hpp"
 
 namespace hospes::netback {
 

@@ -31,8 +31,14 @@ HostConsole::HostConsole(int input_fd, int output_fd)
 
 HostConsole::~HostConsole() {
     stop();
+    release_host();
+}
+
+void HostConsole::release_host() {
     if (saved_terminal_) ::tcsetattr(input_fd_, TCSANOW, &*saved_terminal_);
+    saved_terminal_.reset();
     if (!socket_path_.empty()) ::unlink(socket_path_.c_str());
+    socket_path_.clear();
 }
 
 Result<void> HostConsole::listen(const std::string& path) {
@@ -44,10 +50,23 @@ Result<void> HostConsole::listen(const std::string& path) {
     return {};
 }
 
-void HostConsole::write(uint8_t byte) {
-    // A closed or full output must not stop the guest: drop what cannot go.
-    while (::write(output_fd_, &byte, 1) < 0 && errno == EINTR) {
+void HostConsole::cap_output(int previous, const CappedWriter::Limits& limits) {
+    struct stat st{};
+    if (::fstat(output_fd_, &st) == 0 && S_ISREG(st.st_mode)) capped_.emplace(output_fd_, previous, limits);
+}
+
+void HostConsole::write_output(std::span<const uint8_t> bytes) {
+    if (capped_) return capped_->write(bytes);
+    while (!bytes.empty()) {
+        ssize_t n = ::write(output_fd_, bytes.data(), bytes.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return;  // a closed or full output must not stop the guest: dropped
+        bytes = bytes.subspan(static_cast<size_t>(n));
     }
+}
+
+void HostConsole::write(uint8_t byte) {
+    write_output({&byte, 1});
     if (listener_.valid()) write_to_client({&byte, 1});
 }
 
@@ -63,12 +82,7 @@ void HostConsole::write_to_client(std::span<const uint8_t> bytes) {
 
 void HostConsole::write(std::span<const uint8_t> bytes) {
     if (listener_.valid()) write_to_client(bytes);
-    while (!bytes.empty()) {
-        ssize_t n = ::write(output_fd_, bytes.data(), bytes.size());
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return;  // as above: what cannot go is dropped
-        bytes = bytes.subspan(static_cast<size_t>(n));
-    }
+    write_output(bytes);
 }
 
 std::optional<std::pair<uint16_t, uint16_t>> HostConsole::window_size() const {
@@ -78,9 +92,10 @@ std::optional<std::pair<uint16_t, uint16_t>> HostConsole::window_size() const {
     return std::pair<uint16_t, uint16_t>{size.ws_col, size.ws_row};
 }
 
-void HostConsole::start(Deliver deliver, Escape escape) {
-    input_thread_ = std::thread([this, deliver = std::move(deliver), escape = std::move(escape)] {
-        input_loop(deliver, escape);
+void HostConsole::start(Deliver deliver, Escape escape, std::function<bool()> first) {
+    input_thread_ = std::thread([this, deliver = std::move(deliver), escape = std::move(escape),
+                                 first = std::move(first)] {
+        if (!first || first()) input_loop(deliver, escape);
     });
 }
 

@@ -7,6 +7,9 @@
 // new client takes over), and the output goes to stdout (the domain's
 // console log) and to that client; a client that does not keep up loses
 // output rather than stall the guest.
+//
+// Output into a regular file (hospesd's console log) goes through a
+// CappedWriter (cap_output()): a guest cannot fill the host's disk.
 #pragma once
 
 #include <termios.h>
@@ -20,6 +23,7 @@
 #include <thread>
 #include <utility>
 
+#include "common/capped_writer.hpp"
 #include "common/error.hpp"
 #include "common/unique_fd.hpp"
 
@@ -36,16 +40,27 @@ public:
     ~HostConsole();
 
     // Serves the console on a unix socket at `path` (0600) from start() on,
-    // instead of stdin; the socket is removed with the console.
+    // instead of stdin; the socket is removed with the console (unless
+    // keep_socket_file(): a jailed monitor cannot name it).
     Result<void> listen(const std::string& path);
+    void keep_socket_file() { socket_path_.clear(); }
+    // For a monitor that exits without tearing down: the terminal as it was,
+    // the socket's file removed (not kept).
+    void release_host();
+    // From now on output into a regular file goes through a CappedWriter,
+    // rotated into `previous` (-1: none).
+    void cap_output(int previous, const CappedWriter::Limits& limits);
+    uint64_t dropped_output() const { return capped_ ? capped_->dropped() : 0; }
 
     void write(uint8_t byte);
     void write(std::span<const uint8_t> bytes);
     // The output terminal's size (columns, rows), when it is a terminal.
     std::optional<std::pair<uint16_t, uint16_t>> window_size() const;
     // Reads input on a thread of its own and hands it to `deliver` until
-    // stop(), end of input, or `deliver` returns false.
-    void start(Deliver deliver, Escape escape);
+    // stop(), end of input, or `deliver` returns false. `first` runs on
+    // that thread before anything is read (its seccomp filter); when it
+    // returns false, nothing is.
+    void start(Deliver deliver, Escape escape, std::function<bool()> first = {});
     void stop();
 
 private:
@@ -54,8 +69,11 @@ private:
     void socket_loop(const Deliver& deliver);
     void write_to_client(std::span<const uint8_t> bytes);
 
+    void write_output(std::span<const uint8_t> bytes);
+
     int input_fd_;
     int output_fd_;
+    std::optional<CappedWriter> capped_;
     std::optional<termios> saved_terminal_;
     UniqueFd wakeup_;  // eventfd that ends the input loop
     std::thread input_thread_;
