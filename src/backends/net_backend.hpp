@@ -42,6 +42,9 @@ public:
     // the device leaves them in the guest's ring and sends again when fd()
     // becomes readable.
     virtual bool may_send() { return true; }
+    // Gives back what it changed on the host, for a monitor that exits
+    // without tearing down (a persistent tap leaves the bridge it joined).
+    virtual void release() {}
 };
 
 }  // namespace hospes::backends

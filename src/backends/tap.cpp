@@ -108,7 +108,11 @@ Result<Tap> Tap::open(const std::string& name, const std::string& bridge) {
     if (!bridge.empty()) {
         bool was_port = bridge_of(tap.name_) == bridge;
         if (auto r = add_to_bridge(tap.name_, bridge); !r) return std::unexpected(r.error());
-        if (tap.persistent_ && !was_port) tap.bridge_added_ = bridge;
+        if (tap.persistent_ && !was_port) {
+            tap.bridge_added_ = bridge;
+            tap.bridge_socket_ = std::move(*socket);
+            tap.ifindex_ = static_cast<int>(::if_nametoindex(tap.name_.c_str()));
+        }
     }
     log::debug("tap {}: {}{}{}", tap.name_, tap.persistent_ ? "persistent, " : "created, ",
                bridge.empty() ? "no bridge" : "bridge ", bridge);
@@ -117,21 +121,22 @@ Result<Tap> Tap::open(const std::string& name, const std::string& bridge) {
 
 Tap::Tap(Tap&& other) noexcept
     : fd_(std::move(other.fd_)), name_(std::move(other.name_)), bridge_added_(std::move(other.bridge_added_)),
-      persistent_(other.persistent_) {
+      persistent_(other.persistent_), bridge_socket_(std::move(other.bridge_socket_)), ifindex_(other.ifindex_) {
     other.bridge_added_.clear();
 }
 
-Tap::~Tap() {
+Tap::~Tap() { release(); }
+
+void Tap::release() {
     // A tap we created goes with its last fd (and leaves its bridge then); a
     // persistent one stays, so it is put back as we found it.
-    if (bridge_added_.empty() || !fd_.valid()) return;
-    auto socket = control_socket();
-    if (!socket) return;
+    if (bridge_added_.empty() || !fd_.valid() || !bridge_socket_.valid()) return;
     ifreq request = request_for(bridge_added_);
-    request.ifr_ifindex = static_cast<int>(::if_nametoindex(name_.c_str()));
+    request.ifr_ifindex = ifindex_;
     // Safe: SIOCBRDELIF reads one ifreq.
-    if (request.ifr_ifindex != 0 && ::ioctl(socket->get(), SIOCBRDELIF, &request) != 0)
+    if (::ioctl(bridge_socket_.get(), SIOCBRDELIF, &request) != 0)
         log::warn("tap {}: cannot leave bridge {}: {}", name_, bridge_added_, std::strerror(errno));
+    bridge_added_.clear();
 }
 
 Result<void> Tap::send(std::span<const iovec> parts) {

@@ -28,6 +28,7 @@ public:
     Result<void> send(std::span<const iovec> parts) override;
     Result<size_t> receive(std::span<uint8_t> buffer) override;
     Result<void> set_offloads(NetOffloads offloads) override;
+    void release() override;
 
     bool persistent() const { return persistent_; }
     static constexpr size_t kHeaderSize = 12;  // struct virtio_net_hdr_v1
@@ -39,6 +40,10 @@ private:
     std::string name_;
     std::string bridge_added_;  // bridge to leave on close (persistent taps)
     bool persistent_ = false;
+    // For leaving that bridge: opened at once, so that leaving needs no
+    // system call but the ioctl.
+    UniqueFd bridge_socket_;
+    int ifindex_ = 0;
 };
 
 }  // namespace hospes::backends

@@ -1,6 +1,10 @@
 #include "cli/run_command.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <csignal>
 
 #include <cstdio>
 #include <cstdlib>
@@ -12,6 +16,9 @@
 #include "common/size.hpp"
 #include "toolstack/domain_config.hpp"
 #include "vmm/host_console.hpp"
+#include "vmm/jailer.hpp"
+#include "driver_domain/options.hpp"
+#include "common/unique_fd.hpp"
 
 namespace hospes::cli {
 
@@ -50,6 +57,13 @@ void add_run_command(CLI::App& app, RunOptions& options) {
                     "host CPUs the vCPUs may run on, as xl.cfg's cpus=: one CPULIST (e.g. 0-3,^1) for all, or "
                     "repeated once per vCPU");
     run->add_flag("--paused", options.paused, "start with the vCPUs paused (the control socket's unpause starts them)");
+    run->add_flag("--jail", options.jail,
+                  "run jailed: the monitor opens what it needs, then runs as a user of its own in namespaces of its "
+                  "own with an empty root, no capabilities and a seccomp filter per thread (needs root)");
+    run->add_option("--jail-user", options.jail_user,
+                    fmt::format("UID[:GID] of the jail (default {} + 2^20 + the process id; GID defaults to UID)",
+                                kJailUidBase));
+    run->add_flag("--no-seccomp", options.no_seccomp, "no seccomp filters on the monitor's threads (debugging)");
     run->add_flag("--balloon", options.balloon,
                   "a virtio-balloon device (the last virtio device): the control socket's balloon request lowers "
                   "the guest's RAM and gives it back to the host, and free pages the guest reports go back too");
@@ -113,36 +127,137 @@ Result<MachineConfig> machine_config(const RunOptions& options, const std::strin
     return config;
 }
 
-int run_command(const RunOptions& options) {
-    auto config = machine_config(options, default_guest_dir());
-    if (!config) {
-        log::error("{}", config.error().message);
-        return exit_status_for(config.error());
+namespace {
+
+// Console output and the monitor's own messages, when they go into files:
+// a guest that writes as fast as it can, or makes the monitor warn, gets
+// this much of the host's disk and no more (two generations of a file).
+constexpr CappedWriter::Limits kConsoleLimits{64 * 1024, 1 << 20, 16 << 20};
+constexpr CappedWriter::Limits kLogLimits{16 * 1024, 256 * 1024, 4 << 20};
+
+// The previous generation of the regular file `fd` writes to: PATH.1.
+UniqueFd previous_generation(int fd) {
+    struct stat st{};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return {};
+    std::error_code error;
+    auto path = std::filesystem::read_symlink(fmt::format("/proc/self/fd/{}", fd), error);
+    if (error || path.empty() || path.native().ends_with(" (deleted)")) return {};
+    return UniqueFd(::open((path.native() + ".1").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+}
+
+Result<std::pair<uid_t, gid_t>> jail_user(const std::string& text) {
+    if (text.empty()) {
+        uid_t uid = kJailUidBase + (1u << 20) + static_cast<uid_t>(::getpid());
+        return std::pair<uid_t, gid_t>{uid, uid};
     }
+    sandbox::Confinement confinement;
+    if (auto r = driver_domain::parse_user(text, confinement); !r)
+        return bad_input("--jail-user: {}", r.error().message);
+    if (confinement.uid == 0 || confinement.gid == 0) return bad_input("--jail-user: the jail's user cannot be root");
+    return std::pair<uid_t, gid_t>{confinement.uid, confinement.gid};
+}
+
+// The highest descriptor open now, to size the jail's RLIMIT_NOFILE.
+uint64_t open_files() {
+    uint64_t highest = 0;
+    std::error_code error;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", error))
+        highest = std::max<uint64_t>(highest, std::strtoull(entry.path().filename().c_str(), nullptr, 10));
+    return highest;
+}
+
+int run_monitor(const RunOptions& options, const MachineConfig& config, JailedMonitor* jailed, uid_t uid, gid_t gid) {
     HostConsole console(STDIN_FILENO, STDOUT_FILENO);
     if (!options.console_socket.empty()) {
         if (auto r = console.listen(options.console_socket); !r) {
             log::error("--console-socket: {}", r.error().message);
             return exit_status_for(r.error());
         }
+        if (jailed != nullptr) console.keep_socket_file();
     }
-    auto machine = Machine::create(*config, console);
+    UniqueFd console_previous = previous_generation(STDOUT_FILENO), log_previous = previous_generation(STDERR_FILENO);
+    console.cap_output(console_previous.get(), kConsoleLimits);
+    log::cap_output(log_previous.get(), kLogLimits);
+    // Writing past the jail's file-size limit fails (EFBIG) rather than kill.
+    std::signal(SIGXFSZ, SIG_IGN);
+
+    auto machine = Machine::create(config, console);
     if (!machine) {
         log::error("{}", machine.error().message);
         return exit_status_for(machine.error());
     }
-    int status = (*machine)->run();
-    if (!options.exit_file.empty()) {
-        // Written whole under a temporary name, so a reader never sees half.
-        std::string temporary = options.exit_file + ".new";
-        std::ofstream out(temporary);
-        out << fmt::format("{{\"status\":{},\"reason\":\"{}\"}}\n", status,
-                           stop_reason_name((*machine)->stop_reason()));
-        out.close();
-        if (!out || std::rename(temporary.c_str(), options.exit_file.c_str()) != 0)
-            log::error("--exit-file: cannot write '{}'", options.exit_file);
+    // A non-jailed run writes its exit report whole under a temporary name
+    // opened now (its filter allows no open later).
+    std::string temporary = options.exit_file + ".new";
+    UniqueFd exit_report_file;
+    if (jailed == nullptr && !options.exit_file.empty())
+        exit_report_file = UniqueFd(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    if (jailed != nullptr) {
+        auto binds = (*machine)->prepare_jail(uid, gid);
+        if (!binds) {
+            log::error("{}", binds.error().message);
+            return exit_status_for(binds.error());
+        }
+        ::tzset();  // the log's time zone, read while /etc is there
+        sandbox::JailOptions jail;
+        jail.uid = uid;
+        jail.gid = gid;
+        jail.limits = {open_files() + 64, config.vcpus + 8u, kConsoleLimits.max_size + (1u << 20)};
+        jail.binds = std::move(*binds);
+        if (auto r = jailed->enter(std::move(jail)); !r) {
+            log::error("{}", r.error().message);
+            return kExitHostError;
+        }
+        log::debug("jailed as {}:{}", uid, gid);
     }
-    return status;
+    Machine::RunPolicy policy;
+    policy.seccomp = !options.no_seccomp;
+    policy.filters.jailed = jailed != nullptr;
+    int status = (*machine)->run(policy);
+    const char* reason = stop_reason_name((*machine)->stop_reason());
+    if (jailed != nullptr) {
+        jailed->report(reason);
+    } else {
+        if (exit_report_file.valid()) {
+            std::string text = fmt::format("{{\"status\":{},\"reason\":\"{}\"}}\n", status, reason);
+            if (::write(exit_report_file.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()) ||
+                std::rename(temporary.c_str(), options.exit_file.c_str()) != 0)
+                log::error("--exit-file: cannot write '{}'", options.exit_file);
+        }
+        (*machine)->release_host();
+        console.release_host();
+    }
+    // Leave now: the kernel takes back the rest, and the threads' filters
+    // allow no tear-down.
+    spdlog::default_logger()->flush();
+    ::_exit(status);
+}
+
+}  // namespace
+
+int run_command(const RunOptions& options) {
+    auto config = machine_config(options, default_guest_dir());
+    if (!config) {
+        log::error("{}", config.error().message);
+        return exit_status_for(config.error());
+    }
+    if (!options.jail) return run_monitor(options, *config, nullptr, 0, 0);
+    auto user = jail_user(options.jail_user);
+    if (!user) {
+        log::error("{}", user.error().message);
+        return exit_status_for(user.error());
+    }
+    if (::geteuid() != 0) {
+        log::error("--jail needs root (it makes namespaces and changes user)");
+        return kExitHostError;
+    }
+    JailerOptions jailer{user->first, user->second, options.exit_file};
+    int status = run_jailed(jailer, [&](JailedMonitor& jailed) {
+        return run_monitor(options, *config, &jailed, user->first, user->second);
+    });
+    // The jailer's filter allows no tear-down either.
+    spdlog::default_logger()->flush();
+    ::_exit(status);
 }
 
 }  // namespace hospes::cli

@@ -35,7 +35,16 @@ struct RunOptions {
     bool paused = false;         // start with the vCPUs paused
     bool balloon = false;        // a virtio-balloon device
     std::vector<std::string> cpus;  // CPULIST for all vCPUs, or one per vCPU
+    bool jail = false;           // run jailed (vmm/jailer.hpp)
+    std::string jail_user;       // UID[:GID] of the jail; empty: kJailUidBase + 2^20 + this pid
+    bool no_seccomp = false;     // no seccomp filters (debugging only)
 };
+
+// The range of users and groups jailed monitors run as: from here up, one
+// per live domain (hospesd: the base + the domain's id; by hand: the base +
+// 2^20 + the jailer's pid). 0x70000000 begins the range Linux distributions
+// leave unused (systemd's "UIDs and GIDs" lists 1879048192-2147483647).
+inline constexpr uint32_t kJailUidBase = 0x70000000;
 
 void add_run_command(CLI::App& app, RunOptions& options);
 

@@ -91,7 +91,7 @@ void ControlSocket::accept(int epoll, uint64_t first_tag) {
         if (clients_[slot]) continue;
         epoll_event add{EPOLLIN, {.u64 = first_tag + slot}};
         if (::epoll_ctl(epoll, EPOLL_CTL_ADD, socket.get(), &add) != 0) return;
-        clients_[slot] = Client{std::move(socket), {}};
+        clients_[slot] = Client{std::move(socket), {}, {}};
         return;
     }
     log::warn("control: refusing a client: {} are connected", kMaxClients);
@@ -106,12 +106,33 @@ void ControlSocket::serve(int epoll, size_t slot, const Answer& answer) {
 
 bool ControlSocket::serve(Client& client, const Answer& answer) {
     char buffer[4096];
-    ssize_t n = ::read(client.socket.get(), buffer, sizeof(buffer));
+    iovec data{buffer, sizeof(buffer)};
+    alignas(cmsghdr) char control[CMSG_SPACE(kMaxFds * sizeof(int))];
+    msghdr message{};
+    message.msg_iov = &data;
+    message.msg_iovlen = 1;
+    message.msg_control = control;
+    message.msg_controllen = sizeof(control);
+    ssize_t n = ::recvmsg(client.socket.get(), &message, MSG_CMSG_CLOEXEC);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return true;
     if (n <= 0) return false;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&message); c != nullptr; c = CMSG_NXTHDR(&message, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < count; ++i) {
+            int fd;
+            std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+            client.fds.emplace_back(fd);
+        }
+    }
+    // More than a request may carry: all of them go.
+    if (client.fds.size() > kMaxFds || (message.msg_flags & MSG_CTRUNC)) client.fds.clear();
     client.input.append(buffer, static_cast<size_t>(n));
     for (size_t end; (end = client.input.find('\n')) != std::string::npos;) {
+        received_ = std::move(client.fds);
+        client.fds.clear();
         std::string reply = answer(std::string_view(client.input).substr(0, end)) + "\n";
+        received_.clear();
         client.input.erase(0, end + 1);
         // Answers are short; a client that does not read them is dropped
         // rather than waited for.

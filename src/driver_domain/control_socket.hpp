@@ -38,11 +38,17 @@ public:
     void accept(int epoll, uint64_t first_tag);
     // Reads what client `slot` sent and answers each whole line.
     void serve(int epoll, size_t slot, const Answer& answer);
+    // While an answer is made: the descriptors (at most kMaxFds) that came
+    // with the request (SCM_RIGHTS); the answer may take them. Those left
+    // are closed once it is answered.
+    std::vector<UniqueFd>& received_fds() { return received_; }
+    static constexpr size_t kMaxFds = 4;
 
 private:
     struct Client {
         UniqueFd socket;
         std::string input;
+        std::vector<UniqueFd> fds;
     };
     // false: drop the client.
     bool serve(Client& client, const Answer& answer);
@@ -50,6 +56,7 @@ private:
     UniqueFd listener_;
     bool check_peer_ = false;
     std::vector<std::optional<Client>> clients_;
+    std::vector<UniqueFd> received_;
 };
 
 // The management socket: a control socket the supervisor serves, for

@@ -40,11 +40,18 @@ int main(int argc, char** argv) {
     app.add_option("--metrics", metrics, "serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9101)");
     bool no_cgroups = false;
     app.add_flag("--no-cgroups", no_cgroups, "leave the host's cgroups alone (cpu_weight and cap are not applied)");
+    bool no_jail = false;
+    app.add_flag("--no-jail", no_jail, "run monitors unjailed, as root (for debugging; see docs/security.md)");
+    app.add_option("--jail-uid-base", options.jail_uid_base,
+                   "domain N's monitor runs as user and group BASE + N (a range no one else uses)")
+        ->capture_default_str()
+        ->check(CLI::Range(1u, 0xfff00000u));
     app.add_flag("-v,--verbose", verbose, "log debug messages");
     if (auto status = hospes::parse_command_line(app, argc, argv, "hospesd")) return *status;
     hospes::log::init(verbose, "hospesd");
     hospes::log::keep_recent(1000);  // xl dmesg
     options.cgroups = !no_cgroups;
+    options.jail = !no_jail;
     auto daemon = hospes::toolstack::Daemon::create(options);
     if (!daemon) {
         hospes::log::error("{}", daemon.error().message);

@@ -22,6 +22,7 @@
 #include "cli/device_options.hpp"
 #include "common/log.hpp"
 #include "toolstack/domain_json.hpp"
+#include "vhost_user/channel.hpp"
 
 namespace hospes::toolstack {
 
@@ -135,10 +136,10 @@ Result<std::unique_ptr<Daemon>> Daemon::create(DaemonOptions options) {
     if (::epoll_ctl(daemon->epoll_.get(), EPOLL_CTL_ADD, daemon->socket_->listener(), &add) != 0)
         return errno_error("epoll_ctl");
     if (daemon->options_.cgroups) {
-        daemon->cpu_groups_ = CpuGroups::detect();
-        if (daemon->cpu_groups_)
-            log::info("CPU weights and caps through cgroup {} at {}", daemon->cpu_groups_->v2() ? "v2" : "v1",
-                      daemon->cpu_groups_->root());
+        daemon->groups_ = DomainGroups::detect();
+        if (daemon->groups_)
+            log::info("CPU weights and caps through cgroup {} at {}", daemon->groups_->v2() ? "v2" : "v1",
+                      daemon->groups_->root());
         else
             log::warn("no cgroup hierarchy with the cpu controller: cpu_weight and cap are not applied");
     }
@@ -181,7 +182,7 @@ void Daemon::save(const Domain& d) const {
     json state = {{"id", d.id},          {"config", domain_to_json(d.config)},
                   {"started_at", d.started_at}, {"pid", d.pid},
                   {"start_ticks", d.start_ticks}, {"paused", d.paused},
-                  {"reboot_requested", d.reboot_requested}, {"stopped", d.stopped},
+                  {"reboot_requested", d.reboot_requested}, {"stopped", d.stopped}, {"cause", d.cause},
                   {"restarts", d.restarts}};
     if (auto r = write_file(domain_dir(d.id) + "/domain.json", state.dump(2) + "\n"); !r)
         log::error("domain {}: {}", d.id, r.error().message);
@@ -222,6 +223,7 @@ void Daemon::adopt_all() {
             d.paused = state.value("paused", false);
             d.reboot_requested = state.value("reboot_requested", false);
             d.stopped = state.value("stopped", std::string());
+            d.cause = state.value("cause", std::string());
             d.restarts = state.value("restarts", uint64_t{0});
         } catch (const json::exception& e) {
             log::error("{}: {}", (entry.path() / "domain.json").string(), e.what());
@@ -259,10 +261,18 @@ void Daemon::watch(Domain& d) {
 Result<void> Daemon::start(Domain& d, bool paused) {
     auto p = paths(d.id);
     std::string cgroup_procs;
-    if (cpu_groups_) {
-        auto procs = cpu_groups_->create(d.id);
+    if (groups_) {
+        auto procs = groups_->create(d.id);
         if (!procs) return std::unexpected(procs.error());
-        if (auto r = cpu_groups_->set(d.id, d.config.cpu_weight, d.config.cpu_cap); !r) return r;
+        if (auto r = groups_->set(d.id, d.config.cpu_weight, d.config.cpu_cap); !r) return r;
+        // The jail's memory (booted with maxmem), threads and I/O share.
+        uint64_t memory = uint64_t{std::max(d.config.memory_mib, d.config.maxmem_mib)} << 20;
+        auto limited = groups_->limit(d.id, memory, d.config.vcpus, d.config.cpu_weight);
+        if (!limited) return std::unexpected(limited.error());
+        if (!*limited && !warned_no_limits_) {
+            log::warn("no cgroup v2 memory and pids controllers: domains' memory and threads are not limited");
+            warned_no_limits_ = true;
+        }
         cgroup_procs = *procs;
     }
     // Whatever was added before a failure goes again: nothing is left half made.
@@ -274,7 +284,8 @@ Result<void> Daemon::start(Domain& d, bool paused) {
     if (!disks) return undo(disks.error());
     auto vifs = add_vifs(d);
     if (!vifs) return undo(vifs.error());
-    auto pid = start_monitor(options_.monitor, monitor_arguments(d.config, d.id, p, paused, *disks, *vifs), p,
+    uint32_t jail_uid = options_.jail ? options_.jail_uid_base + d.id : 0;
+    auto pid = start_monitor(options_.monitor, monitor_arguments(d.config, d.id, p, paused, *disks, *vifs, jail_uid), p,
                              std::chrono::seconds(10), cgroup_procs);
     if (!pid) return undo(pid.error());
     d.pid = *pid;
@@ -283,6 +294,7 @@ Result<void> Daemon::start(Domain& d, bool paused) {
     d.started_at = static_cast<int64_t>(std::time(nullptr));
     d.paused = paused;
     d.stopped.clear();
+    d.cause.clear();
     save(d);
     watch(d);
     if (d.config.memory_mib < d.config.maxmem_mib) {
@@ -308,13 +320,19 @@ void Daemon::monitor_ended(uint32_t id) {
                              ? exit["reason"].get<std::string>()
                              : "crash";
     if (!exit.is_object()) log::warn("domain {} ({}): the monitor ended without saying why", id, d.config.name);
+    d.cause = exit.is_object() && exit.contains("cause") && exit["cause"].is_string() ? exit["cause"].get<std::string>()
+                                                                                     : "";
+    if (!d.cause.empty()) log::error("domain {} ({}): {}", id, d.config.name, d.cause);
+    // A jailed monitor cannot remove its sockets' files.
+    ::unlink(p.control.c_str());
+    ::unlink(p.console.c_str());
     if (reason == "poweroff" && d.reboot_requested) reason = "reboot";
     if (reason != "poweroff" && reason != "reboot") reason = "crash";
     d.pid = 0;
     d.paused = false;
     d.reboot_requested = false;
     remove_devices(d);
-    if (cpu_groups_) cpu_groups_->remove(id);
+    if (groups_) groups_->remove(id);
     DomainAction action = reason == "poweroff" ? d.config.on_poweroff
                           : reason == "reboot" ? d.config.on_reboot
                                                : d.config.on_crash;
@@ -363,7 +381,7 @@ void Daemon::remove(uint32_t id) {
         ::waitpid(d.pid, &status, WNOHANG);
         remove_devices(d);
     }
-    if (cpu_groups_) cpu_groups_->remove(id);
+    if (groups_) groups_->remove(id);
     std::error_code error;
     fs::remove_all(domain_dir(id), error);
     if (error) log::error("domain {}: cannot remove its state: {}", id, error.message());
@@ -464,6 +482,21 @@ void Daemon::backend_ended(size_t index) {
         if (d.pid == 0) continue;
         auto added = &backend == blkback_ ? add_disks(d) : add_vifs(d, &backend);
         if (!added) log::error("domain {}: {}", id, added.error().message);
+        else if (options_.jail) hand_connections(d, *added);
+    }
+}
+
+void Daemon::hand_connections(const Domain& d, const std::vector<std::string>& sockets) {
+    for (const auto& socket : sockets) {
+        auto channel = vhost_user::connect_unix(socket);
+        if (!channel) {
+            log::error("domain {}: {}", d.id, channel.error().message);
+            continue;
+        }
+        int fd = channel->fd();
+        auto handed = json_request(paths(d.id).control, {{"execute", "vhost-user-connect"}, {"socket", socket}},
+                                   std::chrono::seconds(10), fd);
+        if (!handed) log::error("domain {}: cannot hand it a connection to {}: {}", d.id, socket, handed.error().message);
     }
 }
 
@@ -552,6 +585,7 @@ json Daemon::list() const {
                         {"started_at", d.started_at},
                         {"pid", d.pid},
                         {"restarts", d.restarts},
+                        {"cause", d.cause},
                         {"config", domain_to_json(d.config)}});
         // Cards a netback serves: its name and the port's, for network-list.
         if (!options_.netback.empty()) {
@@ -623,9 +657,9 @@ json Daemon::sched_credit(Domain& d, const json& request) {
         return failure(fmt::format("sched-credit: the cap is 0 (none) to {} (all {} vCPUs)", 100 * d.config.vcpus,
                                    d.config.vcpus));
     if (weight != d.config.cpu_weight || cap != d.config.cpu_cap) {
-        if (!cpu_groups_) return failure("sched-credit: this host has no cgroup with the cpu controller");
+        if (!groups_) return failure("sched-credit: this host has no cgroup with the cpu controller");
         if (d.pid != 0) {
-            if (auto r = cpu_groups_->set(d.id, weight, cap); !r) return failure(r.error().message);
+            if (auto r = groups_->set(d.id, weight, cap); !r) return failure(r.error().message);
         }
         d.config.cpu_weight = weight;
         d.config.cpu_cap = cap;
@@ -691,9 +725,14 @@ json Daemon::vcpu_list(Domain& d, const json&) {
     unsigned cpu_count = static_cast<unsigned>(::sysconf(_SC_NPROCESSORS_CONF));
     long ticks_per_second = ::sysconf(_SC_CLK_TCK);
     auto threads = query->value("vcpu_threads", json::array());
+    // A jailed monitor names its threads by the ids of its own pid namespace.
+    auto host_ids = host_thread_ids(d.pid);
     for (size_t i = 0; i < threads.size(); ++i) {
-        pid_t tid = threads[i].get<pid_t>();
-        std::ifstream in(fmt::format("/proc/{}/task/{}/stat", d.pid, tid));
+        pid_t own = threads[i].is_number_integer() ? threads[i].get<pid_t>() : 0;
+        auto host = host_ids.find(own);
+        if (host == host_ids.end()) continue;
+        pid_t tid = host->second;
+        std::ifstream in(fmt::format("/proc/{}/stat", tid));
         std::string text;
         std::getline(in, text);
         auto close = text.rfind(')');

@@ -23,7 +23,7 @@
 #include "common/unique_fd.hpp"
 #include "driver_domain/control_socket.hpp"
 #include "toolstack/backend_process.hpp"
-#include "toolstack/cpu_groups.hpp"
+#include "toolstack/domain_groups.hpp"
 #include "toolstack/domain_config.hpp"
 #include "toolstack/monitor_process.hpp"
 
@@ -36,6 +36,8 @@ struct DaemonOptions {
     std::string blkback;  // hospes-blkback, which serves every domain's disks; empty: each monitor serves its own
     std::string netback;  // hospes-netback, one per bridge for the cards on it; empty: each monitor has taps
     bool cgroups = true;  // weights and caps through the host's cgroups
+    bool jail = true;     // each monitor jailed (hospes run --jail), as user jail_uid_base + the domain's id
+    uint32_t jail_uid_base = 0x70000000;
 };
 
 // A domain as hospesd keeps it (its state file, domain.json).
@@ -48,6 +50,7 @@ struct Domain {
     bool paused = false;
     bool reboot_requested = false;  // `reboot`: the power-off that follows is a reboot
     std::string stopped;            // a preserved domain: "poweroff", "reboot" or "crash"
+    std::string cause;              // why its last monitor ended, when it crashed (the exit report's)
     uint64_t restarts = 0;          // new boots started by on_reboot/on_crash since it was created
     UniqueFd pidfd;                 // readable when the monitor ends
 };
@@ -87,6 +90,9 @@ private:
     Result<BackendProcess*> add_backend(std::string name, const std::string& program, std::vector<std::string> arguments,
                                         const std::string& dir);
     void backend_ended(size_t index);
+    // After a back-end was started again: a jailed monitor cannot reach the
+    // new socket, so hospesd connects for it and hands the connection over.
+    void hand_connections(const Domain& domain, const std::vector<std::string>& sockets);
 
     // The API's commands (docs/api.md), one member each. Those of the host
     // take the request; those of a domain also get the domain it names.
@@ -116,12 +122,13 @@ private:
     DaemonOptions options_;
     std::map<uint32_t, Domain> domains_;
     std::optional<driver_domain::ControlSocket> socket_;
-    std::optional<CpuGroups> cpu_groups_;  // none: weights and caps cannot be applied
+    std::optional<DomainGroups> groups_;  // none: weights and caps cannot be applied
     // Shared back-ends, tagged kBackendTag + index; kept while hospesd runs.
     std::vector<std::unique_ptr<BackendProcess>> backends_;
     BackendProcess* blkback_ = nullptr;
     std::map<std::string, BackendProcess*> netbacks_;  // by bridge
     UniqueFd epoll_;
+    bool warned_no_limits_ = false;
 };
 
 // The six state letters of `xl list` (r b p s, shutdown reason, d).

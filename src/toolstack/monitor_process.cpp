@@ -21,7 +21,7 @@ namespace hospes::toolstack {
 
 std::vector<std::string> monitor_arguments(const DomainConfig& domain, uint32_t id, const DomainPaths& paths,
                                            bool paused, const std::vector<std::string>& disk_sockets,
-                                           const std::vector<std::string>& vif_sockets) {
+                                           const std::vector<std::string>& vif_sockets, uint32_t jail_uid) {
     std::vector<std::string> args = {"run",
                                      "--memory",
                                      // Booted with maxmem; the balloon then holds it at memory.
@@ -69,6 +69,7 @@ std::vector<std::string> monitor_arguments(const DomainConfig& domain, uint32_t 
     for (size_t i = 0; i < domain.cpus.size() && (domain.cpus.size() == 1 || i < domain.vcpus); ++i)
         args.insert(args.end(), {"--cpus", domain.cpus[i]});
     if (paused) args.push_back("--paused");
+    if (jail_uid != 0) args.insert(args.end(), {"--jail", "--jail-user", fmt::format("{}:{}", jail_uid, jail_uid)});
     return args;
 }
 
@@ -147,7 +148,10 @@ Result<pid_t> start_monitor(const std::string& program, const std::vector<std::s
     }
 }
 
-std::optional<ProcessStat> process_stat(pid_t pid) {
+namespace {
+
+// One process's own figures: cpu ticks, start ticks, a thread running.
+std::optional<ProcessStat> one_process(pid_t pid) {
     std::ifstream in(fmt::format("/proc/{}/stat", pid));
     std::string text;
     if (!std::getline(in, text)) return std::nullopt;
@@ -174,8 +178,50 @@ std::optional<ProcessStat> process_stat(pid_t pid) {
     return stat;
 }
 
+std::vector<pid_t> children(pid_t pid) {
+    std::ifstream in(fmt::format("/proc/{}/task/{}/children", pid, pid));
+    std::vector<pid_t> result;
+    for (pid_t child; in >> child;) result.push_back(child);
+    return result;
+}
+
+}  // namespace
+
+std::optional<ProcessStat> process_stat(pid_t pid) {
+    auto stat = one_process(pid);
+    if (!stat) return std::nullopt;
+    for (pid_t child : children(pid)) {
+        if (auto c = one_process(child)) {
+            stat->cpu_ticks += c->cpu_ticks;
+            stat->running = stat->running || c->running;
+        }
+    }
+    return stat;
+}
+
+std::map<pid_t, pid_t> host_thread_ids(pid_t pid) {
+    std::map<pid_t, pid_t> ids;
+    auto processes = children(pid);
+    processes.push_back(pid);
+    for (pid_t process : processes) {
+        std::error_code error;
+        for (const auto& task : std::filesystem::directory_iterator(fmt::format("/proc/{}/task", process), error)) {
+            std::ifstream status(task.path() / "status");
+            for (std::string line; std::getline(status, line);) {
+                if (!line.starts_with("NSpid:")) continue;
+                std::istringstream numbers(line.substr(6));
+                std::vector<pid_t> levels;
+                for (pid_t n; numbers >> n;) levels.push_back(n);
+                // The first is the host's, the last the thread's own namespace's.
+                if (!levels.empty()) ids[levels.back()] = levels.front();
+            }
+        }
+    }
+    return ids;
+}
+
 Result<nlohmann::json> json_request(const std::string& control_socket, const nlohmann::json& request,
-                                    std::chrono::seconds timeout_after) {
+                                    std::chrono::seconds timeout_after, int fd) {
     UniqueFd socket(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (!socket.valid()) return errno_error("socket");
     sockaddr_un address{};
@@ -187,7 +233,21 @@ Result<nlohmann::json> json_request(const std::string& control_socket, const nlo
     timeval timeout{static_cast<time_t>(timeout_after.count()), 0};
     ::setsockopt(socket.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
     std::string line = request.dump() + "\n";
-    if (::send(socket.get(), line.data(), line.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(line.size()))
+    iovec data{line.data(), line.size()};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))]{};
+    msghdr message{};
+    message.msg_iov = &data;
+    message.msg_iovlen = 1;
+    if (fd >= 0) {
+        message.msg_control = control;
+        message.msg_controllen = sizeof(control);
+        cmsghdr* c = CMSG_FIRSTHDR(&message);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    }
+    if (::sendmsg(socket.get(), &message, MSG_NOSIGNAL) != static_cast<ssize_t>(line.size()))
         return errno_error("cannot send to '{}'", control_socket);
     std::string answer;
     char buffer[4096];

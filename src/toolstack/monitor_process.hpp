@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <map>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -30,10 +31,11 @@ struct DomainPaths {
 
 // `hospes run` arguments (without the program) for domain `id`. With
 // `disk_sockets` (one per disk) a back-end serves the disks over
-// vhost-user, with `vif_sockets` the network cards.
+// vhost-user, with `vif_sockets` the network cards. With a `jail_uid`
+// (not 0) the monitor runs jailed as that user and group.
 std::vector<std::string> monitor_arguments(const DomainConfig& domain, uint32_t id, const DomainPaths& paths,
                                            bool paused, const std::vector<std::string>& disk_sockets = {},
-                                           const std::vector<std::string>& vif_sockets = {});
+                                           const std::vector<std::string>& vif_sockets = {}, uint32_t jail_uid = 0);
 
 // Starts `program` with `arguments` in a session of its own, stdin
 // /dev/null, stdout appended to the console log and stderr to the monitor
@@ -46,18 +48,25 @@ Result<pid_t> start_monitor(const std::string& program, const std::vector<std::s
                             const DomainPaths& paths, std::chrono::milliseconds limit,
                             const std::string& cgroup_procs = {}, std::string_view what = "monitor");
 
-// What /proc says of a process.
+// What /proc says of a process and its children (a jailed monitor is the
+// child of its jailer, `pid`).
 struct ProcessStat {
-    uint64_t start_ticks = 0;  // since boot: with the pid, names one process for good
-    uint64_t cpu_ticks = 0;    // user + system, all threads
-    bool running = false;      // a thread of it is on a CPU or runnable now
+    uint64_t start_ticks = 0;  // of `pid` itself, since boot: with the pid, names one process for good
+    uint64_t cpu_ticks = 0;    // user + system, all threads, children included
+    bool running = false;      // a thread of them is on a CPU or runnable now
 };
 std::optional<ProcessStat> process_stat(pid_t pid);
 
+// The host's thread ids of the threads of `pid`'s children and `pid`
+// itself, by the ids they have in their own pid namespace (a jailed
+// monitor's vcpu_threads are those): NSpid in /proc.
+std::map<pid_t, pid_t> host_thread_ids(pid_t pid);
+
 // One JSON-lines request to a control socket (a monitor's, hospesd's) and
 // the answer's "return" value; its "error" is an error. The answer is
-// awaited at most `timeout`.
+// awaited at most `timeout`. With `fd`, that descriptor goes with the
+// request (SCM_RIGHTS).
 Result<nlohmann::json> json_request(const std::string& socket_path, const nlohmann::json& request,
-                                    std::chrono::seconds timeout = std::chrono::seconds(5));
+                                    std::chrono::seconds timeout = std::chrono::seconds(5), int fd = -1);
 
 }  // namespace hospes::toolstack

@@ -123,17 +123,34 @@ void VhostUserDevice::backend_ready(size_t) {
             uint64_t expirations;
             [[maybe_unused]] auto n = ::read(retry_timer_.get(), &expirations, sizeof(expirations));
             if (frontend_.connected()) continue;
-            if (!frontend_.reconnect() || !connected_now()) {
-                frontend_.disconnect();
-                continue;
-            }
-            itimerspec off{};
-            ::timerfd_settime(retry_timer_.get(), 0, &off, nullptr);
-            ++reconnects_;
-            auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - lost_at_);
-            log::info("vhost-user '{}': reconnected after {} ms", frontend_.path(), waited.count());
+            (void)reconnect({});
         }
     }
+}
+
+Result<void> VhostUserDevice::adopt_connection(UniqueFd socket) {
+    if (frontend_.connected()) {
+        // The old connection may not have been seen to end yet.
+        lost("a new connection to the back-end was handed over");
+    }
+    return reconnect(std::move(socket));
+}
+
+Result<void> VhostUserDevice::reconnect(UniqueFd socket) {
+    if (auto r = frontend_.reconnect(std::move(socket)); !r) {
+        frontend_.disconnect();
+        return r;
+    }
+    if (auto r = connected_now(); !r) {
+        frontend_.disconnect();
+        return r;
+    }
+    itimerspec off{};
+    ::timerfd_settime(retry_timer_.get(), 0, &off, nullptr);
+    ++reconnects_;
+    auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - lost_at_);
+    log::info("vhost-user '{}': reconnected after {} ms", frontend_.path(), waited.count());
+    return {};
 }
 
 }  // namespace hospes::vhost_user

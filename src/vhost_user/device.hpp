@@ -43,12 +43,20 @@ public:
 
     bool connected() const { return frontend_.connected(); }
     uint64_t reconnects() const { return reconnects_; }
+    const std::string& socket_path() const { return frontend_.path(); }
+    // Where retries look from now on (the socket's name inside a jail).
+    void set_socket_path(std::string path) { frontend_.set_path(std::move(path)); }
+    // A connection to a back-end that replaced the lost one, made by whoever
+    // can still reach it (hospesd, for a jailed monitor, after it started the
+    // back-end again): used at once, whether or not the loss was seen yet.
+    Result<void> adopt_connection(UniqueFd socket);
 
 private:
     VhostUserDevice(const std::string& socket_path, uint32_t device_type, uint32_t config_size, uint16_t queue_count,
                     uint16_t queue_size);
     Result<void> connected_now();  // after a (re)connection: watch the socket, refresh the config
     void lost(const std::string& why);
+    Result<void> reconnect(UniqueFd socket);
 
     Frontend frontend_;
     uint32_t device_type_;

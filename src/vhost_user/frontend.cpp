@@ -16,8 +16,8 @@ constexpr int kReplyTimeoutSeconds = 5;
 constexpr uint64_t kWantedProtocolFeatures = kProtocolReplyAck | kProtocolConfig | kProtocolInflightShmfd;
 }  // namespace
 
-Result<void> Frontend::connect() {
-    auto channel = connect_unix(path_);
+Result<void> Frontend::connect(UniqueFd socket) {
+    auto channel = socket.valid() ? Result<Channel>(Channel(std::move(socket))) : connect_unix(path_);
     if (!channel) return std::unexpected(channel.error());
     timeval timeout{kReplyTimeoutSeconds, 0};
     ::setsockopt(channel->fd(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
@@ -43,8 +43,8 @@ Result<void> Frontend::connect() {
     return {};
 }
 
-Result<void> Frontend::reconnect() {
-    if (auto r = connect(); !r) return r;
+Result<void> Frontend::reconnect(UniqueFd socket) {
+    if (auto r = connect(std::move(socket)); !r) return r;
     if (!started_) return {};
     // The old back-end could not report where its rings stood: the used
     // ring says how far requests completed, and the inflight region (when

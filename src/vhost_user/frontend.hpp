@@ -40,7 +40,9 @@ public:
         : path_(std::move(socket_path)), queue_count_(queue_count), queue_max_size_(queue_max_size) {}
 
     // Connects and learns the device: features, protocol features, config.
-    Result<void> connect();
+    // With `socket`, over that connection (handed over by whoever can still
+    // reach the back-end: a jailed monitor cannot) instead of the path.
+    Result<void> connect(UniqueFd socket = {});
     bool connected() const { return channel_.connected(); }
     // The socket, readable when the back-end went away (it sends nothing
     // unasked); -1 when not connected.
@@ -49,9 +51,11 @@ public:
     // described for reconnect().
     void disconnect() { channel_.close(); }
     // connect(), then start() again if the device was started.
-    Result<void> reconnect();
+    Result<void> reconnect(UniqueFd socket = {});
 
     const std::string& path() const { return path_; }
+    // Where reconnect() looks from now on (a jail's own name for the socket).
+    void set_path(std::string path) { path_ = std::move(path); }
     uint16_t queue_count() const { return queue_count_; }
     uint16_t queue_max_size() const { return queue_max_size_; }
     uint64_t device_features() const { return features_ & ~kFeatureProtocolFeatures; }

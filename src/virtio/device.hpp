@@ -72,6 +72,11 @@ public:
     // the queue eventfds and irqfd, and cannot know when it interrupts.
     virtual bool runs_queues_elsewhere() const { return false; }
 
+    // Gives back what the device changed on the host (see
+    // backends::NetBackend::release), for a monitor that exits without
+    // tearing down.
+    virtual void release_host() {}
+
     // What the device has done, by name (requests, bytes, packets), for
     // the monitor's query and the toolstack's top and metrics. Read under
     // the transport's lock.

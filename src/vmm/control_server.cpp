@@ -16,8 +16,11 @@ Result<ControlServer> ControlServer::listen(const std::string& path) {
     return ControlServer(std::move(*socket), std::move(epoll), path);
 }
 
-ControlServer::~ControlServer() {
+ControlServer::~ControlServer() { remove_socket_file(); }
+
+void ControlServer::remove_socket_file() {
     if (!path_.empty()) ::unlink(path_.c_str());
+    path_.clear();
 }
 
 void ControlServer::ready(const driver_domain::ControlSocket::Answer& answer) {

@@ -23,6 +23,12 @@ public:
     // Readable when a client connects or sends: then call ready().
     int fd() const { return epoll_.get(); }
     void ready(const driver_domain::ControlSocket::Answer& answer);
+    // While an answer is made: descriptors that came with the request.
+    std::vector<UniqueFd>& received_fds() { return socket_.received_fds(); }
+    // The socket file stays when it ends (a jailed monitor cannot name it).
+    void keep_socket_file() { path_.clear(); }
+    // Removes the socket file now (a monitor that exits without tearing down).
+    void remove_socket_file();
 
 private:
     ControlServer(driver_domain::ControlSocket socket, UniqueFd epoll, std::string path)

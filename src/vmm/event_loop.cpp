@@ -31,8 +31,10 @@ Result<void> EventLoop::add(int fd, Handler handler, bool edge_triggered) {
     return {};
 }
 
-void EventLoop::start() {
-    thread_ = std::thread([this] { run(); });
+void EventLoop::start(std::function<bool()> first) {
+    thread_ = std::thread([this, first = std::move(first)] {
+        if (!first || first()) run();
+    });
 }
 
 void EventLoop::stop() {

@@ -24,7 +24,9 @@ public:
     // readable; edge-triggered: once per new event, even if the handler
     // leaves data unread.
     Result<void> add(int fd, Handler handler, bool edge_triggered = false);
-    void start();
+    // Starts the loop's thread; `first` runs on it before any handler (its
+    // seccomp filter): when it returns false, no handler runs.
+    void start(std::function<bool()> first = {});
     void stop();
 
 private:

@@ -5,10 +5,13 @@
 #include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <latch>
 #include <thread>
@@ -40,7 +43,11 @@
 #include "arch/x86_64/aml.hpp"
 #include "vhost_user/device.hpp"
 #include "virtio/mmio.hpp"
+#include "vmm/filters.hpp"
 #include "vmm/vcpu_loop.hpp"
+#include "sandbox/filter.hpp"
+
+#include <spdlog/details/os.h>
 
 namespace hospes {
 
@@ -253,6 +260,7 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& config, Ho
         if (!added) return std::unexpected(added.error());
     }
     machine->memory_size_ = config.memory_size;
+    machine->status_file_ = UniqueFd(::open("/proc/self/status", O_RDONLY | O_CLOEXEC));
     machine->balloon_ = balloon_device;
     if (balloon_device != nullptr) machine->balloon_transport_ = machine->virtio_.back();
     machine->start_paused_ = config.start_paused;
@@ -304,6 +312,7 @@ Result<void> Machine::add_virtio_devices(std::vector<std::unique_ptr<virtio::Dev
         if (!irq.valid()) return errno_error("eventfd");
         if (auto r = vm_.add_irqfd(irq.get(), gsi); !r) return r;
         int irq_fd = irq.get();
+        auto* vhost_user = dynamic_cast<vhost_user::VhostUserDevice*>(devices[i].get());
         auto transport = std::make_shared<virtio::MmioTransport>(std::move(devices[i]), memory_, [irq_fd] {
             uint64_t one = 1;
             [[maybe_unused]] auto written = ::write(irq_fd, &one, sizeof(one));
@@ -336,16 +345,41 @@ Result<void> Machine::add_virtio_devices(std::vector<std::unique_ptr<virtio::Dev
                 backend_events[event].edge_triggered);
             if (!added) return added;
         }
+        // Activation and reset on this (the I/O) thread, not a vCPU's.
+        auto work = transport->defer_work();
+        if (!work) return std::unexpected(work.error());
+        if (auto added = io_loop_->add(*work, [transport] { transport->run_work(); }); !added) return added;
         if (auto r = mmio_.add(base, virtio::MmioTransport::kWindowSize, transport); !r) return r;
+        if (vhost_user != nullptr) vhost_users_.push_back({vhost_user->socket_path(), vhost_user, transport});
         virtio_.push_back(std::move(transport));
     }
     return {};
 }
 
-int Machine::run() {
+int Machine::run(const RunPolicy& policy) {
     install_vcpu_kick_handler();
+    MonitorFilterContext filters = policy.filters;
+    filters.pid = ::getpid();
+    // Each thread loads its own filter first; no vCPU runs the guest before
+    // every thread has one (`ready`), and main's is loaded (`go`).
+    std::latch ready(static_cast<std::ptrdiff_t>(vcpus_.size()) + 2), go(1);
+    auto confine = [&](const sandbox::Allowlist& list) {
+        bool loaded = true;
+        if (policy.seccomp) {
+            // The log's thread id, cached before gettid is out of reach.
+            (void)spdlog::details::os::thread_id();
+            if (auto r = sandbox::load_filter(list); !r) {
+                log::error("{}", r.error().message);
+                stop_.request(StopReason::HostError);
+                loaded = false;
+            }
+        }
+        ready.count_down();
+        return loaded;
+    };
     console_.start([this](std::span<const uint8_t> bytes) { return deliver_console_input(bytes); },
-                   [this] { stop_.request(StopReason::PowerOff); });
+                   [this] { stop_.request(StopReason::PowerOff); },
+                   [&, list = console_allowlist(filters)] { return confine(list); });
 
     if (start_paused_) {
         pause_gate_.close();
@@ -355,27 +389,36 @@ int Machine::run() {
     std::vector<std::thread> threads;
     threads.reserve(vcpus_.size());
     vcpu_tids_.assign(vcpus_.size(), 0);
-    std::latch named(static_cast<std::ptrdiff_t>(vcpus_.size()));
+    auto vcpu_list = vcpu_allowlist(filters);
     for (auto& vcpu : vcpus_) {
-        threads.emplace_back([this, &vcpu, &named] {
+        threads.emplace_back([this, &vcpu, &confine, &go, &vcpu_list] {
             // Named "vcpuN" for ps and top; its id known before control requests.
             ::pthread_setname_np(::pthread_self(), fmt::format("vcpu{}", vcpu.id()).c_str());
             vcpu_tids_[vcpu.id()] = static_cast<pid_t>(::gettid());
-            named.count_down();
             sigset_t kick;
             sigemptyset(&kick);
             sigaddset(&kick, SIGUSR1);
             pthread_sigmask(SIG_UNBLOCK, &kick, nullptr);
-            run_vcpu(vcpu, VcpuBuses{pio_, mmio_}, stop_, pause_gate_);
+            bool confined = confine(vcpu_list);
+            go.wait();
+            if (confined) run_vcpu(vcpu, VcpuBuses{pio_, mmio_}, stop_, pause_gate_);
         });
         vcpu_threads_.push_back(threads.back().native_handle());
     }
-    named.wait();
+    // The control socket (pause) is served from here on: the threads exist.
+    io_loop_->start([&, list = io_allowlist(filters)] { return confine(list); });
+    ready.wait();
     for (size_t i = 0; i < vcpu_cpus_.size() && i < threads.size(); ++i) {
         if (auto r = pin_vcpu(i, vcpu_cpus_[i]); !r) log::warn("{}", r.error().message);
     }
-    // The control socket (pause) is served from here on: the threads exist.
-    io_loop_->start();
+    if (policy.seccomp) {
+        (void)spdlog::details::os::thread_id();
+        if (auto r = sandbox::load_filter(main_allowlist(filters)); !r) {
+            log::error("{}", r.error().message);
+            stop_.request(StopReason::HostError);
+        }
+    }
+    go.count_down();
     int status = stop_.wait();
     pause_gate_.release();
     for (size_t i = 0; i < threads.size(); ++i) kick_vcpu(vcpus_[i], threads[i].native_handle());
@@ -397,6 +440,26 @@ Result<void> Machine::pin_vcpu(size_t vcpu, const std::vector<unsigned>& cpus) {
     if (int error = ::pthread_setaffinity_np(vcpu_threads_[vcpu], sizeof(set), &set); error != 0)
         return host_error("vCPU {}: cannot pin it: {}", vcpu, std::strerror(error));
     return {};
+}
+
+Result<std::vector<sandbox::JailBind>> Machine::prepare_jail(uid_t uid, gid_t gid) {
+    std::vector<sandbox::JailBind> binds;
+    for (size_t i = 0; i < vhost_users_.size(); ++i) {
+        auto& slot = vhost_users_[i];
+        // Only this domain (and root) may connect to its back-end's socket.
+        if (::chown(slot.socket.c_str(), uid, gid) != 0 || ::chmod(slot.socket.c_str(), 0600) != 0)
+            return errno_error("vhost-user '{}': cannot give the socket to the jail's user {}", slot.socket, uid);
+        std::string name = fmt::format("vhost-user-{}.sock", i);
+        binds.push_back({slot.socket, name});
+        slot.transport->with_device([&](virtio::Device&) { slot.device->set_socket_path("/" + name); });
+    }
+    if (control_) control_->keep_socket_file();
+    return binds;
+}
+
+void Machine::release_host() {
+    for (auto& transport : virtio_) transport->with_device([](virtio::Device& device) { device.release_host(); });
+    if (control_) control_->remove_socket_file();  // unless a jail keeps it
 }
 
 Result<void> Machine::set_memory_target(uint64_t bytes) {
@@ -465,8 +528,28 @@ std::string Machine::control_answer(std::string_view text) {
         if (!set) return error(set.error().message);
         return json{{"return", json::object()}}.dump();
     }
+    if (command == "vhost-user-connect") {
+        // A connection to a back-end that was started again, made by whoever
+        // can reach its socket (a jailed monitor cannot), as the request's
+        // one descriptor.
+        auto socket = request.find("socket");
+        auto& fds = control_->received_fds();
+        if (socket == request.end() || !socket->is_string() || request.size() != 2 || fds.size() != 1)
+            return error("vhost-user-connect takes \"socket\" (the back-end's socket it was started with) and one "
+                         "connected socket as its descriptor");
+        for (auto& slot : vhost_users_) {
+            if (slot.socket != socket->get_ref<const std::string&>()) continue;
+            Result<void> adopted;
+            slot.transport->with_device(
+                [&](virtio::Device&) { adopted = slot.device->adopt_connection(std::move(fds[0])); });
+            if (!adopted) return error(adopted.error().message);
+            return json{{"return", json::object()}}.dump();
+        }
+        return error("no vhost-user device was started with '" + socket->get<std::string>() + "'");
+    }
     if (command != "query" && command != "power-button" && command != "pause" && command != "unpause")
-        return error("unknown command '" + command + "' (query, power-button, pause, unpause, pin-vcpu, balloon)");
+        return error("unknown command '" + command +
+                     "' (query, power-button, pause, unpause, pin-vcpu, balloon, vhost-user-connect)");
     if (request.size() != 1) return error(command + " takes no arguments");
     if (command == "power-button") {
         acpi_pm_->press_power_button();
@@ -529,16 +612,13 @@ void Machine::log_memory_use() const {
         if (::mincore(region.host.data(), region.host.size(), pages.data()) != 0) return;
         for (unsigned char p : pages) guest_resident += (p & 1) ? static_cast<uint64_t>(page) : 0;
     }
-    std::ifstream status("/proc/self/status");
-    std::string key;
-    uint64_t rss_kib = 0;
-    while (status >> key) {
-        if (key == "VmRSS:") {
-            status >> rss_kib;
-            break;
-        }
-        status.ignore(256, '\n');
-    }
+    // Through the descriptor opened at the start: a jailed monitor has no /proc.
+    char text[4096];
+    ssize_t n = status_file_.valid() ? ::pread(status_file_.get(), text, sizeof(text) - 1, 0) : -1;
+    if (n <= 0) return;
+    text[n] = 0;
+    const char* at = std::strstr(text, "VmRSS:");
+    uint64_t rss_kib = at != nullptr ? std::strtoull(at + 6, nullptr, 10) : 0;
     log::debug("memory: rss {} KiB, guest resident {} KiB, monitor overhead {} KiB", rss_kib, guest_resident / KiB,
                rss_kib - std::min(rss_kib, guest_resident / KiB));
 }

@@ -17,6 +17,8 @@
 #include "kvm/vm.hpp"
 #include "vmm/control_server.hpp"
 #include "vmm/event_loop.hpp"
+#include "vmm/filters.hpp"
+#include "sandbox/jail.hpp"
 #include "vmm/guest_memory.hpp"
 #include "vmm/host_console.hpp"
 #include "vmm/io_bus.hpp"
@@ -34,6 +36,9 @@ class VirtioConsole;
 namespace virtio {
 class Device;
 class MmioTransport;
+}
+namespace vhost_user {
+class VhostUserDevice;
 }
 
 // A virtio-blk disk backed by an image file or a host block device, or
@@ -79,9 +84,14 @@ public:
     static Result<std::unique_ptr<Machine>> create(const MachineConfig& config, HostConsole& console);
     ~Machine();
 
+    // How run() confines the monitor's threads.
+    struct RunPolicy {
+        bool seccomp = true;  // each thread loads its allowlist (vmm/filters.hpp)
+        MonitorFilterContext filters;
+    };
     // Runs the guest until it reboots, powers off or crashes, or the host
     // signals the monitor; returns the monitor's exit status.
-    int run();
+    int run(const RunPolicy& policy);
     // Why run() returned.
     StopReason stop_reason() const { return stop_.reason(); }
 
@@ -92,6 +102,16 @@ public:
     Result<void> set_memory_target(uint64_t bytes);
     // Lets vCPU `vcpu`'s thread run only on `cpus`.
     Result<void> pin_vcpu(size_t vcpu, const std::vector<unsigned>& cpus);
+    // Before a jail (vmm/jailer.hpp): each vhost-user back-end's socket is
+    // made this domain's (owned by uid:gid, 0600) and is to be bound into
+    // the jail's root as vhost-user-N.sock, where its device looks for it
+    // from now on to reconnect; the socket files the monitor made stay when
+    // it ends (the jailer's user cannot remove them).
+    Result<std::vector<sandbox::JailBind>> prepare_jail(uid_t uid, gid_t gid);
+    // After run(), for a monitor that exits without tearing down (its
+    // threads' filters allow none): what it changed on the host goes back
+    // (the control socket's file, a persistent tap's bridge port).
+    void release_host();
 
 private:
     Machine(kvm::System system, kvm::Vm vm, GuestMemory memory, HostConsole& console)
@@ -134,6 +154,16 @@ private:
     uint64_t paused_clock_ = 0;        // the guest's kvmclock when it was paused
     std::vector<pthread_t> vcpu_threads_;  // set before the control socket is served
     std::vector<pid_t> vcpu_tids_;         // the same threads' ids, for the toolstack's vcpu-list
+    UniqueFd status_file_;                 // /proc/self/status, opened before any jail
+    // The vhost-user devices (owned by their transports) by the socket
+    // they were first connected to, which the control socket's
+    // vhost-user-connect names.
+    struct VhostUserSlot {
+        std::string socket;
+        vhost_user::VhostUserDevice* device;
+        std::shared_ptr<virtio::MmioTransport> transport;
+    };
+    std::vector<VhostUserSlot> vhost_users_;
 };
 
 // Checks the memory size and vCPU count against the host before anything

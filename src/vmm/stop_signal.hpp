@@ -1,9 +1,13 @@
 // How any thread asks the monitor to stop: the first request's exit status
-// wins, and the main thread, waiting in sigwait(), is woken by SIGUSR2.
+// wins, and the main thread, waiting for it or a host signal (SIGINT,
+// SIGTERM, SIGHUP through a signalfd), is woken by an eventfd: no thread
+// needs to send a signal for it.
 #pragma once
 
 #include <atomic>
 #include <csignal>
+
+#include "common/unique_fd.hpp"
 
 namespace hospes {
 
@@ -18,6 +22,8 @@ public:
     // before any thread starts.
     static sigset_t wait_set();
     static void block_in_this_thread();
+
+    StopSignal();
 
     // The exit status follows from the reason: 0 for a power-off or
     // reboot, kExitGuestCrashed, kExitHostError.
@@ -34,6 +40,8 @@ private:
     std::atomic<bool> requested_{false};
     std::atomic<int> status_{0};
     std::atomic<StopReason> reason_{StopReason::PowerOff};
+    UniqueFd requests_;  // eventfd: written by the first request
+    UniqueFd signals_;   // signalfd of wait_set()
 };
 
 }  // namespace hospes

@@ -20,7 +20,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "toolstack/cpu_groups.hpp"
+#include "toolstack/domain_groups.hpp"
 #include "toolstack/daemon.hpp"
 #include "toolstack/domain_json.hpp"
 #include "toolstack/metrics.hpp"
@@ -314,12 +314,12 @@ TEST(Metrics, ARunningDomainsCountersInPrometheusText) {
     EXPECT_EQ(text.find("Domain-0"), std::string::npos) << "the host's row is not a domain's metric";
 }
 
-TEST(CpuGroups, WeightsShareACpuOneToTwoAndACapHolds) {
-    auto hierarchy = CpuGroups::find_cpu_hierarchy();
+TEST(DomainGroups, WeightsShareACpuOneToTwoAndACapHolds) {
+    auto hierarchy = DomainGroups::find_cpu_hierarchy();
     if (!hierarchy || hierarchy->v2 || ::geteuid() != 0) GTEST_SKIP() << "needs root and a cgroup v1 cpu hierarchy";
     std::string parent = hierarchy->path + "/hospes-unit-" + std::to_string(::getpid());
     ASSERT_TRUE(fs::create_directories(parent));
-    auto groups = CpuGroups::at(parent, false);
+    auto groups = DomainGroups::at(parent, false);
     ASSERT_TRUE(groups) << groups.error().message;
     auto busy = [&](uint32_t id) {
         auto procs = groups->create(id);

@@ -19,7 +19,7 @@
 
 #include "backends/net_backend.hpp"
 #include "common/unique_fd.hpp"
-#include "driver_domain/token_bucket.hpp"
+#include "common/token_bucket.hpp"
 #include "virtio/device.hpp"
 
 namespace hospes::devices {
@@ -86,6 +86,7 @@ public:
     Result<void> activate(uint64_t features, virtio::ActiveQueues queues) override;
     void queue_notify(uint16_t index) override;
     void reset() override;
+    void release_host() override { backend_->release(); }
     std::vector<BackendEvent> backend_events() const override;
     void backend_ready(size_t index) override;
 

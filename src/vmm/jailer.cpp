@@ -1,0 +1,176 @@
+#include "vmm/jailer.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include <nlohmann/json.hpp>
+
+#include "common/log.hpp"
+#include "common/unique_fd.hpp"
+
+namespace hospes {
+
+namespace {
+
+// The monitor tells the jailer on a pipe: "J" once it is jailed, then
+// "R<reason>\n" as it stops.
+constexpr char kJailed = 'J';
+constexpr char kReason = 'R';
+
+std::string signal_cause(int signal) {
+    if (signal == SIGSYS)
+        return "the monitor was killed for a system call outside its thread's seccomp filter (SIGSYS)";
+    if (signal == SIGKILL) return "the monitor was killed (SIGKILL: by hand, or the host ran out of memory)";
+    const char* name = ::sigabbrev_np(signal);
+    return fmt::format("the monitor was killed by signal {} (SIG{})", signal, name != nullptr ? name : "?");
+}
+
+}  // namespace
+
+Result<void> JailedMonitor::enter(sandbox::JailOptions options) {
+    options.die_with_parent = true;
+    if (auto r = sandbox::enter_jail(options); !r) return r;
+    // Also tells whether the jailer is still there (it may have ended
+    // before the monitor could ask to die with it).
+    if (::write(channel_, &kJailed, 1) != 1) return host_error("the jailer is gone");
+    return {};
+}
+
+void JailedMonitor::report(std::string_view reason) {
+    std::string line = kReason + std::string(reason) + "\n";
+    [[maybe_unused]] auto written = ::write(channel_, line.data(), line.size());
+}
+
+std::string exit_report(int status, std::string_view reason, std::string_view cause) {
+    nlohmann::json report = {{"status", status}, {"reason", reason}};
+    if (!cause.empty()) report["cause"] = cause;
+    return report.dump() + "\n";
+}
+
+sandbox::Allowlist jailer_allowlist(pid_t child) {
+    sandbox::Allowlist list{"jailer", {}};
+    constexpr uint64_t kAll = ~uint64_t{0};
+    list.allow("poll").allow("read").allow("write").allow("close").allow("wait4").allow("exit_group");
+    for (int signal : {SIGINT, SIGTERM, SIGHUP})
+        list.allow_if("kill", {{0, kAll, static_cast<uint64_t>(child)}, {1, kAll, static_cast<uint64_t>(signal)}});
+    // The terminal the monitor put in raw mode is given back as it was.
+    list.allow_if("ioctl", {{0, kAll, 0}, {1, kAll, TCSETS}});
+    // Its allocator (never executable memory).
+    list.allow_if("mmap", {{2, PROT_EXEC, 0}}).allow("munmap").allow("brk");
+    return list;
+}
+
+int run_jailed(const JailerOptions& options, const std::function<int(JailedMonitor&)>& monitor) {
+    UniqueFd report;
+    if (!options.exit_file.empty()) {
+        report = UniqueFd(::open(options.exit_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+        if (!report.valid()) {
+            log::error("--exit-file: cannot open '{}': {}", options.exit_file, std::strerror(errno));
+            return kExitHostError;
+        }
+    }
+    int channel[2];
+    if (::pipe2(channel, O_CLOEXEC) != 0) {
+        log::error("pipe: {}", std::strerror(errno));
+        return kExitHostError;
+    }
+    ::tzset();  // the log's time zone, read while /etc is there
+    termios terminal{};
+    bool restore_terminal = ::isatty(STDIN_FILENO) && ::tcgetattr(STDIN_FILENO, &terminal) == 0;
+    sigset_t signals;
+    sigemptyset(&signals);
+    for (int signal : {SIGINT, SIGTERM, SIGHUP, SIGCHLD}) sigaddset(&signals, signal);
+    ::sigprocmask(SIG_BLOCK, &signals, nullptr);
+
+    auto child = sandbox::spawn_jailed();
+    if (!child) {
+        log::error("{}", child.error().message);
+        return kExitHostError;
+    }
+    if (*child == 0) {
+        // The monitor: nothing of the jailer's but the channel and stdio.
+        sandbox::close_other_fds(std::span<const int>(&channel[1], 1));
+        JailedMonitor jailed(channel[1]);
+        int status = monitor(jailed);
+        spdlog::default_logger()->flush();
+        ::_exit(status);
+    }
+    ::close(channel[1]);
+    UniqueFd from_monitor(channel[0]);
+    UniqueFd signal_fd(::signalfd(-1, &signals, SFD_CLOEXEC));
+    std::string said;  // what the monitor sent
+    bool jailed = false;
+    int wait_status = 0;
+    for (;;) {
+        pollfd fds[2] = {{signal_fd.get(), POLLIN, 0}, {from_monitor.get(), POLLIN, 0}};
+        if (::poll(fds, from_monitor.valid() ? 2 : 1, -1) < 0) continue;
+        if (fds[1].revents != 0) {
+            char buffer[256];
+            ssize_t n = ::read(from_monitor.get(), buffer, sizeof(buffer));
+            if (n <= 0) {
+                from_monitor.reset();
+            } else {
+                said.append(buffer, static_cast<size_t>(n));
+                if (!jailed && said.find(kJailed) != std::string::npos) {
+                    jailed = true;
+                    // The monitor's own user, an empty root, no capability,
+                    // a filter of a few calls: all it does from here on is
+                    // wait, pass signals on and write the report.
+                    sandbox::JailOptions own{options.uid, options.gid, true, false, {64, 4, 1 << 20}, {}};
+                    if (auto r = sandbox::enter_jail(own); !r)
+                        log::warn("the jailer stays unjailed: {}", r.error().message);
+                    else if (auto f = sandbox::load_filter(jailer_allowlist(*child)); !f)
+                        log::warn("the jailer has no filter: {}", f.error().message);
+                }
+            }
+        }
+        if (fds[0].revents == 0) continue;
+        signalfd_siginfo info{};
+        if (::read(signal_fd.get(), &info, sizeof(info)) != sizeof(info)) continue;
+        if (info.ssi_signo != SIGCHLD) {
+            ::kill(*child, static_cast<int>(info.ssi_signo));
+            continue;
+        }
+        if (::waitpid(*child, &wait_status, WNOHANG) == *child) break;
+    }
+    // The rest of what it said (its reason) came before it ended.
+    if (from_monitor.valid()) {
+        char buffer[256];
+        for (ssize_t n; (n = ::read(from_monitor.get(), buffer, sizeof(buffer))) > 0;)
+            said.append(buffer, static_cast<size_t>(n));
+    }
+    int status = kExitHostError;
+    std::string reason = "host-error", cause;
+    // (The report is written before anything is logged.)
+    if (WIFEXITED(wait_status)) {
+        status = WEXITSTATUS(wait_status);
+        if (auto at = said.find(kReason); at != std::string::npos) {
+            auto end = said.find('\n', at);
+            reason = said.substr(at + 1, end == std::string::npos ? std::string::npos : end - at - 1);
+        } else if (status == kExitBadInput) {
+            reason = "bad-input";
+        }
+    } else if (WIFSIGNALED(wait_status)) {
+        status = 128 + WTERMSIG(wait_status);
+        reason = "crash";
+        cause = signal_cause(WTERMSIG(wait_status));
+    }
+    if (report.valid()) {
+        std::string text = exit_report(status, reason, cause);
+        [[maybe_unused]] auto written = ::write(report.get(), text.data(), text.size());
+    }
+    if (!cause.empty()) log::error("{}", cause);
+    if (restore_terminal) ::tcsetattr(STDIN_FILENO, TCSANOW, &terminal);
+    return status;
+}
+
+}  // namespace hospes
