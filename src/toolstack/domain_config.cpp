@@ -25,6 +25,8 @@ std::string one_line(std::string_view text) {
     }
     return out;
 }
+// The user's text quoted for a message.
+std::string escaped(std::string_view text) { return "'" + one_line(text) + "'"; }
 template <class T>
 Result<T> one_line(Result<T> result) {
     if (!result) result.error().message = one_line(result.error().message);
@@ -615,7 +617,59 @@ Result<DomainVif> parse_vif_spec(std::string_view spec, std::vector<std::string>
 Result<DomainConfig> domain_from_xl(const XlConfig& config) {
     auto result = one_line(read_domain(config));
     if (result) one_line(result->warnings, 0);
+    if (result)
+        if (auto checked = check_domain(*result); !checked)
+            return bad_input("{}: {}", config.file, checked.error().message);
     return result;
+}
+
+Result<void> check_domain(const DomainConfig& d) {
+    // Text the user's words travel in: quoted in errors, never printed raw.
+    auto clean = [](std::string_view what, const std::string& text, bool path) -> Result<void> {
+        for (char c : text) {
+            if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+                return bad_input("{} {}: control characters (NUL, newline) are not allowed", what, escaped(text));
+            if (path && c == ',') return bad_input("{} {}: a path with a comma is not allowed", what, escaped(text));
+        }
+        return {};
+    };
+    if (auto r = clean("name", d.name, false); !r) return r;
+    if (auto r = clean("uuid", d.uuid, false); !r) return r;
+    if (auto r = clean("kernel", d.kernel, true); !r) return r;
+    if (auto r = clean("ramdisk", d.ramdisk, true); !r) return r;
+    if (auto r = clean("cmdline", d.cmdline, false); !r) return r;
+    if (d.maxmem_mib < d.memory_mib)
+        return bad_input("maxmem {} MiB is less than memory {} MiB", d.maxmem_mib, d.memory_mib);
+    if (d.maxvcpus < d.vcpus) return bad_input("maxvcpus {} is less than vcpus {}", d.maxvcpus, d.vcpus);
+    if (d.cpu_weight == 0 || d.cpu_weight > 65535) return bad_input("cpu_weight {} is not from 1 to 65535", d.cpu_weight);
+    if (d.cpus.size() > 1 && d.cpus.size() != d.maxvcpus)
+        return bad_input("cpus: {} lists for {} vCPUs (give one list for all, or one per vCPU)", d.cpus.size(),
+                         d.maxvcpus);
+    for (const auto& list : d.cpus)
+        if (auto r = check_cpulist(list); !r) return bad_input("cpus {}: {}", escaped(list), r.error().message);
+    std::vector<unsigned> drives;
+    for (const auto& disk : d.disks) {
+        if (auto r = clean("disk target", disk.target, true); !r) return r;
+        if (disk.target.empty()) return bad_input("a disk has no target");
+        auto index = vdev_index(disk.vdev);
+        if (!index) return bad_input("disk {}: {}", escaped(disk.target), index.error().message);
+        if (std::find(drives.begin(), drives.end(), *index) != drives.end())
+            return bad_input("disk {}: {} is a drive named twice", escaped(disk.target), disk.vdev);
+        drives.push_back(*index);
+        if (disk.format != "raw") return bad_input("disk {}: format {} is not supported", escaped(disk.target), escaped(disk.format));
+    }
+    for (const auto& vif : d.vifs) {
+        for (const auto* name : {&vif.bridge, &vif.vifname})
+            if (!name->empty())
+                if (auto r = cli::check_interface_name(*name); !r) return bad_input("vif: {}", r.error().message);
+        for (const auto& ip : vif.ips) {
+            unsigned char buffer[16];
+            if (::inet_pton(AF_INET, ip.c_str(), buffer) != 1 && ::inet_pton(AF_INET6, ip.c_str(), buffer) != 1)
+                return bad_input("vif: {} is not an IPv4 or IPv6 address", escaped(ip));
+        }
+        if (vif.mtu != 0 && (vif.mtu < 68 || vif.mtu > 65535)) return bad_input("vif: mtu {} is not from 68 to 65535", vif.mtu);
+    }
+    return {};
 }
 
 }  // namespace hospes::toolstack

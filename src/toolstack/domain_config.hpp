@@ -70,6 +70,14 @@ struct DomainConfig {
 // The domain `config` describes; disks in the order of their vdevs.
 Result<DomainConfig> domain_from_xl(const XlConfig& config);
 
+// What every domain must be, however it arrived (an xl.cfg file, hospesd's
+// JSON API): no control character (NUL, newline) in any text, no comma in
+// a path (the monitor's and back-ends' options are comma lists), valid
+// disk and interface names, IP addresses and CPU lists, maxmem at least
+// memory and maxvcpus at least vcpus, no drive twice. One error naming
+// the first thing wrong.
+Result<void> check_domain(const DomainConfig& domain);
+
 // One `disk=` entry (xl-disk-configuration(5)); `warnings` gets what is
 // accepted but ignored.
 Result<DomainDisk> parse_disk_spec(std::string_view spec, std::vector<std::string>& warnings);

@@ -168,6 +168,8 @@ Result<DomainConfig> domain_from_json(const json& in) {
     if (d.name.empty()) return bad_input("domain: \"name\" is missing");
     if (d.vcpus == 0) return bad_input("domain: \"vcpus\" must be at least 1");
     if (d.memory_mib < 4) return bad_input("domain: \"memory_mib\" must be at least 4");
+    // What an xl.cfg file may not say, the API may not either.
+    if (auto checked = check_domain(d); !checked) return bad_input("domain: {}", checked.error().message);
     return d;
 }
 

@@ -379,6 +379,8 @@ TEST(DomainJson, RoundTripsAndNamesTheFirstWrongField) {
     DomainConfig d;
     d.name = "web1";
     d.memory_mib = 512;
+    d.maxmem_mib = 1024;
+    d.maxvcpus = 2;
     d.vcpus = 2;
     d.cpus = {"0-1"};
     d.on_crash = DomainAction::RenameRestart;
@@ -408,6 +410,20 @@ TEST(DomainJson, RoundTripsAndNamesTheFirstWrongField) {
     EXPECT_EQ(wrong({{"name", "a"}, {"disks", {{{"target", 5}}}}}), "disk 0: \"target\" must be a string");
     EXPECT_NE(wrong({{"name", "a"}, {"vifs", {{{"mac", "zz"}}}}}).find("vif 0:"), std::string::npos);
     EXPECT_EQ(wrong({{"name", "a"}, {"memory_mib", 2}}), "domain: \"memory_mib\" must be at least 4");
+    // What travels on to a monitor's or a back-end's command line or log is
+    // checked whole: no control characters, no commas in paths, real
+    // addresses and drive names, each drive once.
+    EXPECT_EQ(wrong({{"name", "a"}, {"cmdline", "console=ttyS0\nroot=/dev/vda"}}),
+              "domain: cmdline 'console=ttyS0\\nroot=/dev/vda': control characters (NUL, newline) are not allowed");
+    EXPECT_NE(wrong({{"name", "a"}, {"disks", {{{"target", "/a,b.img"}, {"vdev", "xvda"}}}}}).find("a path with a comma"),
+              std::string::npos);
+    EXPECT_NE(wrong({{"name", "a"}, {"disks", {{{"target", "/a.img"}, {"vdev", "xvda"}}, {{"target", "/b.img"}, {"vdev", "xvda"}}}}})
+                  .find("a drive named twice"),
+              std::string::npos);
+    EXPECT_NE(wrong({{"name", "a"}, {"vifs", {{{"ips", {"10.0.0.1;rm"}}}}}}).find("is not an IPv4 or IPv6 address"),
+              std::string::npos);
+    EXPECT_NE(wrong({{"name", "a"}, {"vcpus", 4}, {"maxvcpus", 2}}).find("maxvcpus 2 is less than vcpus 4"),
+              std::string::npos);
 }
 
 }  // namespace
