@@ -76,32 +76,35 @@ Result<std::unique_ptr<UringBlock>> UringBlock::open(const std::string& path, co
     return served;
 }
 
-Result<std::unique_ptr<UringBlock>> UringBlock::serve(const OpenDisk& opened, unsigned depth) {
-    std::unique_ptr<UringBlock> disk(new UringBlock);
-    disk->file_ = UniqueFd(::fcntl(opened.file.get(), F_DUPFD_CLOEXEC, 0));
-    if (!disk->file_.valid()) return errno_error("fcntl");
-    disk->size_ = opened.size;
-    disk->block_size_ = opened.block_size;
-    disk->read_only_ = opened.read_only;
-    disk->serial_ = opened.serial;
-    disk->event_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    if (!disk->event_.valid()) return errno_error("eventfd");
+Result<DiskRing> make_disk_ring(const OpenDisk& disk, unsigned depth) {
+    DiskRing made;
     auto fail = [](int r, const char* what) {
         errno = -r;
         return errno_error("{}", what);
     };
+    made.event = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!made.event.valid()) return errno_error("eventfd");
     // Created disabled, so that the restrictions are in place before the
-    // first submission; registrations are free until then.
-    if (int r = io_uring_queue_init(depth, &disk->ring_, IORING_SETUP_R_DISABLED); r < 0)
-        return fail(r, "io_uring_queue_init");
-    disk->ring_ready_ = true;
-    int files[] = {disk->file_.get()};
-    if (int r = io_uring_register_files(&disk->ring_, files, 1); r < 0) return fail(r, "io_uring_register_files");
+    // first submission; registrations are free until then. Not mapped here:
+    // whoever serves the disk maps it.
+    made.params.flags = IORING_SETUP_R_DISABLED;
+    int ring = io_uring_setup(depth, &made.params);
+    if (ring < 0) return fail(ring, "io_uring_setup");
+    made.ring = UniqueFd(ring);
+    // Debian 12's liburing 2.3 declares io_uring_register_restrictions and
+    // io_uring_enable_rings but does not export them: the system call for
+    // every registration.
+    auto register_ring = [&](unsigned opcode, const void* argument, unsigned count) {
+        long r = ::syscall(__NR_io_uring_register, ring, opcode, argument, count);
+        return r < 0 ? -errno : 0;
+    };
+    int files[] = {disk.file.get()};
+    if (int r = register_ring(IORING_REGISTER_FILES, files, 1); r < 0) return fail(r, "io_uring_register_files");
     // Every completion signals the eventfd. (The "async only" variant is no
     // use here: completions that arrive through task work, such as O_DIRECT
     // and async buffered reads, would never be signalled.)
-    if (int r = io_uring_register_eventfd(&disk->ring_, disk->event_.get()); r < 0)
-        return fail(r, "io_uring_register_eventfd");
+    int event = made.event.get();
+    if (int r = register_ring(IORING_REGISTER_EVENTFD, &event, 1); r < 0) return fail(r, "io_uring_register_eventfd");
     io_uring_restriction restrictions[7] = {};
     uint8_t allowed[] = {IORING_OP_READV, IORING_OP_WRITEV, IORING_OP_FSYNC, IORING_OP_FALLOCATE};
     for (size_t i = 0; i < std::size(allowed); ++i) {
@@ -112,20 +115,52 @@ Result<std::unique_ptr<UringBlock>> UringBlock::serve(const OpenDisk& opened, un
     restrictions[4].sqe_flags = IOSQE_FIXED_FILE;
     restrictions[5].opcode = IORING_RESTRICTION_SQE_FLAGS_REQUIRED;
     restrictions[5].sqe_flags = IOSQE_FIXED_FILE;
-    // Giving the file back is allowed: the destructor does, so that the
-    // disk's lock goes with the UringBlock, not later with the ring's
-    // asynchronous teardown.
+    // Giving the file back is allowed: so that the disk's lock goes with
+    // the disk, not later with the ring's asynchronous teardown.
     restrictions[6].opcode = IORING_RESTRICTION_REGISTER_OP;
     restrictions[6].register_op = IORING_UNREGISTER_FILES;
-    // Debian 12's liburing 2.3 declares io_uring_register_restrictions and
-    // io_uring_enable_rings but does not export them: the system call.
-    auto register_ring = [&](unsigned opcode, void* argument, unsigned count) {
-        long r = ::syscall(__NR_io_uring_register, disk->ring_.ring_fd, opcode, argument, count);
-        return r < 0 ? -errno : 0;
-    };
     if (int r = register_ring(IORING_REGISTER_RESTRICTIONS, restrictions, 7); r < 0)
         return fail(r, "io_uring restrictions");
     if (int r = register_ring(IORING_REGISTER_ENABLE_RINGS, nullptr, 0); r < 0) return fail(r, "io_uring enable");
+    return made;
+}
+
+Result<std::unique_ptr<UringBlock>> UringBlock::adopt(const OpenDisk& opened, const DiskRing& ring) {
+    std::unique_ptr<UringBlock> disk(new UringBlock);
+    disk->file_ = UniqueFd(::fcntl(opened.file.get(), F_DUPFD_CLOEXEC, 0));
+    disk->event_ = UniqueFd(::fcntl(ring.event.get(), F_DUPFD_CLOEXEC, 0));
+    // Its own copy of the ring's descriptor, which io_uring_queue_exit closes.
+    int ring_fd = ::fcntl(ring.ring.get(), F_DUPFD_CLOEXEC, 0);
+    if (!disk->file_.valid() || !disk->event_.valid() || ring_fd < 0) return errno_error("fcntl");
+    disk->size_ = opened.size;
+    disk->block_size_ = opened.block_size;
+    disk->read_only_ = opened.read_only;
+    disk->serial_ = opened.serial;
+    io_uring_params params = ring.params;
+    if (int r = io_uring_queue_mmap(ring_fd, &params, &disk->ring_); r < 0) {
+        ::close(ring_fd);
+        errno = -r;
+        return errno_error("cannot map the disk's io_uring");
+    }
+    // What io_uring_queue_init would do after mapping (liburing 2.3 leaves
+    // it out of io_uring_queue_mmap): each submission slot names its own
+    // entry. And a ring served before starts where the last one stopped;
+    // the completions still in it were a dead worker's (the kernel ends a
+    // task's requests before the task is gone), of no one's now.
+    io_uring_sq& sq = disk->ring_.sq;
+    for (unsigned i = 0; i < sq.ring_entries; ++i) sq.array[i] = i;
+    sq.sqe_head = sq.sqe_tail = *sq.ktail;
+    io_uring_cq_advance(&disk->ring_, io_uring_cq_ready(&disk->ring_));
+    disk->ring_ready_ = true;
+    disk->ring_owned_ = false;
+    return disk;
+}
+
+Result<std::unique_ptr<UringBlock>> UringBlock::serve(const OpenDisk& opened, unsigned depth) {
+    auto ring = make_disk_ring(opened, depth);
+    if (!ring) return std::unexpected(ring.error());
+    auto disk = adopt(opened, *ring);
+    if (disk) (*disk)->ring_owned_ = true;
     return disk;
 }
 
@@ -133,7 +168,7 @@ UringBlock::~UringBlock() {
     if (!ring_ready_) return;
     // Guest memory must not be written after the monitor lets it go.
     drain();
-    io_uring_unregister_files(&ring_);
+    if (ring_owned_) io_uring_unregister_files(&ring_);
     io_uring_queue_exit(&ring_);
 }
 

@@ -36,14 +36,28 @@ struct OpenDisk {
 // exclusively, a read-only one shared with other readers.
 Result<OpenDisk> open_disk(const std::string& path, const BlockOpenOptions& options);
 
+// A disk's io_uring, made by a privileged process for one that may not
+// make rings (io_uring_setup is off a back-end worker's seccomp list:
+// io_uring's operations bypass seccomp). It is restricted: only reads,
+// writes, fsync and fallocate, and only on this disk (a registered file),
+// so whoever holds it cannot use it to open or reach anything else.
+// Completions signal `event`. Descriptors can be handed to another process.
+struct DiskRing {
+    UniqueFd ring, event;
+    io_uring_params params{};
+};
+Result<DiskRing> make_disk_ring(const OpenDisk& disk, unsigned depth);
+
 class UringBlock final : public BlockBackend {
 public:
     static Result<std::unique_ptr<UringBlock>> open(const std::string& path, const BlockOpenOptions& options);
-    // Serves an open disk (its file is duplicated, sharing the lock). The
-    // ring is restricted: only reads, writes, fsync and fallocate, and only
-    // on this disk (a registered file), so whoever holds the ring cannot
-    // use it to open or reach anything else (io_uring bypasses seccomp).
+    // Serves an open disk (its file is duplicated, sharing the lock) on a
+    // ring of its own.
     static Result<std::unique_ptr<UringBlock>> serve(const OpenDisk& disk, unsigned depth);
+    // Serves it on `ring` (make_disk_ring's, for this disk): mapped here,
+    // left as it is (quiet, the file still registered) when this ends, for
+    // the next one to use. No system call but mmap and dup.
+    static Result<std::unique_ptr<UringBlock>> adopt(const OpenDisk& disk, const DiskRing& ring);
     ~UringBlock() override;
 
     uint64_t size() const override { return size_; }
@@ -72,6 +86,7 @@ private:
     UniqueFd event_;
     io_uring ring_{};
     bool ring_ready_ = false;
+    bool ring_owned_ = true;  // made here: its file is given back as it ends
     uint64_t size_ = 0;
     uint32_t block_size_ = 512;
     bool read_only_ = false;

@@ -107,8 +107,8 @@ std::string control_answer(Server& server, std::string_view request_text) {
 std::string manage_answer(Server& server, std::string_view request, int worker_channel, uint64_t worker_restarts) {
     return driver_domain::manage_answer(
         request, "disk",
-        [&](std::string_view spec) -> Result<std::string> {
-            auto disk = parse_export(spec);
+        [&](const nlohmann::json& device) -> Result<std::string> {
+            auto disk = device.is_string() ? parse_export(device.get_ref<const std::string&>()) : export_from_json(device);
             if (!disk) return std::unexpected(disk.error());
             return server.add(std::move(*disk), worker_channel);
         },

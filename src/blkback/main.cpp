@@ -18,25 +18,6 @@
 #include "sandbox/supervisor.hpp"
 #include "vhost_user/channel.hpp"
 
-namespace {
-
-// What the worker may call; anything else kills it. It has every file it
-// needs already open (disks, sockets), and io_uring is restricted to the
-// disk (UringBlock::serve), so openat, socket, connect and execve are out.
-constexpr const char* kWorkerSyscalls[] = {
-    // the event loop, sockets and eventfds
-    "epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait", "accept4", "recvmsg", "sendmsg", "read", "write",
-    "writev", "close", "eventfd2", "fcntl", "lseek", "fstat", "newfstatat",
-    // guest memory and the inflight region
-    "mmap", "munmap", "madvise", "mprotect", "mremap", "brk", "memfd_create", "ftruncate",
-    // io_uring
-    "io_uring_setup", "io_uring_enter", "io_uring_register",
-    // signals, threads' primitives, time, exit
-    "rt_sigprocmask", "rt_sigreturn", "signalfd4", "futex", "getpid", "gettid", "clock_gettime", "restart_syscall",
-    "exit", "exit_group",
-};
-
-}  // namespace
 
 int main(int argc, char** argv) {
     sigset_t stop;
@@ -83,7 +64,8 @@ int main(int argc, char** argv) {
         hospes::log::error("--socket-dir is required");
         return hospes::kExitBadInput;
     }
-    hospes::sandbox::SupervisorOptions options{"disk", {}};
+    hospes::sandbox::SupervisorOptions options;
+    options.name = "disk";
     if (auto r = hospes::driver_domain::parse_user(user, options.confinement); !r) {
         hospes::log::error("{}", r.error().message);
         return hospes::kExitBadInput;
@@ -119,6 +101,8 @@ int main(int argc, char** argv) {
     }
     uint64_t worker_restarts = 0;
     options.restarts = &worker_restarts;
+    options.prepare_worker = [&] { return (*server)->prepare_worker(); };
+    options.worker_fds = [&] { return (*server)->worker_fds(); };
     auto manager = hospes::driver_domain::ManageSocket::listen(manage, [&](std::string_view line, int channel) {
         return hospes::blkback::manage_answer(**server, line, channel, worker_restarts);
     });
@@ -126,6 +110,6 @@ int main(int argc, char** argv) {
         hospes::log::error("{}", manager.error().message);
         return hospes::exit_status_for(manager.error());
     }
-    return hospes::sandbox::supervise(options, kWorkerSyscalls,
+    return hospes::sandbox::supervise(options, hospes::blkback::worker_allowlist(),
                                       [&](int channel) { return (*server)->serve(test_hooks, channel); }, manager->get());
 }

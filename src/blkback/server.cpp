@@ -34,6 +34,7 @@ namespace {
 constexpr uint64_t kTagSignals = ~0ull;
 constexpr uint64_t kTagControl = ~0ull - 1;
 constexpr uint64_t kTagManager = ~0ull - 2;
+constexpr unsigned kRingDepth = 256;  // requests in flight per disk
 constexpr uint64_t kTagControlClient = 1ull << 62;  // + slot
 
 using driver_domain::parse_count;
@@ -82,12 +83,39 @@ Result<uint64_t> host_device_of(int fd, std::string_view path) {
 }
 }  // namespace
 
+sandbox::Allowlist worker_allowlist() {
+    // It has every file it needs already open (disks, sockets, the
+    // supervisor's io_urings, restricted to the disk), so openat, socket,
+    // connect and execve are out.
+    sandbox::Allowlist list{"blkback worker", {}};
+    // The event loop, sockets and eventfds.
+    for (const char* name : {"epoll_create1", "epoll_ctl", "epoll_wait", "accept4", "recvmsg", "sendmsg", "read",
+                             "write", "writev", "close", "eventfd2", "newfstatat"})
+        list.allow(name);
+    // Guest memory and the inflight region (never executable).
+    list.allow_if("mmap", {{2, PROT_EXEC, 0}}).allow_if("mprotect", {{2, PROT_EXEC, 0}});
+    for (const char* name : {"munmap", "madvise", "mremap", "brk", "memfd_create", "ftruncate"}) list.allow(name);
+    const uint64_t fcntls[] = {F_GETFL, F_SETFL, F_DUPFD_CLOEXEC, F_ADD_SEALS, F_GET_SEALS};
+    list.allow_values("fcntl", 1, fcntls).allow("lseek");
+    // The supervisor's rings, entered; and a ring for a disk added while
+    // it runs (an io_uring cannot be passed over a socket), made
+    // restricted before its first use (backends::make_disk_ring).
+    list.allow("io_uring_enter").allow("io_uring_setup");
+    const uint64_t registrations[] = {IORING_REGISTER_FILES, IORING_UNREGISTER_FILES, IORING_REGISTER_EVENTFD,
+                                      IORING_REGISTER_RESTRICTIONS, IORING_REGISTER_ENABLE_RINGS};
+    list.allow_values("io_uring_register", 1, registrations);
+    // Signals, threads' primitives, time, exit.
+    for (const char* name : {"rt_sigprocmask", "rt_sigreturn", "signalfd4", "futex", "getpid", "gettid",
+                             "clock_gettime", "restart_syscall", "exit", "exit_group"})
+        list.allow(name);
+    return list;
+}
+
 Result<DiskExport> parse_export(std::string_view spec) {
     auto at = spec.find('=');
     if (at == std::string_view::npos)
         return bad_input("--disk '{}': expected NAME=PATH[,ro][,direct][,weight=N][,iops=N][,bps=N]", spec);
     DiskExport e;
-    e.spec = std::string(spec);
     e.name = std::string(spec.substr(0, at));
     if (!valid_name(e.name))
         return bad_input("--disk '{}': name '{}' must be 1 to 64 letters, digits, '-', '_' or '.'", spec, e.name);
@@ -118,6 +146,47 @@ Result<DiskExport> parse_export(std::string_view spec) {
     if (change.weight) e.policy.weight = *change.weight;
     apply(change, e.policy.limits);
     return e;
+}
+
+Result<DiskExport> export_from_json(const nlohmann::json& fields) {
+    if (!fields.is_object()) return bad_input("a disk must be an object of named fields");
+    DiskExport e;
+    PolicyChange change;
+    for (const auto& [key, value] : fields.items()) {
+        if (key == "name" || key == "path") {
+            if (!value.is_string()) return bad_input("disk: \"{}\" must be a string", key);
+            (key == "name" ? e.name : e.disk.path) = value.get<std::string>();
+        } else if (key == "socket" || key == "owner") {
+            if (auto r = driver_domain::read_socket_place(key, value, e.socket); !r)
+                return bad_input("disk: {}", r.error().message);
+        } else if (key == "read_only" || key == "direct") {
+            if (!value.is_boolean()) return bad_input("disk: \"{}\" must be true or false", key);
+            (key == "read_only" ? e.disk.read_only : e.disk.direct) = value.get<bool>();
+        } else {
+            if (!value.is_number_unsigned()) return bad_input("disk: \"{}\" must be a number of at least 0", key);
+            // The same keys and ranges as the command line's options.
+            auto ours = parse_policy_option("disk", key + "=" + std::to_string(value.get<uint64_t>()), change);
+            if (!ours) return std::unexpected(ours.error());
+            if (!*ours || change.depth) return bad_input("disk: unknown field \"{}\"", key);
+        }
+    }
+    if (!valid_name(e.name)) return bad_input("disk: name '{}' must be 1 to 64 letters, digits, '-', '_' or '.'", e.name);
+    if (e.disk.path.empty() || std::any_of(e.disk.path.begin(), e.disk.path.end(),
+                                           [](char c) { return static_cast<unsigned char>(c) < 0x20; }))
+        return bad_input("disk {}: the path is empty or holds control characters", e.name);
+    if (change.weight) e.policy.weight = *change.weight;
+    apply(change, e.policy.limits);
+    return e;
+}
+
+nlohmann::json export_to_json(const DiskExport& e) {
+    const auto& l = e.policy.limits;
+    nlohmann::json fields = {{"name", e.name},          {"path", e.disk.path}, {"read_only", e.disk.read_only},
+                             {"direct", e.disk.direct}, {"weight", e.policy.weight}, {"iops", l.iops},
+                             {"bps", l.bps},            {"iops_burst", l.iops_burst}, {"bps_burst", l.bps_burst}};
+    if (!e.socket.path.empty()) fields["socket"] = e.socket.path;
+    if (e.socket.owner != 0) fields["owner"] = e.socket.owner;
+    return fields;
 }
 
 Result<HostDiskConfig> parse_host_disk(std::string_view spec) {
@@ -191,6 +260,10 @@ Server::Export* Server::find(std::string_view name) {
     return nullptr;
 }
 
+std::string Server::socket_path(const DiskExport& e) const {
+    return e.socket.path.empty() ? socket_dir_ + "/" + e.name + ".sock" : e.socket.path;
+}
+
 Result<size_t> Server::open_export(DiskExport config, unsigned lock_wait_ms) {
     if (find(config.name) != nullptr) return bad_input("a disk named '{}' is served already", config.name);
     size_t slot = 0;
@@ -207,7 +280,7 @@ Result<size_t> Server::open_export(DiskExport config, unsigned lock_wait_ms) {
     if (!device) return std::unexpected(device.error());
     e->host_device = *device;
     if (shared_host(*device, true) == nullptr) return bad_input("at most {} host disks", kMaxDisks);
-    auto listener = vhost_user::listen_unix(socket_dir_ + "/" + config.name + ".sock");
+    auto listener = driver_domain::listen_device(socket_path(config), config.socket);
     if (!listener) return std::unexpected(listener.error());
     e->listener = std::move(*listener);
     e->shared = new (shared_disks() + slot) SharedDisk{true, config.policy, {}, 0, 0};
@@ -218,14 +291,17 @@ Result<size_t> Server::open_export(DiskExport config, unsigned lock_wait_ms) {
 }
 
 Result<std::string> Server::add(DiskExport config, int worker_channel) {
-    std::string spec = config.spec;
+    auto fields = export_to_json(config);
     // A disk its last guest let go of a moment ago may still be locked
     // until that worker has closed it.
     auto slot = open_export(std::move(config), 1000);
     if (!slot) return std::unexpected(slot.error());
     const Export& e = *exports_[*slot];
     if (worker_channel >= 0) {
-        nlohmann::json message = {{"add", spec},
+        // Linux will not pass an io_uring over a unix socket (EINVAL): a
+        // running worker makes this disk's ring itself; the next one
+        // inherits it from here.
+        nlohmann::json message = {{"add", fields},
                                   {"slot", *slot},
                                   {"size", e.disk.size},
                                   {"block_size", e.disk.block_size},
@@ -238,13 +314,13 @@ Result<std::string> Server::add(DiskExport config, int worker_channel) {
             log::warn("{}: the worker did not take the new disk: {}", e.config.name, std::strerror(errno));
     }
     log::info("{}: serving '{}'", e.config.name, e.config.disk.path);
-    return socket_dir_ + "/" + e.config.name + ".sock";
+    return socket_path(e.config);
 }
 
 Result<void> Server::remove(std::string_view name, int worker_channel) {
     Export* e = find(name);
     if (e == nullptr) return bad_input("no disk is named '{}'", name);
-    std::string path = socket_dir_ + "/" + e->config.name + ".sock";
+    std::string path = socket_path(e->config);
     ::unlink(path.c_str());
     if (worker_channel >= 0 && !send_with_fds(worker_channel, nlohmann::json{{"remove", name}}.dump(), {}))
         log::warn("{}: the worker did not take the removal: {}", name, std::strerror(errno));
@@ -271,7 +347,7 @@ void Server::manager_message() {
         return;
     }
     // An added disk: the supervisor opened it and made its socket.
-    auto spec = parse_export(request.value("add", ""));
+    auto spec = export_from_json(request.value("add", nlohmann::json()));
     size_t slot = request.value("slot", kMaxDisks);
     if (!spec || message->fds.size() != 2 || slot >= kMaxDisks || find(spec->name) != nullptr) {
         log::error("a malformed message from the supervisor");
@@ -290,6 +366,27 @@ void Server::manager_message() {
     if (exports_.size() <= slot) exports_.resize(slot + 1);
     exports_[slot] = std::move(e);
     if (auto r = start_serving(slot, Clock::now()); !r) log::error("{}: {}", exports_[slot]->config.name, r.error().message);
+}
+
+Result<void> Server::prepare_worker() {
+    for (auto& e : exports_) {
+        if (!e) continue;
+        e->ring = {};  // the dead worker's: closed, and whatever it left in flight with it
+        auto ring = backends::make_disk_ring(e->disk, kRingDepth);
+        if (!ring) return std::unexpected(Error{ring.error().kind, e->config.name + ": " + ring.error().message});
+        e->ring = std::move(*ring);
+    }
+    return {};
+}
+
+std::vector<int> Server::worker_fds() const {
+    std::vector<int> fds = {control_.listener()};
+    for (const auto& e : exports_) {
+        if (!e) continue;
+        for (int fd : {e->disk.file.get(), e->listener.get(), e->ring.ring.get(), e->ring.event.get()})
+            if (fd >= 0) fds.push_back(fd);
+    }
+    return fds;
 }
 
 Result<void> Server::start_serving(size_t slot, Clock::time_point now) {
@@ -312,7 +409,17 @@ void Server::accept(Export& disk) {
         log::warn("{}: refusing a second connection while one is served", disk.config.name);
         return;
     }
-    auto backend = backends::UringBlock::serve(disk.disk, 256);
+    // The supervisor's ring, or for a disk added since this worker
+    // started, one of its own (restricted the same way).
+    if (!disk.ring.ring.valid()) {
+        auto ring = backends::make_disk_ring(disk.disk, kRingDepth);
+        if (!ring) {
+            log::warn("{}: {}", disk.config.name, ring.error().message);
+            return;
+        }
+        disk.ring = std::move(*ring);
+    }
+    auto backend = backends::UringBlock::adopt(disk.disk, disk.ring);
     if (!backend) {
         log::warn("{}: {}", disk.config.name, backend.error().message);
         return;

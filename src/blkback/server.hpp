@@ -20,26 +20,36 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "backends/uring_block.hpp"
 #include "blkback/scheduler.hpp"
 #include "common/error.hpp"
 #include "common/mapping.hpp"
 #include "common/unique_fd.hpp"
 #include "driver_domain/control_socket.hpp"
+#include "driver_domain/options.hpp"
+#include "sandbox/filter.hpp"
 #include "vhost_user/backend.hpp"
 #include "vmm/machine.hpp"
 
 namespace hospes::blkback {
 
 struct DiskExport {
-    std::string name;  // the socket is <socket dir>/<name>.sock
+    std::string name;  // the socket is <socket dir>/<name>.sock, unless `socket` says
     DiskConfig disk;
     Policy policy;
-    std::string spec;  // as given, for the worker to parse again
+    driver_domain::SocketPlace socket;
 };
 
 // NAME=PATH[,ro][,direct][,weight=N][,iops=N][,bps=N][,iops_burst=N][,bps_burst=N]
 Result<DiskExport> parse_export(std::string_view spec);
+// The same as named fields: {"name", "path", "read_only", "direct",
+// "weight", "iops", "bps", "iops_burst", "bps_burst", "socket", "owner"}
+// (all but name and path optional; nothing else), as hospesd and the
+// supervisor send it.
+Result<DiskExport> export_from_json(const nlohmann::json& fields);
+nlohmann::json export_to_json(const DiskExport& disk);
 
 // A host disk's settings: PATH names the block device or any file on the
 // file system the images are on.
@@ -71,6 +81,9 @@ struct HostDiskStatus {
     std::vector<std::string> disks;
 };
 
+// What the worker may call; anything else kills it (sandbox/filter.hpp).
+sandbox::Allowlist worker_allowlist();
+
 class Server {
 public:
     static constexpr size_t kMaxDisks = 1024;  // at once; their shared state is reserved up front
@@ -93,6 +106,13 @@ public:
     // In the supervisor: the disk's socket goes, and the worker ends its
     // connection and lets the disk go.
     Result<void> remove(std::string_view name, int worker_channel);
+
+    // In the supervisor, before each worker starts: every disk gets a fresh
+    // ring (the dead worker's go, and with them whatever it left in flight).
+    Result<void> prepare_worker();
+    // The descriptors a worker keeps (all others are closed before it is
+    // confined: the supervisor's management socket among them).
+    std::vector<int> worker_fds() const;
 
     // For the control socket.
     std::vector<DiskStatus> disks() const;
@@ -119,6 +139,7 @@ private:
         DiskExport config;
         UniqueFd listener;
         backends::OpenDisk disk;
+        backends::DiskRing ring;  // made by the supervisor for each worker: the worker makes none
         uint64_t host_device = 0;
         SharedDisk* shared = nullptr;
         Client* client = nullptr;
@@ -139,6 +160,7 @@ private:
     // The host disk's shared state, made when `make` and it is new.
     SharedHostDisk* shared_host(uint64_t device, bool make);
     Export* find(std::string_view name);
+    std::string socket_path(const DiskExport& disk) const;
 
     UniqueFd epoll_;
     std::string socket_dir_;

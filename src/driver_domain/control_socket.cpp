@@ -5,11 +5,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstdio>
 #include <cstring>
 
 #include <nlohmann/json.hpp>
 
+#include "common/fd_message.hpp"
 #include "common/log.hpp"
 #include "vhost_user/channel.hpp"
 
@@ -49,7 +51,7 @@ void ManageSocket::ready(int worker_channel) {
 }
 
 std::string manage_answer(std::string_view request_text, std::string_view noun,
-                          const std::function<Result<std::string>(std::string_view spec)>& add,
+                          const std::function<Result<std::string>(const nlohmann::json& device)>& add,
                           const std::function<Result<void>(std::string_view name)>& remove, uint64_t worker_restarts) {
     using nlohmann::json;
     auto error = [](std::string_view message) { return json{{"error", message}}.dump(); };
@@ -62,15 +64,15 @@ std::string manage_answer(std::string_view request_text, std::string_view noun,
     if (command != "add-" + std::string(noun) && command != "remove-" + std::string(noun))
         return error("unknown command '" + command + "'");
     auto argument = request.find(noun);
-    if (request.size() != 2 || argument == request.end() || !argument->is_string())
-        return error(fmt::format("{} takes one \"{}\" string", command, noun));
-    const auto& text = argument->get_ref<const std::string&>();
-    if (command.starts_with("add-")) {
-        auto socket = add(text);
+    bool adding = command.starts_with("add-");
+    if (request.size() != 2 || argument == request.end() || !(argument->is_string() || (adding && argument->is_object())))
+        return error(fmt::format("{} takes one \"{}\": {}", command, noun, adding ? "a string or an object" : "a name"));
+    if (adding) {
+        auto socket = add(*argument);
         if (!socket) return error(socket.error().message);
         return json{{"return", {{"socket", *socket}}}}.dump();
     }
-    auto removed = remove(text);
+    auto removed = remove(argument->get_ref<const std::string&>());
     if (!removed) return error(removed.error().message);
     return json{{"return", json::object()}}.dump();
 }
@@ -148,14 +150,15 @@ bool ControlSocket::serve(Client& client, const Answer& answer) {
     return true;
 }
 
-int send_request(const std::string& path, std::string request) {
+int send_request(const std::string& path, std::string request, int fd) {
     auto channel = vhost_user::connect_unix(path);
     if (!channel) {
         log::error("{}", channel.error().message);
         return kExitHostError;
     }
     request += '\n';
-    if (::write(channel->fd(), request.data(), request.size()) != static_cast<ssize_t>(request.size())) {
+    std::array<int, 1> fds{fd};
+    if (!send_with_fds(channel->fd(), request, std::span<const int>(fds.data(), fd >= 0 ? 1 : 0))) {
         log::error("cannot send to '{}': {}", path, std::strerror(errno));
         return kExitHostError;
     }

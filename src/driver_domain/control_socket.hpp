@@ -15,6 +15,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "common/error.hpp"
 #include "common/unique_fd.hpp"
 #include "sandbox/supervisor.hpp"
@@ -78,16 +80,19 @@ private:
 };
 
 // A management socket's answer to one request line; NOUN is "disk" or "port":
-//   {"execute": "add-NOUN", "NOUN": SPEC}  -> {"return": {"socket": PATH}}
+//   {"execute": "add-NOUN", "NOUN": SPEC or {...}} -> {"return": {"socket": PATH}}
 //   {"execute": "remove-NOUN", "NOUN": NAME}
 //   {"execute": "status"}                  -> {"return": {"worker_restarts": N}}
+// SPEC is the command line's option text (for people); hospesd sends the
+// device as an object of named fields, so that no value of one field can
+// be read as another's (a path holding ",weight=10000").
 std::string manage_answer(std::string_view request, std::string_view noun,
-                          const std::function<Result<std::string>(std::string_view spec)>& add,
+                          const std::function<Result<std::string>(const nlohmann::json& device)>& add,
                           const std::function<Result<void>(std::string_view name)>& remove, uint64_t worker_restarts);
 
-// The client's side, for `--send`: sends `request` to the socket at `path`,
-// prints the answer and returns 0, or 1 when the answer is an error (and
-// kExitHostError when there is none).
-int send_request(const std::string& path, std::string request);
+// The client's side, for `--send`: sends `request` to the socket at `path`
+// (with `fd`, that descriptor too), prints the answer and returns 0, or 1
+// when the answer is an error (and kExitHostError when there is none).
+int send_request(const std::string& path, std::string request, int fd = -1);
 
 }  // namespace hospes::driver_domain

@@ -1,10 +1,15 @@
 #include "driver_domain/options.hpp"
 
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
 
 #include <cctype>
 #include <cerrno>
 #include <charconv>
+
+#include "vhost_user/channel.hpp"
 
 namespace hospes::driver_domain {
 
@@ -47,6 +52,29 @@ Result<void> make_socket_dir(const std::string& dir) {
     if (::stat(dir.c_str(), &st) != 0) return errno_error("cannot use the socket directory '{}'", dir);
     if (!S_ISDIR(st.st_mode)) return bad_input("--socket-dir '{}' is not a directory", dir);
     return {};
+}
+
+Result<void> read_socket_place(std::string_view key, const nlohmann::json& value, SocketPlace& place) {
+    if (key == "socket") {
+        const std::string* path = value.is_string() ? &value.get_ref<const std::string&>() : nullptr;
+        if (path == nullptr || !path->starts_with('/') || path->size() >= 108 ||
+            std::any_of(path->begin(), path->end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; }))
+            return bad_input("\"socket\" must be an absolute path of less than 108 bytes");
+        place.path = *path;
+        return {};
+    }
+    if (!value.is_number_unsigned() || value.get<uint64_t>() == 0 || value.get<uint64_t>() >= 0xffffffffu)
+        return bad_input("\"owner\" must be a user id, not 0");
+    place.owner = value.get<uint32_t>();
+    return {};
+}
+
+Result<UniqueFd> listen_device(const std::string& path, const SocketPlace& place) {
+    auto listener = vhost_user::listen_unix(path);
+    if (!listener) return std::unexpected(listener.error());
+    if (place.owner != 0 && (::chown(path.c_str(), place.owner, place.owner) != 0 || ::chmod(path.c_str(), 0600) != 0))
+        return errno_error("cannot give the socket '{}' to user {}", path, place.owner);
+    return std::move(*listener);
 }
 
 Result<void> parse_user(std::string_view text, sandbox::Confinement& confinement) {

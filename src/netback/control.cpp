@@ -93,8 +93,8 @@ std::string control_answer(Server& server, std::string_view request_text) {
 std::string manage_answer(Server& server, std::string_view request, int worker_channel, uint64_t worker_restarts) {
     return driver_domain::manage_answer(
         request, "port",
-        [&](std::string_view spec) -> Result<std::string> {
-            auto port = parse_port(spec);
+        [&](const nlohmann::json& device) -> Result<std::string> {
+            auto port = device.is_string() ? parse_port(device.get_ref<const std::string&>()) : port_from_json(device);
             if (!port) return std::unexpected(port.error());
             return server.add(std::move(*port), worker_channel);
         },

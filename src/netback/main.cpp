@@ -14,23 +14,6 @@
 #include "netback/server.hpp"
 #include "sandbox/supervisor.hpp"
 
-namespace {
-
-// Everything the worker may call. It has every file it needs already open
-// (sockets, the uplink's tap), so openat, socket, connect, ioctl and
-// execve are out.
-constexpr const char* kWorkerSyscalls[] = {
-    // the event loop, sockets, eventfds and the tap
-    "epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait", "accept4", "recvmsg", "sendmsg", "read", "write",
-    "readv", "writev", "close", "eventfd2", "fcntl", "lseek", "fstat", "newfstatat",
-    // guest memory and the inflight region
-    "mmap", "munmap", "madvise", "mprotect", "mremap", "brk", "memfd_create", "ftruncate",
-    // signals, randomness, time, exit
-    "rt_sigprocmask", "rt_sigreturn", "signalfd4", "futex", "getpid", "gettid", "getrandom", "clock_gettime",
-    "restart_syscall", "exit", "exit_group",
-};
-
-}  // namespace
 
 int main(int argc, char** argv) {
     sigset_t stop;
@@ -79,7 +62,8 @@ int main(int argc, char** argv) {
         hospes::log::error("--socket-dir is required");
         return hospes::kExitBadInput;
     }
-    hospes::sandbox::SupervisorOptions options{"network", {}};
+    hospes::sandbox::SupervisorOptions options;
+    options.name = "network";
     if (auto r = hospes::driver_domain::parse_user(user, options.confinement); !r) {
         hospes::log::error("{}", r.error().message);
         return hospes::kExitBadInput;
@@ -115,6 +99,7 @@ int main(int argc, char** argv) {
     }
     uint64_t worker_restarts = 0;
     options.restarts = &worker_restarts;
+    options.worker_fds = [&] { return (*server)->worker_fds(); };
     auto manager = hospes::driver_domain::ManageSocket::listen(manage, [&](std::string_view line, int channel) {
         return hospes::netback::manage_answer(**server, line, channel, worker_restarts);
     });
@@ -122,6 +107,6 @@ int main(int argc, char** argv) {
         hospes::log::error("{}", manager.error().message);
         return hospes::exit_status_for(manager.error());
     }
-    return hospes::sandbox::supervise(options, kWorkerSyscalls,
+    return hospes::sandbox::supervise(options, hospes::netback::worker_allowlist(),
                                       [&](int channel) { return (*server)->serve(test_hooks, channel); }, manager->get());
 }

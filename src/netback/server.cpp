@@ -1,6 +1,7 @@
 #include "netback/server.hpp"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -102,9 +103,28 @@ Result<void> set_policy(Limits& uplink, std::string_view key, uint64_t value) {
     return {};
 }
 
+sandbox::Allowlist worker_allowlist() {
+    // It has every file it needs already open (sockets, the uplink's tap),
+    // so openat, socket, connect, ioctl and execve are out.
+    sandbox::Allowlist list{"netback worker", {}};
+    // The event loop, sockets, eventfds and the tap.
+    for (const char* name : {"epoll_create1", "epoll_ctl", "epoll_wait", "accept4", "recvmsg", "sendmsg", "read",
+                             "write", "readv", "writev", "close", "eventfd2", "newfstatat"})
+        list.allow(name);
+    // Guest memory and the inflight region (never executable).
+    list.allow_if("mmap", {{2, PROT_EXEC, 0}}).allow_if("mprotect", {{2, PROT_EXEC, 0}});
+    for (const char* name : {"munmap", "madvise", "mremap", "brk", "memfd_create", "ftruncate"}) list.allow(name);
+    const uint64_t fcntls[] = {F_GETFL, F_SETFL, F_DUPFD_CLOEXEC, F_ADD_SEALS, F_GET_SEALS};
+    list.allow_values("fcntl", 1, fcntls).allow("lseek");
+    // Signals, randomness, time, exit.
+    for (const char* name : {"rt_sigprocmask", "rt_sigreturn", "signalfd4", "futex", "getpid", "gettid", "getrandom",
+                             "clock_gettime", "restart_syscall", "exit", "exit_group"})
+        list.allow(name);
+    return list;
+}
+
 Result<PortConfig> parse_port(std::string_view spec) {
     PortConfig port;
-    port.spec = std::string(spec);
     size_t comma = spec.find(',');
     port.name = std::string(spec.substr(0, comma));
     if (!driver_domain::valid_name(port.name))
@@ -138,6 +158,66 @@ Result<PortConfig> parse_port(std::string_view spec) {
     }
     if (!port.mac_given) port.identity.mac = derived_mac(port.name);
     return port;
+}
+
+Result<PortConfig> port_from_json(const nlohmann::json& fields) {
+    if (!fields.is_object()) return bad_input("a port must be an object of named fields");
+    PortConfig port;
+    for (const auto& [key, value] : fields.items()) {
+        if (key == "name") {
+            if (!value.is_string()) return bad_input("port: \"name\" must be a string");
+            port.name = value.get<std::string>();
+        } else if (key == "mac") {
+            if (!value.is_string()) return bad_input("port: \"mac\" must be a string");
+            auto mac = cli::parse_mac(value.get<std::string>());
+            if (!mac) return bad_input("port: \"mac\": {}", mac.error().message);
+            port.identity.mac = *mac;
+            port.mac_given = true;
+        } else if (key == "socket" || key == "owner") {
+            if (auto r = driver_domain::read_socket_place(key, value, port.socket); !r)
+                return bad_input("port: {}", r.error().message);
+        } else if (key == "ips") {
+            if (!value.is_array()) return bad_input("port: \"ips\" must be a list of addresses");
+            for (const auto& address : value) {
+                std::array<uint8_t, 4> v4;
+                std::array<uint8_t, 16> v6;
+                std::string text = address.is_string() ? address.get<std::string>() : "";
+                if (::inet_pton(AF_INET, text.c_str(), v4.data()) == 1)
+                    port.identity.ipv4.push_back(v4);
+                else if (::inet_pton(AF_INET6, text.c_str(), v6.data()) == 1)
+                    port.identity.ipv6.push_back(v6);
+                else
+                    return bad_input("port: {} is not an IPv4 or IPv6 address", address.dump());
+            }
+        } else {
+            if (!value.is_number_unsigned()) return bad_input("port: unknown field \"{}\", or not a number", key);
+            if (auto r = set_policy(port.policy, key, value.get<uint64_t>()); !r)
+                return bad_input("port: {}", r.error().message);
+        }
+    }
+    if (!driver_domain::valid_name(port.name))
+        return bad_input("port: name '{}' must be 1 to 64 letters, digits, '-', '_' or '.'", port.name);
+    if (!port.mac_given) port.identity.mac = derived_mac(port.name);
+    return port;
+}
+
+nlohmann::json port_to_json(const PortConfig& port) {
+    nlohmann::json ips = nlohmann::json::array();
+    char text[INET6_ADDRSTRLEN];
+    for (const auto& a : port.identity.ipv4) ips.push_back(::inet_ntop(AF_INET, a.data(), text, sizeof(text)));
+    for (const auto& a : port.identity.ipv6) ips.push_back(::inet_ntop(AF_INET6, a.data(), text, sizeof(text)));
+    const auto& p = port.policy;
+    nlohmann::json fields = {{"name", port.name},          {"mac", cli::format_mac(port.identity.mac)}, {"ips", ips},
+            {"weight", p.weight},         {"tx_pps", p.tx.pps},  {"tx_bps", p.tx.bps},
+            {"tx_pps_burst", p.tx.pps_burst}, {"tx_bps_burst", p.tx.bps_burst}, {"rx_pps", p.rx.pps},
+            {"rx_bps", p.rx.bps},         {"rx_pps_burst", p.rx.pps_burst}, {"rx_bps_burst", p.rx.bps_burst}};
+    if (!port.socket.path.empty()) fields["socket"] = port.socket.path;
+    if (port.socket.owner != 0) fields["owner"] = port.socket.owner;
+    return fields;
+}
+
+std::string Server::socket_path(const PortConfig& port) const {
+    return port.socket.path.empty() ? socket_dir_ + "/" + port.name + ".sock" : port.socket.path;
 }
 
 Result<UplinkConfig> parse_uplink(std::string_view spec) {
@@ -210,20 +290,25 @@ Result<size_t> Server::open_port(PortConfig config) {
     size_t slot = 0;
     while (slot < ports_.size() && ports_[slot]) ++slot;
     if (slot == kMaxPorts) return bad_input("at most {} ports", kMaxPorts);
-    auto listener = vhost_user::listen_unix(socket_dir_ + "/" + config.name + ".sock");
+    auto listener = driver_domain::listen_device(socket_path(config), config.socket);
     if (!listener) return std::unexpected(listener.error());
     auto port = std::make_unique<Port>();
     port->listener = std::move(*listener);
     port->shared = new (shared_ports() + slot) SharedPort{};
     port->shared->used = true;
     port->shared->policy = config.policy;
-    // A worker parses the spec again: the MAC goes with it, so a derived
-    // one is the same there.
-    if (!config.mac_given) config.spec += ",mac=" + cli::format_mac(config.identity.mac);
     port->config = std::move(config);
     if (slot == ports_.size()) ports_.emplace_back();
     ports_[slot] = std::move(port);
     return slot;
+}
+
+std::vector<int> Server::worker_fds() const {
+    std::vector<int> fds = {control_.listener()};
+    if (uplink_) fds.push_back(uplink_->fd());
+    for (const auto& port : ports_)
+        if (port) fds.push_back(port->listener.get());
+    return fds;
 }
 
 Result<std::string> Server::add(PortConfig config, int worker_channel) {
@@ -231,20 +316,21 @@ Result<std::string> Server::add(PortConfig config, int worker_channel) {
     if (!slot) return std::unexpected(slot.error());
     const Port& port = *ports_[*slot];
     if (worker_channel >= 0) {
-        nlohmann::json message = {{"add", port.config.spec}, {"slot", *slot}};
+        // The MAC goes with it, so a derived one is the same in the worker.
+        nlohmann::json message = {{"add", port_to_json(port.config)}, {"slot", *slot}};
         int fds[] = {port.listener.get()};
         // A worker that cannot take it now is dying: its successor starts with it.
         if (!send_with_fds(worker_channel, message.dump(), fds))
             log::warn("{}: the worker did not take the new port: {}", port.config.name, std::strerror(errno));
     }
     log::info("{}: port added ({})", port.config.name, cli::format_mac(port.config.identity.mac));
-    return socket_dir_ + "/" + port.config.name + ".sock";
+    return socket_path(port.config);
 }
 
 Result<void> Server::remove(std::string_view name, int worker_channel) {
     Port* port = find(name);
     if (port == nullptr) return bad_input("no port is named '{}'", name);
-    ::unlink((socket_dir_ + "/" + port->config.name + ".sock").c_str());
+    ::unlink(socket_path(port->config).c_str());
     if (worker_channel >= 0 && !send_with_fds(worker_channel, nlohmann::json{{"remove", name}}.dump(), {}))
         log::warn("{}: the worker did not take the removal: {}", name, std::strerror(errno));
     port->shared->used = false;
@@ -270,7 +356,7 @@ void Server::manager_message() {
         return;
     }
     // An added port: the supervisor made its socket.
-    auto config = parse_port(request.value("add", ""));
+    auto config = port_from_json(request.value("add", nlohmann::json()));
     size_t slot = request.value("slot", kMaxPorts);
     if (!config || message->fds.size() != 1 || slot >= kMaxPorts || find(config->name) != nullptr) {
         log::error("a malformed message from the supervisor");

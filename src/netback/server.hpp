@@ -17,26 +17,35 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "backends/tap.hpp"
 #include "common/error.hpp"
 #include "common/mapping.hpp"
 #include "common/unique_fd.hpp"
 #include "driver_domain/control_socket.hpp"
+#include "driver_domain/options.hpp"
+#include "sandbox/filter.hpp"
 #include "netback/switch.hpp"
 #include "vhost_user/backend.hpp"
 
 namespace hospes::netback {
 
 struct PortConfig {
-    std::string name;  // the socket is <socket dir>/<name>.sock
+    std::string name;  // the socket is <socket dir>/<name>.sock, unless `socket` says
     PortIdentity identity;
     bool mac_given = false;  // else derived from the name and the host (stable across restarts)
     PortPolicy policy;
-    std::string spec;  // as given, for the worker to parse again
+    driver_domain::SocketPlace socket;
 };
 // NAME[,mac=MAC][,ip=ADDRESS]...[,weight=N][,tx_bps=N][,rx_pps=N]... (IPv4
 // or IPv6 addresses; the policy keys of set_policy()).
 Result<PortConfig> parse_port(std::string_view spec);
+// The same as named fields: {"name", "mac", "ips": [...], the policy
+// keys, "socket", "owner"} (all but name optional; nothing else), as
+// hospesd and the supervisor send it.
+Result<PortConfig> port_from_json(const nlohmann::json& fields);
+nlohmann::json port_to_json(const PortConfig& port);
 
 struct UplinkConfig {
     std::string tap, bridge;  // as hospes run's --net tap=NAME|bridge=BR
@@ -61,6 +70,9 @@ struct PortStatus {
 };
 
 using PolicyChanges = std::vector<std::pair<std::string, uint64_t>>;
+
+// What the worker may call; anything else kills it (sandbox/filter.hpp).
+sandbox::Allowlist worker_allowlist();
 
 class Server {
 public:
@@ -108,12 +120,19 @@ private:
     void accept(Port& port);
     void close_connection(Port& port);
     void uplink_ready();
+public:
+    // The descriptors a worker keeps (all others are closed before it is
+    // confined: the supervisor's management socket among them).
+    std::vector<int> worker_fds() const;
+
+private:
     // Makes the port's socket (supervisor); the slot it gets.
     Result<size_t> open_port(PortConfig config);
     // Into the worker's switch and epoll set.
     Result<void> start_serving(size_t slot);
     void manager_message();
     Port* find(std::string_view name);
+    std::string socket_path(const PortConfig& port) const;
     SharedPort* shared_ports() const { return reinterpret_cast<SharedPort*>(shared_.data()); }
 
     UniqueFd epoll_;

@@ -320,6 +320,13 @@ Result<void> Switch::input(size_t index, std::span<const iovec> packet) {
         std::memcpy(scratch_.data() + offset, part.iov_base, part.iov_len);
         offset += part.iov_len;
     }
+    Header header;
+    std::memcpy(&header, scratch_.data(), sizeof(header));
+    if (header.gso_type != kGsoNone && header.gso_size < kMinGsoSize) {
+        ++port.counters->drop_malformed;
+        return bad_input("dropped a segmentation offload frame with a gso_size of {} (at least {})", header.gso_size,
+                         kMinGsoSize);
+    }
     ++port.counters->in_packets;
     port.counters->in_bytes += size - kHeaderSize;
     port.tx_packets.take(1);

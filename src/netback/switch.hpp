@@ -92,6 +92,11 @@ public:
     static constexpr size_t kTableLimit = 4096;                // learned addresses
     static constexpr auto kAgeing = std::chrono::seconds(300);  // as Linux bridges
     static constexpr size_t kUplinkQueueBytes = 256 << 10;     // a guest's frames waiting for a capped uplink, at most
+    // The smallest gso_size a segmentation offload frame may carry: Linux's
+    // TCP never sends less payload per segment (net.ipv4.tcp_min_snd_mss,
+    // the floor set after CVE-2019-11479, when tiny MSS values were used
+    // to make hosts spend themselves on segments).
+    static constexpr uint16_t kMinGsoSize = 48;
 
     // A guest port: frames for it wait in its queue; `wake` is called when
     // the queue stops being empty.

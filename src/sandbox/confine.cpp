@@ -1,45 +1,88 @@
 #include "sandbox/confine.hpp"
 
-#include <grp.h>
 #include <signal.h>
-#include <seccomp.h>
 #include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
-#include <memory>
+#include <vector>
 
 #include "common/log.hpp"
+#include "sandbox/filter.hpp"
 
 namespace hospes::sandbox {
 
-Result<void> confine(const Confinement& confinement, std::span<const char* const> syscalls) {
+Result<void> confine(const Confinement& confinement, const Allowlist& allowlist) {
     if (::geteuid() == 0) {
-        // Nothing of the host's file system: the worker has every file it
-        // needs already open.
-        if (::fchdir(confinement.empty_root) != 0 || ::chroot(".") != 0 || ::chdir("/") != 0)
-            return errno_error("cannot chroot to an empty directory");
-        ::close(confinement.empty_root);
-        if (::setgroups(0, nullptr) != 0 || ::setresgid(confinement.gid, confinement.gid, confinement.gid) != 0 ||
-            ::setresuid(confinement.uid, confinement.uid, confinement.uid) != 0)
-            return errno_error("cannot become user {}:{}", confinement.uid, confinement.gid);
+        JailOptions options;
+        options.uid = confinement.uid;
+        options.gid = confinement.gid;
+        options.die_with_parent = true;
+        options.limits = confinement.limits;
+        if (auto r = enter_jail(options); !r) return r;
     } else {
         log::info("not root: the worker keeps this user and the file system; only the system call allowlist applies");
+        if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return errno_error("PR_SET_PDEATHSIG");
     }
-    // The worker dies with its supervisor, whatever kills that (set after
-    // the change of user, which clears it), so no orphan keeps serving.
-    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return errno_error("PR_SET_PDEATHSIG");
-    if (::getppid() != confinement.supervisor) return host_error("the supervisor is gone");
-    if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return errno_error("PR_SET_NO_NEW_PRIVS");
-    std::unique_ptr<void, void (*)(scmp_filter_ctx)> filter(seccomp_init(SCMP_ACT_KILL_PROCESS), seccomp_release);
-    if (!filter) return host_error("seccomp_init failed");
-    for (const char* name : syscalls) {
-        int number = seccomp_syscall_resolve_name(name);
-        if (number == __NR_SCMP_ERROR) return host_error("seccomp: unknown system call '{}'", name);
-        if (int r = seccomp_rule_add(filter.get(), SCMP_ACT_ALLOW, number, 0); r < 0)
-            return host_error("seccomp: cannot allow '{}': {}", name, std::strerror(-r));
+    return load_filter(allowlist);
+}
+
+int split_into_pid_namespace(const Confinement& confinement) {
+    if (::geteuid() != 0) return 0;
+    sigset_t passed;
+    sigemptyset(&passed);
+    for (int signal : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGCHLD}) sigaddset(&passed, signal);
+    sigset_t previous;
+    ::sigprocmask(SIG_BLOCK, &passed, &previous);
+    auto child = spawn_jailed();
+    if (!child) {
+        log::error("{}", child.error().message);
+        ::_exit(kExitHostError);
     }
-    if (int r = seccomp_load(filter.get()); r < 0) return host_error("seccomp_load: {}", std::strerror(-r));
-    return {};
+    if (*child == 0) {
+        ::sigprocmask(SIG_SETMASK, &previous, nullptr);
+        return 0;
+    }
+    // The waiting parent holds nothing and may do nothing else.
+    close_other_fds({});
+    JailOptions options;
+    options.uid = confinement.uid;
+    options.gid = confinement.gid;
+    options.die_with_parent = true;
+    options.limits = {16, confinement.limits.processes, 1};
+    if (auto r = enter_jail(options); !r) {
+        ::kill(*child, SIGKILL);
+        ::_exit(kExitHostError);
+    }
+    // A signal that comes before the child has become the jail's user
+    // cannot be passed on yet (EPERM: it is still root): it is tried again
+    // every 10 ms until it goes.
+    std::vector<int> unsent;
+    for (;;) {
+        for (auto it = unsent.begin(); it != unsent.end();)
+            it = ::kill(*child, *it) == 0 || errno != EPERM ? unsent.erase(it) : it + 1;
+        siginfo_t info{};
+        timespec retry{0, 10'000'000};
+        int signal = ::sigtimedwait(&passed, &info, unsent.empty() ? nullptr : &retry);
+        if (signal < 0) continue;
+        if (signal != SIGCHLD) {
+            if (::kill(*child, signal) != 0 && errno == EPERM) unsent.push_back(signal);
+            continue;
+        }
+        int status = 0;
+        if (::waitpid(*child, &status, WNOHANG) != *child) continue;
+        if (WIFEXITED(status)) ::_exit(WEXITSTATUS(status));
+        // Ended by a signal: this process ends by the same one, so that the
+        // supervisor sees what killed the worker.
+        int killer = WTERMSIG(status);
+        ::signal(killer, SIG_DFL);
+        sigset_t only;
+        sigemptyset(&only);
+        sigaddset(&only, killer);
+        ::sigprocmask(SIG_UNBLOCK, &only, nullptr);
+        ::raise(killer);
+        ::_exit(128 + killer);
+    }
 }
 
 }  // namespace hospes::sandbox

@@ -53,8 +53,14 @@ Result<void> empty_root(const std::vector<JailBind>& binds) {
         if (name.empty() || name.find('/') != std::string::npos || name[0] == '.')
             return host_error("jail: '{}' cannot name a file in the root", name);
         std::string target = std::string(dir) + "/" + name;
-        UniqueFd placeholder(::open(target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-        if (!placeholder.valid()) return errno_error("jail: cannot make {}", target);
+        struct stat source_stat{};
+        if (::fstat(sources[i].get(), &source_stat) != 0) return errno_error("jail: cannot stat '{}'", binds[i].host_path);
+        if (S_ISDIR(source_stat.st_mode)) {
+            if (::mkdir(target.c_str(), 0700) != 0) return errno_error("jail: cannot make {}", target);
+        } else {
+            UniqueFd placeholder(::open(target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+            if (!placeholder.valid()) return errno_error("jail: cannot make {}", target);
+        }
         std::string source = fmt::format("/proc/self/fd/{}", sources[i].get());
         if (::mount(source.c_str(), target.c_str(), nullptr, MS_BIND, nullptr) != 0)
             return errno_error("jail: cannot bind '{}' into the jail", binds[i].host_path);

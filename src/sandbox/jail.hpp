@@ -26,8 +26,9 @@ struct JailLimits {
     uint64_t file_size = 0;      // RLIMIT_FSIZE: what it may write into a file (0: no limit)
 };
 
-// A file of the host made visible in the empty root, as /NAME (a unix
-// socket the jailed process must still connect to, and nothing else).
+// A file or directory of the host made visible in the empty root, as
+// /NAME (unix sockets the jailed process must still connect to, or the
+// directory of them, and nothing else).
 struct JailBind {
     std::string host_path;
     std::string name;

@@ -14,14 +14,24 @@
 
 #include "common/log.hpp"
 #include "common/unique_fd.hpp"
+#include "sandbox/jail.hpp"
 
 namespace hospes::sandbox {
 
 namespace {
 
 // Forks a worker; `channel` becomes the supervisor's end of its channel.
-pid_t start_worker(const SupervisorOptions& options, std::span<const char* const> syscalls,
-                   const std::function<int(int)>& worker, UniqueFd& channel) {
+// The supervisor's child only waits: the worker is its child, pid 1 of a
+// pid namespace of its own.
+pid_t start_worker(const SupervisorOptions& options, const Allowlist& allowlist, const std::function<int(int)>& worker,
+                   UniqueFd& channel) {
+    if (options.prepare_worker) {
+        if (auto r = options.prepare_worker(); !r) {
+            log::error("cannot prepare the {} worker: {}", options.name, r.error().message);
+            errno = EIO;
+            return -1;
+        }
+    }
     int ends[2];
     if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ends) != 0) return -1;
     UniqueFd ours(ends[0]), theirs(ends[1]);
@@ -31,7 +41,11 @@ pid_t start_worker(const SupervisorOptions& options, std::span<const char* const
         return pid;
     }
     ours.reset();
-    if (auto r = confine(options.confinement, syscalls); !r) {
+    std::vector<int> keep = options.worker_fds ? options.worker_fds() : std::vector<int>{};
+    keep.push_back(theirs.get());
+    close_other_fds(keep);
+    if (int status = split_into_pid_namespace(options.confinement); status != 0) ::_exit(status);
+    if (auto r = confine(options.confinement, allowlist); !r) {
         log::error("the {} worker cannot be confined: {}", options.name, r.error().message);
         ::_exit(kExitHostError);
     }
@@ -49,28 +63,8 @@ std::string describe(int status) {
 
 }  // namespace
 
-int supervise(SupervisorOptions options, std::span<const char* const> syscalls, const std::function<int(int)>& worker,
+int supervise(SupervisorOptions options, const Allowlist& allowlist, const std::function<int(int)>& worker,
               Manager* manager) {
-    // The worker's root is an empty directory that no longer has a name:
-    // made, opened and removed at once, so nothing can be created in it and
-    // nothing is left behind however the supervisor ends.
-    UniqueFd empty_root;
-    if (::geteuid() == 0) {
-        char path[] = "/tmp/hospes-empty-root.XXXXXX";
-        if (::mkdtemp(path) == nullptr) {
-            log::error("mkdtemp: {}", std::strerror(errno));
-            return kExitHostError;
-        }
-        empty_root = UniqueFd(::open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-        int open_errno = errno;
-        ::rmdir(path);
-        if (!empty_root.valid()) {
-            log::error("cannot open '{}': {}", path, std::strerror(open_errno));
-            return kExitHostError;
-        }
-        options.confinement.empty_root = empty_root.get();
-    }
-
     sigset_t signals;
     sigemptyset(&signals);
     sigaddset(&signals, SIGTERM);
@@ -83,12 +77,11 @@ int supervise(SupervisorOptions options, std::span<const char* const> syscalls, 
         return kExitHostError;
     }
 
-    options.confinement.supervisor = ::getpid();
     using Clock = std::chrono::steady_clock;
     auto started = Clock::now();
     uint64_t restarts = 0;
     UniqueFd channel;
-    pid_t pid = start_worker(options, syscalls, worker, channel);
+    pid_t pid = start_worker(options, allowlist, worker, channel);
     for (;;) {
         // Without a worker there is nothing to supervise (and kill(-1) must
         // never be reached).
@@ -124,7 +117,7 @@ int supervise(SupervisorOptions options, std::span<const char* const> syscalls, 
         started = Clock::now();
         ++restarts;
         if (options.restarts != nullptr) *options.restarts = restarts;
-        pid = start_worker(options, syscalls, worker, channel);
+        pid = start_worker(options, allowlist, worker, channel);
     }
 }
 

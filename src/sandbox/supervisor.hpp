@@ -7,6 +7,7 @@
 #include <functional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "sandbox/confine.hpp"
 
@@ -14,8 +15,14 @@ namespace hospes::sandbox {
 
 struct SupervisorOptions {
     std::string name;       // for the log
-    Confinement confinement;  // empty_root is made here
+    Confinement confinement;
     uint64_t* restarts = nullptr;  // when given: counts the workers started again
+    // In the supervisor, before each worker starts (the back-end makes what
+    // a worker may not make itself, its io_urings): false stops.
+    std::function<Result<void>()> prepare_worker;
+    // The descriptors a worker keeps; all others (the management socket,
+    // the supervisor's own) are closed before it is confined.
+    std::function<std::vector<int>()> worker_fds;
 };
 
 // What only the supervisor may do for a running worker (open a disk, make
@@ -31,14 +38,14 @@ public:
 };
 
 // Runs `worker` (which returns an exit status) in a child process under
-// `options`, after confine() with `syscalls`; restarts it whenever a
+// `options`, after confine() with `allowlist`; restarts it whenever a
 // signal kills it. The worker gets its end of a channel (a SOCK_SEQPACKET
 // socket pair made for each worker) to the supervisor. A worker that exits
 // by itself ends the supervisor with its status; SIGTERM or SIGINT
 // (blocked by the caller) is passed on to the worker and ends both.
 // Returns the exit status.
-int supervise(SupervisorOptions options, std::span<const char* const> syscalls,
-              const std::function<int(int channel)>& worker, Manager* manager = nullptr);
+int supervise(SupervisorOptions options, const Allowlist& allowlist, const std::function<int(int channel)>& worker,
+              Manager* manager = nullptr);
 
 
 }  // namespace hospes::sandbox

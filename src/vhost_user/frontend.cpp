@@ -1,6 +1,8 @@
 #include "vhost_user/frontend.hpp"
 
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 
 #include <cstring>
@@ -14,6 +16,8 @@ namespace {
 // longer is treated as dead (its connection is dropped and made again).
 constexpr int kReplyTimeoutSeconds = 5;
 constexpr uint64_t kWantedProtocolFeatures = kProtocolReplyAck | kProtocolConfig | kProtocolInflightShmfd;
+// Far above what any queue layout needs (a few pages per queue).
+constexpr uint64_t kMaxInflightBytes = 64 << 20;
 }  // namespace
 
 Result<void> Frontend::connect(UniqueFd socket) {
@@ -145,6 +149,18 @@ Result<void> Frontend::setup_rings() {
             if (!reply) return std::unexpected(reply.error());
             auto* given = reply->as<Inflight>();
             if (given == nullptr || reply->fds.size() != 1) return bad_input("malformed GET_INFLIGHT_FD reply");
+            // A back-end is no more trusted than its guest: the region must
+            // hold what it says, and stay that size (a file it could shrink
+            // later would fault the monitor where it touches the mapping).
+            struct stat st{};
+            int seals = ::fcntl(reply->fds[0].get(), F_GET_SEALS);
+            if (given->mmap_size == 0 || given->mmap_size > kMaxInflightBytes ||
+                given->mmap_offset > kMaxInflightBytes || ::fstat(reply->fds[0].get(), &st) != 0 ||
+                static_cast<uint64_t>(st.st_size) < given->mmap_offset + given->mmap_size)
+                return bad_input("the inflight region handed over is smaller than the {} bytes it claims",
+                                 given->mmap_size);
+            if (seals < 0 || !(seals & F_SEAL_SHRINK))
+                return bad_input("the inflight region handed over is not sealed against shrinking");
             // Mapped here so that a device reset can clear it.
             void* p = ::mmap(nullptr, given->mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, reply->fds[0].get(),
                              static_cast<off_t>(given->mmap_offset));

@@ -139,12 +139,19 @@ protected:
         text << file.rdbuf();
         return text.str();
     }
+    static pid_t first_child(pid_t parent) {
+        std::ifstream children("/proc/" + std::to_string(parent) + "/task/" + std::to_string(parent) + "/children");
+        pid_t pid = 0;
+        return children >> pid && pid > 0 ? pid : 0;
+    }
+    // The worker proper: as root, the supervisor's child only waits for it,
+    // its own child, pid 1 of a pid namespace of its own.
     pid_t worker_pid() const {
         for (int i = 0; i < 500; ++i) {
-            std::ifstream children("/proc/" + std::to_string(backend_) + "/task/" + std::to_string(backend_) +
-                                   "/children");
-            pid_t pid = 0;
-            if (children >> pid && pid > 0) return pid;
+            if (pid_t child = first_child(backend_); child > 0) {
+                if (::geteuid() != 0) return child;
+                if (pid_t worker = first_child(child); worker > 0) return worker;
+            }
             std::this_thread::sleep_for(10ms);
         }
         return -1;

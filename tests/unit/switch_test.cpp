@@ -560,8 +560,9 @@ TEST_F(SwitchTest, SegmentationOffloadIsSegmentedForGuestsThatDoNotTakeIt) {
 
 // What one frame may cost the shared worker: a fuzzer's broadcast TSO
 // frame was segmented for every guest that takes none, and a gso_size of
-// 1 asks for a segment per payload byte. Only a frame addressed to the
-// guest is segmented, and only when all its segments fit in its queue.
+// 1 asks for a segment per payload byte. A gso_size below 48 is refused;
+// only a frame addressed to the guest is segmented, and only when all its
+// segments fit in its queue.
 TEST_F(SwitchTest, SegmentationIsBoundedByTheGuestsQueue) {
     fabric_.set_up(c_, {});
     Bytes tcp(20, 0);
@@ -577,8 +578,12 @@ TEST_F(SwitchTest, SegmentationIsBoundedByTheGuestsQueue) {
     ASSERT_TRUE(send(a_, tso(kBroadcast, 1000, 3000)));
     EXPECT_TRUE(drain(c_).empty());
     EXPECT_EQ(counters_[c_].drop_offload, 1u);
-    // gso_size 1: 60,000 segments would be more than a queue ever holds.
-    ASSERT_TRUE(send(a_, tso(kMacC, 1, 60000)));
+    // gso_size 1 (60,000 segments) is refused at once: below Linux's
+    // smallest MSS, 48.
+    EXPECT_FALSE(send(a_, tso(kMacC, 1, 60000)));
+    EXPECT_EQ(counters_[a_].drop_malformed, 1u);
+    // gso_size 48: 1,250 segments would be more than a queue ever holds.
+    ASSERT_TRUE(send(a_, tso(kMacC, 48, 60000)));
     EXPECT_TRUE(drain(c_).empty());
     EXPECT_EQ(counters_[c_].drop_offload, 2u);
     EXPECT_EQ(counters_[c_].segments, 0u);
