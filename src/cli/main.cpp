@@ -5,6 +5,7 @@
 
 #include "cli/create_command.hpp"
 #include "cli/run_command.hpp"
+#include "vhost_user/channel.hpp"
 #include "cli/xl_commands.hpp"
 #include "common/command_line.hpp"
 #include "common/log.hpp"
@@ -39,12 +40,24 @@ int main(int argc, char** argv) {
     auto* control = app.add_subcommand("control", "send one JSON request to a monitor's --control socket");
     control->add_option("socket", control_path, "the socket (hospes run --control)")->required();
     control->add_option("request", control_request, R"(e.g. '{"execute":"power-button"}')")->required();
+    std::string connect_path;
+    control->add_option("--connect", connect_path,
+                        "connect to this unix socket and send the connection with the request (vhost-user-connect: "
+                        "a jailed monitor's new connection to a back-end started again)");
 
     if (auto status = hospes::parse_command_line(app, argc, argv, "hospes")) return *status;
     hospes::log::init(verbose);
     if (app.got_subcommand("run")) return hospes::cli::run_command(run_options);
     if (app.got_subcommand("create")) return hospes::cli::create_command(create_options);
-    if (app.got_subcommand("control")) return hospes::driver_domain::send_request(control_path, control_request);
+    if (app.got_subcommand("control")) {
+        if (connect_path.empty()) return hospes::driver_domain::send_request(control_path, control_request);
+        auto connection = hospes::vhost_user::connect_unix(connect_path);
+        if (!connection) {
+            hospes::log::error("--connect: {}", connection.error().message);
+            return hospes::kExitHostError;
+        }
+        return hospes::driver_domain::send_request(control_path, control_request, connection->fd());
+    }
     for (auto* verb : xl_verbs)
         if (verb->parsed()) return hospes::cli::xl_command(verb->get_name(), xl_options);
     return hospes::kExitBadInput;

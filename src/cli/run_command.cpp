@@ -64,6 +64,10 @@ void add_run_command(CLI::App& app, RunOptions& options) {
                     fmt::format("UID[:GID] of the jail (default {} + 2^20 + the process id; GID defaults to UID)",
                                 kJailUidBase));
     run->add_flag("--no-seccomp", options.no_seccomp, "no seccomp filters on the monitor's threads (debugging)");
+    // A test hook: no guest can reach it, hospesd passes it only when it has --test-hooks itself.
+    run->add_flag("--test-escape-drill", options.escape_drill,
+                  "test hook: the control socket's escape-drill tries what a monitor taken over would (docs/security.md)")
+        ->group("");
     run->add_flag("--balloon", options.balloon,
                   "a virtio-balloon device (the last virtio device): the control socket's balloon request lowers "
                   "the guest's RAM and gives it back to the host, and free pages the guest reports go back too");
@@ -202,7 +206,9 @@ int run_monitor(const RunOptions& options, const MachineConfig& config, JailedMo
         sandbox::JailOptions jail;
         jail.uid = uid;
         jail.gid = gid;
-        jail.limits = {open_files() + 64, config.vcpus + 8u, kConsoleLimits.max_size + (1u << 20)};
+        // Processes: the threads (vCPUs, I/O, console, main) and io_uring's
+        // workers for disks served here, which count as the uid's.
+        jail.limits = {open_files() + 64, config.vcpus + 64u, kConsoleLimits.max_size + (1u << 20)};
         jail.binds = std::move(*binds);
         if (auto r = jailed->enter(std::move(jail)); !r) {
             log::error("{}", r.error().message);
@@ -213,6 +219,7 @@ int run_monitor(const RunOptions& options, const MachineConfig& config, JailedMo
     Machine::RunPolicy policy;
     policy.seccomp = !options.no_seccomp;
     policy.filters.jailed = jailed != nullptr;
+    policy.escape_drill = options.escape_drill;
     int status = (*machine)->run(policy);
     const char* reason = stop_reason_name((*machine)->stop_reason());
     if (jailed != nullptr) {

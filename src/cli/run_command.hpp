@@ -38,6 +38,7 @@ struct RunOptions {
     bool jail = false;           // run jailed (vmm/jailer.hpp)
     std::string jail_user;       // UID[:GID] of the jail; empty: kJailUidBase + 2^20 + this pid
     bool no_seccomp = false;     // no seccomp filters (debugging only)
+    bool escape_drill = false;   // the escape drill's test hook (vmm/escape_drill.hpp)
 };
 
 // The range of users and groups jailed monitors run as: from here up, one

@@ -40,6 +40,10 @@ int main(int argc, char** argv) {
     app.add_option("--metrics", metrics, "serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9101)");
     bool no_cgroups = false;
     app.add_flag("--no-cgroups", no_cgroups, "leave the host's cgroups alone (cpu_weight and cap are not applied)");
+    app.add_flag("--test-hooks", options.test_hooks, "monitors get the escape drill's test hook (for tests only)")
+        ->group("");
+    app.add_option("--image-dir", options.image_dirs,
+                   "kernels, initrds and disk images must be under this directory (repeatable; default: anywhere)");
     bool no_jail = false;
     app.add_flag("--no-jail", no_jail, "run monitors unjailed, as root (for debugging; see docs/security.md)");
     app.add_option("--jail-uid-base", options.jail_uid_base,

@@ -145,7 +145,8 @@ Result<std::unique_ptr<Daemon>> Daemon::create(DaemonOptions options) {
     }
     if (!daemon->options_.blkback.empty()) {
         std::string dir = (fs::path(daemon->options_.state_dir) / "blkback").string();
-        auto blkback = daemon->add_backend("hospes-blkback", daemon->options_.blkback, {"--socket-dir", dir}, dir);
+        auto blkback = daemon->add_backend("hospes-blkback", daemon->options_.blkback,
+                                           {"--socket-dir", dir, "--user", daemon->backend_user()}, dir);
         if (!blkback) return std::unexpected(blkback.error());
         daemon->blkback_ = *blkback;
     }
@@ -285,8 +286,9 @@ Result<void> Daemon::start(Domain& d, bool paused) {
     auto vifs = add_vifs(d);
     if (!vifs) return undo(vifs.error());
     uint32_t jail_uid = options_.jail ? options_.jail_uid_base + d.id : 0;
-    auto pid = start_monitor(options_.monitor, monitor_arguments(d.config, d.id, p, paused, *disks, *vifs, jail_uid), p,
-                             std::chrono::seconds(10), cgroup_procs);
+    auto arguments = monitor_arguments(d.config, d.id, p, paused, *disks, *vifs, jail_uid);
+    if (options_.test_hooks) arguments.push_back("--test-escape-drill");
+    auto pid = start_monitor(options_.monitor, arguments, p, std::chrono::seconds(10), cgroup_procs);
     if (!pid) return undo(pid.error());
     d.pid = *pid;
     auto stat = process_stat(d.pid);
@@ -373,9 +375,22 @@ void Daemon::remove(uint32_t id) {
     if (found == domains_.end()) return;
     Domain& d = found->second;
     if (d.pidfd.valid()) {
+        // A jailed monitor is its jailer's child, which the kernel kills
+        // when the jailer dies: both are waited for, so that no process of
+        // the domain (and so its cgroup) is left.
+        auto children = monitor_children(d.pid);
+        std::vector<UniqueFd> monitors;
+        for (pid_t child : children) monitors.emplace_back(pidfd_open(child));
         pidfd_send_signal(d.pidfd.get(), SIGKILL);
+        for (auto& monitor : monitors)
+            if (monitor.valid()) pidfd_send_signal(monitor.get(), SIGKILL);
         pollfd ended{d.pidfd.get(), POLLIN, 0};
         if (::poll(&ended, 1, 5000) != 1) log::error("domain {}: its monitor {} did not end", id, d.pid);
+        for (auto& monitor : monitors) {
+            pollfd gone{monitor.get(), POLLIN, 0};
+            if (monitor.valid() && ::poll(&gone, 1, 5000) != 1)
+                log::error("domain {}: its jailed monitor did not end", id);
+        }
         ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, d.pidfd.get(), nullptr);
         int status = 0;
         ::waitpid(d.pid, &status, WNOHANG);
@@ -392,9 +407,10 @@ Result<std::vector<std::string>> Daemon::add_disks(const Domain& d) {
     std::vector<std::string> sockets;
     if (!blkback_) return sockets;
     for (const auto& disk : d.config.disks) {
-        std::string name = backend_disk_name(d.id, disk);
-        auto added = blkback_->manage(
-            {{"execute", "add-disk"}, {"disk", fmt::format("{}={}{}", name, disk.target, disk.read_only ? ",ro" : "")}});
+        // Named fields, never a joined spec: no path can read as an option.
+        json fields = {{"name", backend_disk_name(d.id, disk)}, {"path", disk.target}, {"read_only", disk.read_only}};
+        place_socket(d, fields);
+        auto added = blkback_->manage({{"execute", "add-disk"}, {"disk", fields}});
         if (!added) return host_error("disk {}: {}", disk.vdev, added.error().message);
         sockets.push_back(added->value("socket", ""));
     }
@@ -411,13 +427,14 @@ Result<std::vector<std::string>> Daemon::add_vifs(const Domain& d, const Backend
         if (only != nullptr && *backend != only) continue;
         // The card's MAC, its addresses (the only ones it may send from)
         // and rate= as its transmit cap.
-        std::string spec = backend_port_name(d.id, i);
-        if (vif.mac) spec += ",mac=" + cli::format_mac(*vif.mac);
-        for (const auto& ip : vif.ips) spec += ",ip=" + ip;
-        if (vif.rate_bytes_per_second != 0)
-            spec += fmt::format(",tx_bps={},tx_bps_burst={}", vif.rate_bytes_per_second,
-                                std::max<uint64_t>(vif.rate_burst_bytes, 1));
-        auto added = (*backend)->manage({{"execute", "add-port"}, {"port", spec}});
+        json fields = {{"name", backend_port_name(d.id, i)}, {"ips", vif.ips}};
+        place_socket(d, fields);
+        if (vif.mac) fields["mac"] = cli::format_mac(*vif.mac);
+        if (vif.rate_bytes_per_second != 0) {
+            fields["tx_bps"] = vif.rate_bytes_per_second;
+            fields["tx_bps_burst"] = std::max<uint64_t>(vif.rate_burst_bytes, 1);
+        }
+        auto added = (*backend)->manage({{"execute", "add-port"}, {"port", fields}});
         if (!added) return host_error("vif {}: {}", i, added.error().message);
         sockets.push_back(added->value("socket", ""));
     }
@@ -449,13 +466,21 @@ Result<BackendProcess*> Daemon::add_backend(std::string name, const std::string&
     return backends_.back().get();
 }
 
+std::string Daemon::backend_user() const {
+    // Below the monitors' range: each back-end's workers a user of their
+    // own, shared with no monitor and no other back-end.
+    uint32_t uid = options_.jail_uid_base - 1 - static_cast<uint32_t>(backends_.size());
+    return fmt::format("{}:{}", uid, uid);
+}
+
 Result<BackendProcess*> Daemon::netback(const std::string& bridge) {
     if (auto found = netbacks_.find(bridge); found != netbacks_.end()) return found->second;
     // Its uplink: a tap on the bridge, or for cards on no bridge one tap
     // the host may address (hospesnb0), as the monitor's own tap would be.
     std::string dir = (fs::path(options_.state_dir) / (bridge.empty() ? "netback" : "netback-" + bridge)).string();
     auto backend = add_backend(bridge.empty() ? "hospes-netback" : "hospes-netback-" + bridge, options_.netback,
-                               {"--socket-dir", dir, "--uplink", bridge.empty() ? "tap=hospesnb0" : "bridge=" + bridge},
+                               {"--socket-dir", dir, "--uplink", bridge.empty() ? "tap=hospesnb0" : "bridge=" + bridge,
+                                "--user", backend_user()},
                                dir);
     if (!backend) return std::unexpected(backend.error());
     netbacks_[bridge] = *backend;
@@ -481,23 +506,23 @@ void Daemon::backend_ended(size_t index) {
     for (const auto& [id, d] : domains_) {
         if (d.pid == 0) continue;
         auto added = &backend == blkback_ ? add_disks(d) : add_vifs(d, &backend);
+        // A jailed monitor finds the new socket in its own directory.
         if (!added) log::error("domain {}: {}", id, added.error().message);
-        else if (options_.jail) hand_connections(d, *added);
     }
 }
 
-void Daemon::hand_connections(const Domain& d, const std::vector<std::string>& sockets) {
-    for (const auto& socket : sockets) {
-        auto channel = vhost_user::connect_unix(socket);
-        if (!channel) {
-            log::error("domain {}: {}", d.id, channel.error().message);
-            continue;
-        }
-        int fd = channel->fd();
-        auto handed = json_request(paths(d.id).control, {{"execute", "vhost-user-connect"}, {"socket", socket}},
-                                   std::chrono::seconds(10), fd);
-        if (!handed) log::error("domain {}: cannot hand it a connection to {}: {}", d.id, socket, handed.error().message);
+void Daemon::place_socket(const Domain& d, json& fields) const {
+    if (!options_.jail) return;
+    // The domain's sockets in a directory of its own, its user's: the
+    // monitor's jail sees that directory and nothing else, and finds a
+    // back-end's new socket there after the back-end was started again.
+    uint32_t uid = options_.jail_uid_base + d.id;
+    std::string dir = domain_dir(d.id) + "/vhost";
+    if (::mkdir(dir.c_str(), 0700) == 0 || errno == EEXIST) {
+        if (::chown(dir.c_str(), uid, uid) != 0) log::warn("domain {}: cannot give {} to its user: {}", d.id, dir, std::strerror(errno));
     }
+    fields["socket"] = dir + "/" + fields["name"].get<std::string>() + ".sock";
+    fields["owner"] = uid;
 }
 
 Domain* Daemon::find(const json& request, std::string& error) {
@@ -513,6 +538,28 @@ Domain* Daemon::find(const json& request, std::string& error) {
     return nullptr;
 }
 
+Result<void> Daemon::check_image_dirs(const DomainConfig& config) const {
+    if (options_.image_dirs.empty()) return {};
+    auto allowed = [&](const std::string& path, const char* what) -> Result<void> {
+        std::error_code error;
+        auto real = fs::canonical(path, error);
+        if (error) return bad_input("{} '{}': {}", what, path, error.message());
+        for (const auto& dir : options_.image_dirs) {
+            auto base = fs::canonical(dir, error);
+            if (error) continue;
+            auto relative = real.lexically_relative(base);
+            if (!relative.empty() && *relative.begin() != "..") return {};
+        }
+        return bad_input("{} '{}' is outside the directories hospesd serves images from (--image-dir)", what, path);
+    };
+    if (auto r = allowed(config.kernel, "kernel"); !r) return r;
+    if (!config.ramdisk.empty())
+        if (auto r = allowed(config.ramdisk, "ramdisk"); !r) return r;
+    for (const auto& disk : config.disks)
+        if (auto r = allowed(disk.target, "disk"); !r) return r;
+    return {};
+}
+
 json Daemon::create(const json& request) {
     auto config = domain_from_json(request.value("domain", json()));
     if (!config) return failure(config.error().message);
@@ -521,6 +568,7 @@ json Daemon::create(const json& request) {
                                    config->name));
     for (const auto& [id, d] : domains_)
         if (d.config.name == config->name) return failure(fmt::format("domain '{}' already exists", config->name));
+    if (auto allowed = check_image_dirs(*config); !allowed) return failure(allowed.error().message);
     auto paused = request.find("paused");
     if (paused != request.end() && !paused->is_boolean()) return failure("\"paused\" must be true or false");
     if (config->uuid.empty()) config->uuid = random_uuid();

@@ -38,6 +38,10 @@ struct DaemonOptions {
     bool cgroups = true;  // weights and caps through the host's cgroups
     bool jail = true;     // each monitor jailed (hospes run --jail), as user jail_uid_base + the domain's id
     uint32_t jail_uid_base = 0x70000000;
+    bool test_hooks = false;  // monitors get the escape drill's hook (tests only)
+    // When not empty: kernels, initrds and disk images must be under one of
+    // these directories (symbolic links resolved).
+    std::vector<std::string> image_dirs;
 };
 
 // A domain as hospesd keeps it (its state file, domain.json).
@@ -76,6 +80,8 @@ private:
     void monitor_ended(uint32_t id);
     void remove(uint32_t id);
     Domain* find(const nlohmann::json& request, std::string& error);
+    // With --image-dir: the domain's kernel, initrd and disks are under one.
+    Result<void> check_image_dirs(const DomainConfig& config) const;
     uint32_t next_id();
     // The domain's disks in hospes-blkback and its cards in the netback of
     // their bridge: added before its monitor starts (the sockets the
@@ -90,9 +96,11 @@ private:
     Result<BackendProcess*> add_backend(std::string name, const std::string& program, std::vector<std::string> arguments,
                                         const std::string& dir);
     void backend_ended(size_t index);
-    // After a back-end was started again: a jailed monitor cannot reach the
-    // new socket, so hospesd connects for it and hands the connection over.
-    void hand_connections(const Domain& domain, const std::vector<std::string>& sockets);
+    // The --user of the next back-end added (see backend_user in daemon.cpp).
+    std::string backend_user() const;
+    // With jails: the device's socket goes in the domain's own directory,
+    // owned by its user (the "socket" and "owner" fields of an add).
+    void place_socket(const Domain& domain, nlohmann::json& fields) const;
 
     // The API's commands (docs/api.md), one member each. Those of the host
     // take the request; those of a domain also get the domain it names.

@@ -100,9 +100,9 @@ Result<bool> DomainGroups::limit(uint32_t id, uint64_t guest_memory, uint32_t vc
         if (auto r = write_value(dir(id) + "/memory.max", std::to_string(guest_memory + kMonitorOverhead)); !r)
             return std::unexpected(r.error());
     // The jailer, the monitor and its threads: the vCPUs, I/O, console,
-    // main, and room for the allocator's.
+    // main, and io_uring's workers for disks it serves itself.
     if (offered("pids.max"))
-        if (auto r = write_value(dir(id) + "/pids.max", std::to_string(vcpus + 16)); !r) return std::unexpected(r.error());
+        if (auto r = write_value(dir(id) + "/pids.max", std::to_string(vcpus + 72)); !r) return std::unexpected(r.error());
     if (offered("io.weight")) {
         unsigned io_weight = std::clamp(std::clamp(weight, 1u, 65535u) * 100 / 256, 1u, 10000u);
         if (auto r = write_value(dir(id) + "/io.weight", fmt::format("default {}", io_weight)); !r)

@@ -1,6 +1,7 @@
 #include "toolstack/monitor_process.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -178,19 +179,19 @@ std::optional<ProcessStat> one_process(pid_t pid) {
     return stat;
 }
 
-std::vector<pid_t> children(pid_t pid) {
+}  // namespace
+
+std::vector<pid_t> monitor_children(pid_t pid) {
     std::ifstream in(fmt::format("/proc/{}/task/{}/children", pid, pid));
     std::vector<pid_t> result;
     for (pid_t child; in >> child;) result.push_back(child);
     return result;
 }
 
-}  // namespace
-
 std::optional<ProcessStat> process_stat(pid_t pid) {
     auto stat = one_process(pid);
     if (!stat) return std::nullopt;
-    for (pid_t child : children(pid)) {
+    for (pid_t child : monitor_children(pid)) {
         if (auto c = one_process(child)) {
             stat->cpu_ticks += c->cpu_ticks;
             stat->running = stat->running || c->running;
@@ -201,7 +202,7 @@ std::optional<ProcessStat> process_stat(pid_t pid) {
 
 std::map<pid_t, pid_t> host_thread_ids(pid_t pid) {
     std::map<pid_t, pid_t> ids;
-    auto processes = children(pid);
+    auto processes = monitor_children(pid);
     processes.push_back(pid);
     for (pid_t process : processes) {
         std::error_code error;
@@ -222,16 +223,24 @@ std::map<pid_t, pid_t> host_thread_ids(pid_t pid) {
 
 Result<nlohmann::json> json_request(const std::string& control_socket, const nlohmann::json& request,
                                     std::chrono::seconds timeout_after, int fd) {
-    UniqueFd socket(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    // A monitor is no more trusted than its guest: its answer is waited for
+    // at most `timeout` in all (not per read: one byte at a time would hold
+    // hospesd for ever) and is at most 1 MiB.
+    auto deadline = std::chrono::steady_clock::now() + timeout_after;
+    UniqueFd socket(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     if (!socket.valid()) return errno_error("socket");
     sockaddr_un address{};
     address.sun_family = AF_UNIX;
     if (control_socket.size() >= sizeof(address.sun_path)) return host_error("'{}': path too long", control_socket);
     std::memcpy(address.sun_path, control_socket.c_str(), control_socket.size());
+    // A unix socket connects at once, or its backlog is full (EAGAIN).
     if (::connect(socket.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0)
         return errno_error("cannot connect to '{}'", control_socket);
-    timeval timeout{static_cast<time_t>(timeout_after.count()), 0};
-    ::setsockopt(socket.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    auto wait = [&](short events) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        pollfd ready{socket.get(), events, 0};
+        return left.count() > 0 && ::poll(&ready, 1, static_cast<int>(left.count())) == 1;
+    };
     std::string line = request.dump() + "\n";
     iovec data{line.data(), line.size()};
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))]{};
@@ -247,13 +256,14 @@ Result<nlohmann::json> json_request(const std::string& control_socket, const nlo
         c->cmsg_len = CMSG_LEN(sizeof(int));
         std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
     }
-    if (::sendmsg(socket.get(), &message, MSG_NOSIGNAL) != static_cast<ssize_t>(line.size()))
+    if (!wait(POLLOUT) || ::sendmsg(socket.get(), &message, MSG_NOSIGNAL) != static_cast<ssize_t>(line.size()))
         return errno_error("cannot send to '{}'", control_socket);
     std::string answer;
     char buffer[4096];
     while (answer.find('\n') == std::string::npos) {
+        if (!wait(POLLIN)) return host_error("no answer from '{}' within {} s", control_socket, timeout_after.count());
         ssize_t n = ::read(socket.get(), buffer, sizeof(buffer));
-        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
         if (n <= 0) return host_error("no answer from '{}'", control_socket);
         answer.append(buffer, static_cast<size_t>(n));
         if (answer.size() > (1 << 20)) return host_error("the answer from '{}' is too long", control_socket);

@@ -57,6 +57,9 @@ struct ProcessStat {
 };
 std::optional<ProcessStat> process_stat(pid_t pid);
 
+// The children of process `pid` (a jailer's: its monitor).
+std::vector<pid_t> monitor_children(pid_t pid);
+
 // The host's thread ids of the threads of `pid`'s children and `pid`
 // itself, by the ids they have in their own pid namespace (a jailed
 // monitor's vcpu_threads are those): NSpid in /proc.

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <latch>
 #include <thread>
@@ -360,6 +361,9 @@ int Machine::run(const RunPolicy& policy) {
     install_vcpu_kick_handler();
     MonitorFilterContext filters = policy.filters;
     filters.pid = ::getpid();
+    escape_drill_ = policy.escape_drill;
+    // The drill's thread without a filter is made before any thread loads one.
+    if (escape_drill_) unfiltered_drill_.emplace();
     // Each thread loads its own filter first; no vCPU runs the guest before
     // every thread has one (`ready`), and main's is loaded (`go`).
     std::latch ready(static_cast<std::ptrdiff_t>(vcpus_.size()) + 2), go(1);
@@ -443,15 +447,46 @@ Result<void> Machine::pin_vcpu(size_t vcpu, const std::vector<unsigned>& cpus) {
 }
 
 Result<std::vector<sandbox::JailBind>> Machine::prepare_jail(uid_t uid, gid_t gid) {
+    namespace fs = std::filesystem;
     std::vector<sandbox::JailBind> binds;
+    // A directory that holds this monitor's sockets and nothing else (as
+    // hospesd makes one per domain) is bound whole, so that a back-end
+    // started again, whose socket is new, is found there; any other socket
+    // alone (a back-end started again by hand then needs a connection
+    // handed over: vhost-user-connect).
+    auto exclusive = [&](const fs::path& dir) {
+        std::error_code error;
+        for (const auto& entry : fs::directory_iterator(dir, error)) {
+            bool ours = std::any_of(vhost_users_.begin(), vhost_users_.end(),
+                                    [&](const VhostUserSlot& s) { return fs::path(s.socket) == entry.path(); });
+            if (!ours) return false;
+        }
+        return !error;
+    };
+    std::vector<std::string> bound_dirs;
     for (size_t i = 0; i < vhost_users_.size(); ++i) {
         auto& slot = vhost_users_[i];
+        fs::path socket(slot.socket), dir = socket.parent_path();
+        std::string inside;
+        if (exclusive(dir)) {
+            auto at = std::find(bound_dirs.begin(), bound_dirs.end(), dir.string());
+            size_t index = static_cast<size_t>(at - bound_dirs.begin());
+            if (at == bound_dirs.end()) {
+                bound_dirs.push_back(dir.string());
+                binds.push_back({dir.string(), fmt::format("vhost-user-{}", index)});
+                if (::chown(dir.c_str(), uid, gid) != 0 || ::chmod(dir.c_str(), 0700) != 0)
+                    return errno_error("vhost-user: cannot give '{}' to the jail's user {}", dir.string(), uid);
+            }
+            inside = fmt::format("/vhost-user-{}/{}", index, socket.filename().string());
+        } else {
+            std::string name = fmt::format("vhost-user-{}.sock", i);
+            binds.push_back({slot.socket, name});
+            inside = "/" + name;
+        }
         // Only this domain (and root) may connect to its back-end's socket.
         if (::chown(slot.socket.c_str(), uid, gid) != 0 || ::chmod(slot.socket.c_str(), 0600) != 0)
             return errno_error("vhost-user '{}': cannot give the socket to the jail's user {}", slot.socket, uid);
-        std::string name = fmt::format("vhost-user-{}.sock", i);
-        binds.push_back({slot.socket, name});
-        slot.transport->with_device([&](virtio::Device&) { slot.device->set_socket_path("/" + name); });
+        slot.transport->with_device([&](virtio::Device&) { slot.device->set_socket_path(inside); });
     }
     if (control_) control_->keep_socket_file();
     return binds;
@@ -527,6 +562,15 @@ std::string Machine::control_answer(std::string_view text) {
         auto set = set_memory_target(target->get<uint64_t>() * MiB);
         if (!set) return error(set.error().message);
         return json{{"return", json::object()}}.dump();
+    }
+    if (command == "escape-drill" && escape_drill_) {
+        EscapeAttempt attempt;
+        attempt.what = request.value("attempt", "");
+        attempt.path = request.value("path", "");
+        attempt.pid = request.value("pid", 0);
+        log::warn("escape drill: {} {}{}", attempt.what, attempt.path, attempt.pid != 0 ? std::to_string(attempt.pid) : "");
+        auto result = request.value("unfiltered", false) ? unfiltered_drill_->run(attempt) : run_escape_attempt(attempt);
+        return json{{"return", std::move(result)}}.dump();
     }
     if (command == "vhost-user-connect") {
         // A connection to a back-end that was started again, made by whoever

@@ -17,6 +17,7 @@
 #include "kvm/vm.hpp"
 #include "vmm/control_server.hpp"
 #include "vmm/event_loop.hpp"
+#include "vmm/escape_drill.hpp"
 #include "vmm/filters.hpp"
 #include "sandbox/jail.hpp"
 #include "vmm/guest_memory.hpp"
@@ -88,6 +89,7 @@ public:
     struct RunPolicy {
         bool seccomp = true;  // each thread loads its allowlist (vmm/filters.hpp)
         MonitorFilterContext filters;
+        bool escape_drill = false;  // the test hook of vmm/escape_drill.hpp
     };
     // Runs the guest until it reboots, powers off or crashes, or the host
     // signals the monitor; returns the monitor's exit status.
@@ -155,6 +157,8 @@ private:
     std::vector<pthread_t> vcpu_threads_;  // set before the control socket is served
     std::vector<pid_t> vcpu_tids_;         // the same threads' ids, for the toolstack's vcpu-list
     UniqueFd status_file_;                 // /proc/self/status, opened before any jail
+    bool escape_drill_ = false;
+    std::optional<UnfilteredDrill> unfiltered_drill_;
     // The vhost-user devices (owned by their transports) by the socket
     // they were first connected to, which the control socket's
     // vhost-user-connect names.
