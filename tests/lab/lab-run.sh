@@ -17,7 +17,7 @@
 #                  it: pass a copy.
 #   --env N=V      set N=V for the test script (written to /lab/env, which
 #                  lib.sh reads); repeatable. Of the caller's environment
-#                  only LAB_MONITOR, LAB_TRACE, LAB_THP, LAB_SHMEM_THP and BENCH_* reach the lab, the same way.
+#                  only LAB_MONITOR, LAB_JAIL, LAB_TRACE, LAB_THP, LAB_SHMEM_THP and BENCH_* reach the lab, the same way.
 #   --file S:D     put the file S into the lab at the absolute path D (with
 #                  the test script, so the lab is not rebuilt); repeatable.
 # Environment:
@@ -129,9 +129,9 @@ cp "$TEST_SCRIPT" "$TMP/extra/lab/test.sh"
 cp "$LIB" "$TMP/extra/lab/lib.sh"
 chmod 755 "$TMP/extra/lab/test.sh"
 : >"$TMP/extra/lab/env"
-# The caller's LAB_MONITOR, LAB_TRACE, LAB_THP, LAB_SHMEM_THP and BENCH_* first, so --env wins.
+# The caller's LAB_MONITOR, LAB_JAIL, LAB_TRACE, LAB_THP, LAB_SHMEM_THP and BENCH_* first, so --env wins.
 FROM_ENV=()
-while IFS= read -r e; do FROM_ENV+=("$e"); done < <(env | grep -E '^(LAB_MONITOR|LAB_TRACE|LAB_THP|LAB_SHMEM_THP|BENCH_[A-Z0-9_]+)=' || true)
+while IFS= read -r e; do FROM_ENV+=("$e"); done < <(env | grep -E '^(LAB_MONITOR|LAB_JAIL|LAB_TRACE|LAB_THP|LAB_SHMEM_THP|BENCH_[A-Z0-9_]+)=' || true)
 for e in "${FROM_ENV[@]}" "${ENVS[@]}"; do
     # Single-quoted for the lab's sh, whatever the value holds.
     printf "export %s='%s'\n" "${e%%=*}" "$(printf '%s' "${e#*=}" | sed "s/'/'\\\\''/g")" >>"$TMP/extra/lab/env"

@@ -25,7 +25,7 @@
 # that guest_start runs: `hospes run ARGS`, or QEMU's microvm machine with
 # the same devices (qemu_args below), so a workload can be run under both.
 #
-#   guest_start NAME [hospes run args...]   start the guest
+#   guest_start NAME [hospes run args...]   start the guest (jailed: hospes run --jail)
 #   guest_spawn NAME COMMAND...             start a guest under any monitor
 #   guest_wait PATTERN [TIMEOUT]            wait for an ERE in the output
 #   guest_send LINE                         type a line on the console
@@ -113,7 +113,12 @@ guest_start() {
     local name=$1
     shift
     if is_hospes; then
-        guest_spawn "$name" hospes run "$@"
+        # Jailed, as hospesd runs every monitor (LAB_JAIL=0: not).
+        if [ "${LAB_JAIL:-1}" = 1 ]; then
+            guest_spawn "$name" hospes run --jail "$@"
+        else
+            guest_spawn "$name" hospes run "$@"
+        fi
     else
         qemu_args "$@"
         # shellcheck disable=SC2086  # QEMU_ARGS is a list of words
@@ -233,7 +238,12 @@ guest_spawn() {
     # finished child stays a zombie (and `kill -0` keeps succeeding) until the
     # shell reaps it, so polling the pid alone would not notice the exit.
     (
-        "$@" <"$GUEST_FIFO" >"$GUEST_OUT" 2>&1 7>&- 8>&- 9>&- &
+        # GUEST_STDERR: the monitor's messages apart from the console.
+        if [ -n "${GUEST_STDERR:-}" ]; then
+            "$@" <"$GUEST_FIFO" >"$GUEST_OUT" 2>"$GUEST_STDERR" 7>&- 8>&- 9>&- &
+        else
+            "$@" <"$GUEST_FIFO" >"$GUEST_OUT" 2>&1 7>&- 8>&- 9>&- &
+        fi
         echo $! >"$GUEST_PID_FILE"
         wait $!
         echo $? >"$GUEST_STATUS_FILE"
@@ -427,6 +437,58 @@ netback_pick() {
     awk '{ for (i = 1; i <= length($0); i++) { c = substr($0, i, 1); if (c == "{") d++; if (d >= 3) b = b c;
            if (c == "}") { if (d == 3) { print b; b = "" } d-- } } }' |
         grep "\"name\":\"$1\"" | grep -o "\"$2\":[0-9]*" | cut -d: -f2
+}
+
+# hospesd in the lab (lab.toolstack, lab.jail): its state, socket and the
+# helpers that find its domains.
+STATE=/var/lib/hospes
+export HOSPESD_SOCKET=/run/hospes/hospesd.sock
+# start_hospesd [OPTIONS...]: in the background (HOSPESD), once it answers
+# (a killed one leaves its socket file behind).
+start_hospesd() {
+    hospesd "$@" >>/tmp/hospesd.log 2>&1 &
+    HOSPESD=$!
+    local i=0
+    while ! xl list >/dev/null 2>&1 && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+}
+id_of() { xl list | awk -v n="$1" '$1 == n { print $2 }'; }
+log_of() { echo "$STATE/logs/domain-$(id_of "$1").console.log"; }
+# pid_of NAME: the process hospesd started for the domain (the jailer of a
+# jailed monitor); monitor_of PID: the monitor itself, the jailer's child.
+pid_of() { xl list -l "$1" | sed -n 's/.*"pid": \([0-9]*\).*/\1/p'; }
+monitor_of() {
+    local child
+    child=$(cat "/proc/$1/task/$1/children" 2>/dev/null | cut -d' ' -f1)
+    echo "${child:-$1}"
+}
+# booted NAME COUNT: waits until the domain's console shows its COUNT-th boot.
+booted() {
+    [ -n "$(id_of "$1")" ] || return 1
+    local i=0
+    while [ "$(grep -c 'hospes-guest: user space reached' "$(log_of "$1")" 2>/dev/null)" -lt "$2" ] && [ $i -lt 600 ]; do
+        sleep 0.5
+        i=$((i + 1))
+    done
+    [ $i -lt 600 ]
+}
+
+# console_cmd NAME COMMAND MARKER: types COMMAND on the domain's console
+# through `xl console`, waits for MARKER in what comes back, detaches.
+console_cmd() {
+    rm -f /tmp/cin /tmp/cout
+    mkfifo /tmp/cin
+    xl console "$1" </tmp/cin >/tmp/cout 2>&1 &
+    cpid=$!
+    exec 9>/tmp/cin
+    sleep 0.3
+    printf '%s\n' "$2" >&9
+    i=0
+    while ! tr -d '\r' </tmp/cout | grep -q "$3" && [ $i -lt 300 ]; do sleep 0.2; i=$((i + 1)); done
+    printf '\035' >&9
+    exec 9>&-
+    wait $cpid
+    CONSOLE_STATUS=$?
+    CONSOLE_VALUE=$(tr -d '\r' </tmp/cout | grep "$3" | tail -n 1 | cut -d= -f2-)
 }
 
 finish() {

@@ -42,7 +42,12 @@ mkdir -p $SOCKETS
 # started again at once may wait up to 5 s for its predecessor's lock).
 start_blkback() {
     rm -f $SOCKETS/root.sock
-    hospes-blkback --socket-dir $SOCKETS --disk root=/dev/vda 2>>/tmp/blkback.log &
+    # The guest's socket alone in its directory (its control and manage
+    # sockets elsewhere), as hospesd gives each domain one: a jailed monitor
+    # sees that directory, and a back-end started again makes its new
+    # socket there.
+    hospes-blkback --socket-dir $SOCKETS --control /tmp/blkback-control --manage /tmp/blkback-manage \
+        --disk root=/dev/vda 2>>/tmp/blkback.log &
     BLKBACK=$!
     i=0
     while [ ! -S $SOCKETS/root.sock ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done

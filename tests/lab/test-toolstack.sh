@@ -34,24 +34,15 @@ LAB_TEST_NAME=toolstack
 
 mount -t cgroup2 none /sys/fs/cgroup
 
-STATE=/var/lib/hospes
-pid_of() { xl list -l "$1" | sed -n 's/.*"pid": \([0-9]*\).*/\1/p'; }
-# The monitors' pids: processes running `hospes run`.
+# The monitors' pids: processes running `hospes run` (a jailed monitor and
+# its jailer).
 monitors() {
     for p in /proc/[0-9]*; do
         if tr '\0' ' ' <$p/cmdline 2>/dev/null | grep -q '^/usr/bin/hospes run '; then echo "${p#/proc/}"; fi
     done
 }
-export HOSPESD_SOCKET=/run/hospes/hospesd.sock
-start_hospesd() {
-    hospesd --metrics 127.0.0.1:9101 >>/tmp/hospesd.log 2>&1 &
-    HOSPESD=$!
-    # Until it answers: a killed one leaves its socket file behind.
-    i=0
-    while ! xl list >/dev/null 2>&1 && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-}
 ip link set lo up  # the metrics are served on 127.0.0.1
-start_hospesd
+start_hospesd --metrics 127.0.0.1:9101
 check "[ -S $HOSPESD_SOCKET ]" "hospesd serves its socket"
 
 ip link add xenbr0 type bridge && ip link set xenbr0 up
@@ -79,18 +70,6 @@ for d in web1 web2 web3; do
     out=$(xl create /tmp/cfg/$d.cfg 2>&1)
     check "[ $? = 0 ]" "xl create $d.cfg (said: $(echo $out))"
 done
-id_of() { xl list | awk -v n="$1" '$1 == n { print $2 }'; }
-log_of() { echo "$STATE/logs/domain-$(id_of "$1").console.log"; }
-# booted NAME COUNT: waits until the domain's console shows its COUNT-th boot.
-booted() {
-    [ -n "$(id_of "$1")" ] || return 1
-    i=0
-    while [ "$(grep -c 'hospes-guest: user space reached' "$(log_of "$1")" 2>/dev/null)" -lt "$2" ] && [ $i -lt 600 ]; do
-        sleep 0.5
-        i=$((i + 1))
-    done
-    [ $i -lt 600 ]
-}
 for d in web1 web2 web3; do
     check "booted $d 1" "$d boots to user space"
 done
@@ -115,24 +94,6 @@ check "[ $? != 0 ] && echo \"\$out\" | grep -q 'already exists'" "a second web1 
 out=$(xl pause nosuch 2>&1)
 check "[ $? = 1 ] && [ \"\$(echo \"\$out\" | wc -l)\" = 1 ]" "xl pause of an unknown domain: one line, status 1 (said: $out)"
 
-# console_cmd NAME COMMAND MARKER: types COMMAND on the domain's console
-# through `xl console`, waits for MARKER in what comes back, detaches.
-console_cmd() {
-    rm -f /tmp/cin /tmp/cout
-    mkfifo /tmp/cin
-    xl console "$1" </tmp/cin >/tmp/cout 2>&1 &
-    cpid=$!
-    exec 9>/tmp/cin
-    sleep 0.3
-    printf '%s\n' "$2" >&9
-    i=0
-    while ! tr -d '\r' </tmp/cout | grep -q "$3" && [ $i -lt 300 ]; do sleep 0.2; i=$((i + 1)); done
-    printf '\035' >&9
-    exec 9>&-
-    wait $cpid
-    CONSOLE_STATUS=$?
-    CONSOLE_VALUE=$(tr -d '\r' </tmp/cout | grep "$3" | tail -n 1 | cut -d= -f2-)
-}
 console_cmd web1 'echo CONSOLE=$((40+2))' '^CONSOLE='
 check "[ \"$CONSOLE_VALUE\" = 42 ] && [ $CONSOLE_STATUS = 0 ]" \
     "xl console: the command ran in web1 and Ctrl-] detached (got '$CONSOLE_VALUE', status $CONSOLE_STATUS)"
@@ -155,7 +116,7 @@ check "xl list web1 | grep -q -E '^web1 .* [-rb]{2}---- '" "unpaused, web1 runs 
 # 3b. mem-set: the balloon lowers the guest's MemTotal and gives the
 # memory back to the host (the monitor's RSS).
 meminfo() { console_cmd web1 "echo $1=\$(grep $2 /proc/meminfo | tr -s ' ' | cut -d' ' -f2)" "^$1="; }
-rss_kib() { awk '/VmRSS/ { print $2 }' "/proc/$1/status"; }
+rss_kib() { awk '/VmRSS/ { print $2 }' "/proc/$(monitor_of "$1")/status"; }
 meminfo MT1 MemTotal
 mt1=$CONSOLE_VALUE
 console_cmd web1 'dd if=/dev/zero of=/tmp/fill bs=1M count=80 2>/dev/null; echo FILLED=1' '^FILLED='
@@ -290,7 +251,7 @@ wait $HOSPESD 2>/dev/null
 sleep 1
 check "[ -n \"$pid3\" ] && [ \"\$(monitors)\" = \"$pid3\" ]" "web3's monitor ($pid3) outlives hospesd"
 rm -f $HOSPESD_SOCKET
-start_hospesd
+start_hospesd --metrics 127.0.0.1:9101
 check "xl list | grep -q -E '^web3 +[0-9]+ +96 +1 '" "a new hospesd lists web3"
 console_cmd web3 'echo READOPTED=$((40+2))' '^READOPTED='
 check "[ \"$CONSOLE_VALUE\" = 42 ]" "xl console works on the re-adopted web3"
@@ -321,7 +282,7 @@ domain_file cpu2 96 1 'cpu_weight = 512'
 xl create /tmp/cfg/cpu1.cfg && xl create /tmp/cfg/cpu2.cfg
 check "booted cpu1 1 && booted cpu2 1" "two domains with weights 256 and 512 boot"
 for d in cpu1 cpu2; do console_cmd $d 'while :; do :; done & echo SPIN=$((40+2))' '^SPIN='; done
-ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+ticks() { awk '{ print $14 + $15 }' "/proc/$(monitor_of "$1")/stat"; }
 p1=$(pid_of cpu1) p2=$(pid_of cpu2)
 sleep 3
 a0=$(ticks "$p1") b0=$(ticks "$p2")
