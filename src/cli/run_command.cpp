@@ -184,6 +184,9 @@ int run_monitor(const RunOptions& options, const MachineConfig& config, JailedMo
     log::cap_output(log_previous.get(), kLogLimits);
     // Writing past the jail's file-size limit fails (EFBIG) rather than kill.
     std::signal(SIGXFSZ, SIG_IGN);
+    // The log's time zone, read now: no thread may open /etc/localtime
+    // under its filter (nor find it in the jail).
+    ::tzset();
 
     auto machine = Machine::create(config, console);
     if (!machine) {
@@ -202,7 +205,6 @@ int run_monitor(const RunOptions& options, const MachineConfig& config, JailedMo
             log::error("{}", binds.error().message);
             return exit_status_for(binds.error());
         }
-        ::tzset();  // the log's time zone, read while /etc is there
         sandbox::JailOptions jail;
         jail.uid = uid;
         jail.gid = gid;

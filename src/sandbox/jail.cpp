@@ -68,8 +68,18 @@ Result<void> empty_root(const std::vector<JailBind>& binds) {
     // pivot_root(".", ".") stacks the old root under the new one, and
     // detaching "." then drops it: nothing of the host stays reachable.
     if (::chdir(dir) != 0) return errno_error("jail: chdir {}", dir);
-    if (::syscall(SYS_pivot_root, ".", ".") != 0) return errno_error("jail: pivot_root");
-    if (::umount2(".", MNT_DETACH) != 0) return errno_error("jail: cannot detach the host's root");
+    if (::syscall(SYS_pivot_root, ".", ".") == 0) {
+        if (::umount2(".", MNT_DETACH) != 0) return errno_error("jail: cannot detach the host's root");
+    } else if (errno == EINVAL) {
+        // The host runs from its initramfs (rootfs, which cannot be pivoted
+        // away): the empty root is moved over "/" and chrooted into, as
+        // switch_root does. The host's files lie under it, out of reach of a
+        // process without capabilities (no unmount, no chroot).
+        if (::mount(".", "/", nullptr, MS_MOVE, nullptr) != 0) return errno_error("jail: cannot move the empty root over /");
+        if (::chroot(".") != 0) return errno_error("jail: chroot");
+    } else {
+        return errno_error("jail: pivot_root");
+    }
     if (::chdir("/") != 0) return errno_error("jail: chdir /");
     if (::mount(nullptr, "/", nullptr, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
         return errno_error("jail: cannot make the empty root read-only");

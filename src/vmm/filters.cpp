@@ -26,6 +26,8 @@ void add_runtime(Allowlist& list) {
     list.allow_if("mmap", {{2, PROT_EXEC, 0}})
         .allow_if("mprotect", {{2, PROT_EXEC, 0}})
         .allow("munmap")
+        // The allocator's main arena grows by brk (any thread may fall back to it).
+        .allow("brk")
         .allow_if("madvise", {{2, kAll, MADV_DONTNEED}})
         .allow("futex")
         .allow("clock_gettime")
@@ -49,6 +51,9 @@ Allowlist vcpu_allowlist(const MonitorFilterContext&) {
     // The kick (SIGUSR1) that stops KVM_RUN returns through rt_sigreturn;
     // a wait it interrupted may be restarted.
     list.allow("rt_sigreturn").allow("restart_syscall");
+    // A vCPU waiting for the I/O thread to finish a device's activation
+    // or reset yields.
+    list.allow("sched_yield");
     return list;
 }
 
