@@ -260,7 +260,9 @@ int run_command(const RunOptions& options) {
         log::error("--jail needs root (it makes namespaces and changes user)");
         return kExitHostError;
     }
-    JailerOptions jailer{user->first, user->second, options.exit_file};
+    JailerOptions jailer{user->first, user->second, options.exit_file, {}};
+    for (const auto* path : {&options.control, &options.console_socket})
+        if (!path->empty()) jailer.remove_at_exit.push_back(*path);
     int status = run_jailed(jailer, [&](JailedMonitor& jailed) {
         return run_monitor(options, *config, &jailed, user->first, user->second);
     });

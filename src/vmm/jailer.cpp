@@ -91,6 +91,34 @@ int run_jailed(const JailerOptions& options, const std::function<int(JailedMonit
     for (int signal : {SIGINT, SIGTERM, SIGHUP, SIGCHLD}) sigaddset(&signals, signal);
     ::sigprocmask(SIG_BLOCK, &signals, nullptr);
 
+    // The remover: root, outside the jail, holding nothing but its end of
+    // a pipe. A byte from the jailer arms it (the sockets are the
+    // monitor's by then); the pipe's end (the jailer gone) sets it off.
+    UniqueFd arm_remover;
+    if (!options.remove_at_exit.empty()) {
+        int ends[2];
+        if (::pipe2(ends, O_CLOEXEC) != 0) {
+            log::error("pipe: {}", std::strerror(errno));
+            return kExitHostError;
+        }
+        pid_t remover = ::fork();
+        if (remover == 0) {
+            sandbox::close_other_fds(std::span<const int>(&ends[0], 1));
+            bool armed = false;
+            char byte;
+            for (ssize_t n; (n = ::read(ends[0], &byte, 1)) != 0;)
+                if (n == 1) armed = true;
+            if (armed)
+                for (const auto& path : options.remove_at_exit) ::unlink(path.c_str());
+            ::_exit(0);
+        }
+        ::close(ends[0]);
+        arm_remover = UniqueFd(ends[1]);
+        if (remover < 0) {
+            log::error("fork: {}", std::strerror(errno));
+            return kExitHostError;
+        }
+    }
     auto child = sandbox::spawn_jailed();
     if (!child) {
         log::error("{}", child.error().message);
@@ -122,6 +150,7 @@ int run_jailed(const JailerOptions& options, const std::function<int(JailedMonit
                 said.append(buffer, static_cast<size_t>(n));
                 if (!jailed && said.find(kJailed) != std::string::npos) {
                     jailed = true;
+                    if (arm_remover.valid()) [[maybe_unused]] auto armed = ::write(arm_remover.get(), "!", 1);
                     // The monitor's own user, an empty root, no capability,
                     // a filter of a few calls: all it does from here on is
                     // wait, pass signals on and write the report.

@@ -19,6 +19,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/error.hpp"
 #include "sandbox/filter.hpp"
@@ -45,6 +46,10 @@ struct JailerOptions {
     uid_t uid = 0;
     gid_t gid = 0;
     std::string exit_file;  // the exit report, written by the jailer; empty: none
+    // Sockets the monitor makes (control, console) that nothing jailed
+    // can remove: a helper left outside the jail removes them once the
+    // jailer has ended, if the monitor got as far as its jail.
+    std::vector<std::string> remove_at_exit;
 };
 
 // Runs `monitor` jailed (see the top) and returns the status to exit with.
