@@ -1,5 +1,7 @@
 #include "driver_domain/options.hpp"
 
+#include <filesystem>
+
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -72,8 +74,18 @@ Result<void> read_socket_place(std::string_view key, const nlohmann::json& value
 Result<UniqueFd> listen_device(const std::string& path, const SocketPlace& place) {
     auto listener = vhost_user::listen_unix(path);
     if (!listener) return std::unexpected(listener.error());
-    if (place.owner != 0 && (::chown(path.c_str(), place.owner, place.owner) != 0 || ::chmod(path.c_str(), 0600) != 0))
-        return errno_error("cannot give the socket '{}' to user {}", path, place.owner);
+    uid_t owner = place.owner;
+    gid_t group = place.owner;
+    // A socket made in a directory given to a user (a jailed monitor's,
+    // which sees that directory) is that user's: a back-end started again
+    // makes it anew, and the monitor must be able to connect to it.
+    struct stat dir{};
+    if (owner == 0 && ::stat(std::filesystem::path(path).parent_path().c_str(), &dir) == 0 && dir.st_uid != 0) {
+        owner = dir.st_uid;
+        group = dir.st_gid;
+    }
+    if (owner != 0 && (::chown(path.c_str(), owner, group) != 0 || ::chmod(path.c_str(), 0600) != 0))
+        return errno_error("cannot give the socket '{}' to user {}", path, owner);
     return std::move(*listener);
 }
 

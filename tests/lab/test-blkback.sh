@@ -73,7 +73,14 @@ random_pause() {
 acked() { guest_text | grep -E '^ACK [0-9]+$' | cut -d' ' -f2; }
 last_acked() { local n; n=$(acked | tail -n 1); echo "${n:-0}"; }
 reconnects() { guest_text | grep -c 'reconnected after [0-9]* ms'; }
-worker_pid() { cut -d' ' -f1 /proc/"$BLKBACK"/task/"$BLKBACK"/children 2>/dev/null; }
+# The worker proper: the supervisor's child only waits for it (its child,
+# pid 1 of a pid namespace of its own).
+worker_pid() {
+    local waiter inner
+    waiter=$(cut -d' ' -f1 /proc/"$BLKBACK"/task/"$BLKBACK"/children 2>/dev/null)
+    [ -n "$waiter" ] && inner=$(cut -d' ' -f1 /proc/"$waiter"/task/"$waiter"/children 2>/dev/null)
+    echo "${inner:-$waiter}"
+}
 # resumed N: wait (60 s at most) until the monitor has reconnected N times
 # and the guest has then acknowledged one more record; 1 when it does not
 # (or a write failed, or the monitor exited).

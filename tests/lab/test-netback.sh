@@ -54,7 +54,14 @@ ip link set $TAP up
 
 ctl() { hospes-netback --control $DIR/control --send "$1"; }
 field() { netback_field $DIR/control "$1" "$2"; }
-worker() { cat /proc/$NETBACK/task/$NETBACK/children 2>/dev/null | cut -d' ' -f1; }
+# The worker proper: the supervisor's child only waits for it (its child,
+# pid 1 of a pid namespace of its own).
+worker() {
+    local waiter inner
+    waiter=$(cut -d' ' -f1 /proc/"$NETBACK"/task/"$NETBACK"/children 2>/dev/null)
+    [ -n "$waiter" ] && inner=$(cut -d' ' -f1 /proc/"$waiter"/task/"$waiter"/children 2>/dev/null)
+    echo "${inner:-$waiter}"
+}
 centis() { awk '{ printf "%d\n", $1 * 100 }' /proc/uptime; }
 # snapshot: the back-end's counters now (read with `from NAME KEY`), and
 # the lab's clock just after, in hundredths of a second. Rates take one
