@@ -177,8 +177,16 @@ echo "lab-test: $((t1 - t0)) ms of flood: console log $log1 and previous generat
 # 1 MiB of burst, 64 KiB/s, and the notices; never more than two 16 MiB files.
 check "[ $size -le $((1048576 + 65536 * (t1 - t0) / 1000 + 65536)) ] && [ $size -le 33554432 ]" \
     "the console log holds the cap: $size bytes in $(((t1 - t0) / 1000)) s"
-check "cat /tmp/flood.out /tmp/flood.out.1 2>/dev/null | grep -a -q 'bytes of output dropped'" \
-    "the log says what the cap dropped"
+# Under the lab's emulated CPU a guest may not write faster than the cap
+# (one run: 2.9 MB in 60 s): the drop notice is asked for only when the
+# output reached the cap.
+allowed=$((1048576 + 65536 * (t1 - t0) / 1000))
+if [ $size -ge $((allowed * 9 / 10)) ]; then
+    check "cat /tmp/flood.out /tmp/flood.out.1 2>/dev/null | grep -a -q 'bytes of output dropped'" \
+        "the log says what the cap dropped"
+else
+    echo "lab-test: the guest wrote $size bytes, under the cap's $allowed: nothing was dropped"
+fi
 check "[ $slow = 0 ]" "the lab host stayed responsive ($slow of 6 looks at /proc took over 2 s)"
 guest_stop
 finish
