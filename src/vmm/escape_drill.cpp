@@ -94,6 +94,10 @@ nlohmann::json run_escape_attempt(const EscapeAttempt& a) {
 
 UnfilteredDrill::UnfilteredDrill() {
     thread_ = std::thread([this] {
+        // Named (by itself: prctl, no /proc in the jail), so that a look
+        // from outside can tell the one thread without a filter (only with
+        // --test-escape-drill) from the monitor's own.
+        ::pthread_setname_np(::pthread_self(), "drill-nofilter");
         std::unique_lock lock(mutex_);
         for (;;) {
             changed_.wait(lock, [this] { return stop_ || attempt_.has_value(); });
@@ -107,9 +111,6 @@ UnfilteredDrill::UnfilteredDrill() {
             changed_.notify_all();
         }
     });
-    // Named, so that a look from outside can tell the one thread without a
-    // filter (only with --test-escape-drill) from the monitor's own.
-    ::pthread_setname_np(thread_.native_handle(), "drill-nofilter");
 }
 
 UnfilteredDrill::~UnfilteredDrill() {
