@@ -212,7 +212,7 @@ TEST_F(JailTest, TheJailerReportsWhyTheMonitorEnded) {
     auto report = dir_ / "exit.json";
     auto run = [&](const std::function<int(JailedMonitor&)>& monitor) {
         return in_child([&] {
-            return run_jailed({kUid, kUid, report.string()}, monitor);
+            return run_jailed({kUid, kUid, report.string(), {}}, monitor);
         });
     };
     // A monitor that jails itself and powers off.
@@ -248,7 +248,7 @@ TEST_F(JailTest, TheJailerPassesSignalsOn) {
     auto report = dir_ / "exit.json";
     pid_t jailer = ::fork();
     if (jailer == 0) {
-        ::_exit(run_jailed({kUid, kUid, report.string()}, [](JailedMonitor& jailed) {
+        ::_exit(run_jailed({kUid, kUid, report.string(), {}}, [](JailedMonitor& jailed) {
             if (::getpid() != 1) return 4;
             sigset_t set;
             sigemptyset(&set);
