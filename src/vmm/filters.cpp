@@ -51,9 +51,6 @@ Allowlist vcpu_allowlist(const MonitorFilterContext&) {
     // The kick (SIGUSR1) that stops KVM_RUN returns through rt_sigreturn;
     // a wait it interrupted may be restarted.
     list.allow("rt_sigreturn").allow("restart_syscall");
-    // A vCPU waiting for the I/O thread to finish a device's activation
-    // or reset yields.
-    list.allow("sched_yield");
     return list;
 }
 
@@ -81,9 +78,8 @@ Allowlist io_allowlist(const MonitorFilterContext& context) {
     list.allow_if("madvise", {{2, kAll, MADV_REMOVE}}).allow("getrandom");
     // Timers: a card's transmit cap, vhost-user retries.
     list.allow("timerfd_settime");
-    // pause stops the vCPUs (pthread_kill: tgkill on this process only);
-    // vcpu-pin.
-    list.allow("getpid").allow_if("tgkill", {{0, kAll, static_cast<uint64_t>(context.pid)}, {2, kAll, SIGUSR1}});
+    // pause stops the vCPUs (tgkill on this process only); vcpu-pin.
+    list.allow_if("tgkill", {{0, kAll, static_cast<uint64_t>(context.pid)}, {2, kAll, SIGUSR1}});
     list.allow("sched_setaffinity");
     return list;
 }
@@ -103,7 +99,7 @@ Allowlist main_allowlist(const MonitorFilterContext& context) {
     add_runtime(list);
     // Waits for a stop request or a host signal, then kicks the vCPUs out
     // of KVM_RUN and reports.
-    list.allow("poll").allow("read").allow("getpid");
+    list.allow("poll").allow("read");
     list.allow_if("tgkill", {{0, kAll, static_cast<uint64_t>(context.pid)}, {2, kAll, SIGUSR1}});
     // The monitor's own memory use, from /proc/self/status opened before.
     list.allow("pread64").allow("mincore");

@@ -360,13 +360,18 @@ Result<void> Machine::add_virtio_devices(std::vector<std::unique_ptr<virtio::Dev
 int Machine::run(const RunPolicy& policy) {
     install_vcpu_kick_handler();
     MonitorFilterContext filters = policy.filters;
-    filters.pid = ::getpid();
+    filters.pid = pid_ = ::getpid();
     escape_drill_ = policy.escape_drill;
     // The drill's thread without a filter is made before any thread loads one.
     if (escape_drill_) unfiltered_drill_.emplace();
     // Each thread loads its own filter first; no vCPU runs the guest before
-    // every thread has one (`ready`), and main's is loaded (`go`).
-    std::latch ready(static_cast<std::ptrdiff_t>(vcpus_.size()) + 2), go(1);
+    // every thread has one (`ready`), and main's is loaded (`go`: a mutex
+    // and a condition, since std::latch's wait spins on sched_yield, one
+    // more call for the vCPU's filter).
+    std::latch ready(static_cast<std::ptrdiff_t>(vcpus_.size()) + 2);
+    std::mutex go_mutex;
+    std::condition_variable go_changed;
+    bool go = false;
     auto confine = [&](const sandbox::Allowlist& list) {
         bool loaded = true;
         if (policy.seccomp) {
@@ -395,16 +400,19 @@ int Machine::run(const RunPolicy& policy) {
     vcpu_tids_.assign(vcpus_.size(), 0);
     auto vcpu_list = vcpu_allowlist(filters);
     for (auto& vcpu : vcpus_) {
-        threads.emplace_back([this, &vcpu, &confine, &go, &vcpu_list] {
+        threads.emplace_back([&, this] {
             // Named "vcpuN" for ps and top; its id known before control requests.
             ::pthread_setname_np(::pthread_self(), fmt::format("vcpu{}", vcpu.id()).c_str());
-            vcpu_tids_[vcpu.id()] = static_cast<pid_t>(::gettid());
+            __atomic_store_n(&vcpu_tids_[vcpu.id()], static_cast<pid_t>(::gettid()), __ATOMIC_RELEASE);
             sigset_t kick;
             sigemptyset(&kick);
             sigaddset(&kick, SIGUSR1);
             pthread_sigmask(SIG_UNBLOCK, &kick, nullptr);
             bool confined = confine(vcpu_list);
-            go.wait();
+            {
+                std::unique_lock lock(go_mutex);
+                go_changed.wait(lock, [&] { return go; });
+            }
             if (confined) run_vcpu(vcpu, VcpuBuses{pio_, mmio_}, stop_, pause_gate_);
         });
         vcpu_threads_.push_back(threads.back().native_handle());
@@ -422,10 +430,14 @@ int Machine::run(const RunPolicy& policy) {
             stop_.request(StopReason::HostError);
         }
     }
-    go.count_down();
+    {
+        std::lock_guard lock(go_mutex);
+        go = true;
+    }
+    go_changed.notify_all();
     int status = stop_.wait();
     pause_gate_.release();
-    for (size_t i = 0; i < threads.size(); ++i) kick_vcpu(vcpus_[i], threads[i].native_handle());
+    kick_vcpus();
     for (auto& thread : threads) thread.join();
     io_loop_->stop();
     serial_->stop_input();
@@ -433,6 +445,11 @@ int Machine::run(const RunPolicy& policy) {
     console_.stop();
     log_memory_use();
     return status;
+}
+
+void Machine::kick_vcpus() {
+    for (size_t i = 0; i < vcpus_.size(); ++i)
+        kick_vcpu(vcpus_[i], pid_, __atomic_load_n(&vcpu_tids_[i], __ATOMIC_ACQUIRE));
 }
 
 Result<void> Machine::pin_vcpu(size_t vcpu, const std::vector<unsigned>& cpus) {
@@ -512,7 +529,7 @@ Result<void> Machine::pause() {
     std::lock_guard lock(pause_mutex_);
     if (paused_) return {};
     pause_gate_.close();
-    for (size_t i = 0; i < vcpus_.size(); ++i) kick_vcpu(vcpus_[i], vcpu_threads_[i]);
+    kick_vcpus();
     if (!pause_gate_.wait_parked(vcpus_.size(), std::chrono::seconds(5))) {
         pause_gate_.open();
         return host_error("the vCPUs did not stop within 5 s");

@@ -126,6 +126,8 @@ private:
     // One control request (JSON) and its answer.
     std::string control_answer(std::string_view request);
     void log_memory_use() const;
+    // Every vCPU out of KVM_RUN soon (pause, stop).
+    void kick_vcpus();
 
     kvm::System system_;
     kvm::Vm vm_;
@@ -155,7 +157,10 @@ private:
     bool paused_ = false;
     uint64_t paused_clock_ = 0;        // the guest's kvmclock when it was paused
     std::vector<pthread_t> vcpu_threads_;  // set before the control socket is served
-    std::vector<pid_t> vcpu_tids_;         // the same threads' ids, for the toolstack's vcpu-list
+    // The same threads' ids (each written by its thread), for the kicks and
+    // the toolstack's vcpu-list.
+    std::vector<pid_t> vcpu_tids_;
+    pid_t pid_ = 0;
     UniqueFd status_file_;                 // /proc/self/status, opened before any jail
     bool escape_drill_ = false;
     std::optional<UnfilteredDrill> unfiltered_drill_;

@@ -1,6 +1,8 @@
 #include "vmm/vcpu_loop.hpp"
 
 #include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <ctime>
@@ -79,10 +81,13 @@ void install_vcpu_kick_handler() {
     ::sigaction(kKickSignal, &action, nullptr);  // no SA_RESTART: KVM_RUN returns EINTR
 }
 
-void kick_vcpu(kvm::Vcpu& vcpu, pthread_t thread) {
-    // immediate_exit covers the window before the thread re-enters KVM_RUN.
+void kick_vcpu(kvm::Vcpu& vcpu, pid_t pid, pid_t tid) {
+    // immediate_exit covers the window before the thread re-enters KVM_RUN
+    // (and a thread whose id is not known yet).
     __atomic_store_n(&vcpu.run_area()->immediate_exit, 1, __ATOMIC_SEQ_CST);
-    ::pthread_kill(thread, kKickSignal);
+    // tgkill itself, not pthread_kill: that one asks getpid (and blocks
+    // every signal around it), one more call for the filters to allow.
+    if (tid != 0) ::syscall(SYS_tgkill, pid, tid, kKickSignal);
 }
 
 void run_vcpu(kvm::Vcpu& vcpu, VcpuBuses buses, StopSignal& stop, PauseGate& pause) {

@@ -44,8 +44,9 @@ private:
 
 // Installs the no-op handler of the signal that kicks a vCPU out of KVM_RUN.
 void install_vcpu_kick_handler();
-// Makes `vcpu` return from KVM_RUN soon, from any thread.
-void kick_vcpu(kvm::Vcpu& vcpu, pthread_t thread);
+// Makes `vcpu`, run by thread `tid` of process `pid`, return from KVM_RUN
+// soon, from any thread.
+void kick_vcpu(kvm::Vcpu& vcpu, pid_t pid, pid_t tid);
 
 // Runs until stop is requested; reports guest reset/shutdown/crash to `stop`.
 // While `pause` is closed the thread parks instead of running the guest.
