@@ -10,7 +10,7 @@
 // floor of process creation on this host), so both see the same noise; the
 // launch time is reported as a ratio to it.
 //
-// Usage: monitor_bench [--runs N] [--launches M]
+// Usage: monitor_bench [--runs N] [--launches M] [--jail]
 //   N rounds for the latency and memory figures (default 30); M guests
 //   launched to completion for each throughput figure (default 100).
 // Exit status: 0 after printing the figures, or when /dev/kvm cannot be used
@@ -122,10 +122,26 @@ std::optional<int64_t> number_after(std::string_view text, std::string_view key)
     return value;
 }
 
-std::vector<std::string> guest_command(std::string_view memory, bool verbose) {
-    std::vector<std::string> argv{HOSPES_BINARY};
+// The binaries, as built; HOSPES_BINARY and HOSPES_TEST_GUEST say where
+// they are elsewhere (the nested lab: bench/lab-jail-cost.sh).
+std::string hospes_binary() {
+    const char* given = std::getenv("HOSPES_BINARY");
+    return given != nullptr ? given : HOSPES_BINARY;
+}
+std::string test_guest() {
+    const char* given = std::getenv("HOSPES_TEST_GUEST");
+    return given != nullptr ? given : TEST_GUEST;
+}
+
+std::vector<std::string> guest_command(std::string_view memory, bool verbose, bool jailed = false) {
+    std::vector<std::string> argv{hospes_binary()};
     if (verbose) argv.emplace_back("-v");
-    for (std::string_view arg : {"run", "--kernel", TEST_GUEST, "--cmdline", "hello", "--memory"}) argv.emplace_back(arg);
+    argv.emplace_back("run");
+    // As hospesd runs every monitor (a user of its own, namespaces, seccomp).
+    if (jailed) argv.emplace_back("--jail");
+    for (std::string arg : {std::string("--kernel"), test_guest(), std::string("--cmdline"), std::string("hello"),
+                            std::string("--memory")})
+        argv.push_back(arg);
     argv.emplace_back(memory);
     return argv;
 }
@@ -139,8 +155,8 @@ struct Launch {
     double overhead_kib = 0;
 };
 
-std::optional<Launch> launch_guest(std::string_view memory, std::string& failure) {
-    ChildResult child = run_child(guest_command(memory, true));
+std::optional<Launch> launch_guest(std::string_view memory, std::string& failure, bool jailed = false) {
+    ChildResult child = run_child(guest_command(memory, true, jailed));
     if (!child.succeeded()) {
         failure = "hospes run --memory " + std::string(memory) + " failed (wait status " +
                   std::to_string(child.wait_status) + "):\n" + child.stderr_text;
@@ -247,17 +263,20 @@ bool parse_count(const char* text, int& out) {
 int main(int argc, char** argv) {
     int rounds = 30;
     int launches = 100;
+    bool jail = false;
     for (int i = 1; i < argc; ++i) {
         std::string_view arg = argv[i];
         bool ok = i + 1 < argc;
-        if (ok && arg == "--runs")
+        if (arg == "--jail")
+            ok = jail = true;
+        else if (ok && arg == "--runs")
             ok = parse_count(argv[++i], rounds);
         else if (ok && arg == "--launches")
             ok = parse_count(argv[++i], launches);
         else
             ok = false;
         if (!ok) {
-            std::fprintf(stderr, "usage: %s [--runs N] [--launches M]\n", argv[0]);
+            std::fprintf(stderr, "usage: %s [--runs N] [--launches M] [--jail]\n", argv[0]);
             return 2;
         }
     }
@@ -269,7 +288,7 @@ int main(int argc, char** argv) {
 
     utsname host{};
     ::uname(&host);
-    std::printf("monitor_bench: hospes %s, test guest %s\n", HOSPES_BINARY, TEST_GUEST);
+    std::printf("monitor_bench: hospes %s, test guest %s\n", hospes_binary().c_str(), test_guest().c_str());
     std::printf("host: %s %s, %u CPUs, load average %s\n", host.sysname, host.release,
                 std::thread::hardware_concurrency(), load_average().c_str());
     std::fflush(stdout);
@@ -278,7 +297,7 @@ int main(int argc, char** argv) {
     std::string failure;
     for (int i = 0; i < 3; ++i) {
         peer_true_ms();
-        if (!launch_guest("64M", failure)) {
+        if (!launch_guest("64M", failure) || (jail && !launch_guest("64M", failure, true))) {
             std::printf("monitor_bench: %s\n", failure.c_str());
             return 1;
         }
@@ -286,10 +305,16 @@ int main(int argc, char** argv) {
 
     // Latency and memory: rounds of (peer, 64 MiB guest, 1 GiB guest).
     std::vector<double> peer, first_run, first_run_1g, cpu, to_exit, overhead, overhead_1g, rss, rss_1g, ratio;
+    std::vector<double> jailed_first_run, jailed_cpu, jailed_rss, jailed_overhead, jail_ratio;
     for (int round = 0; round < rounds; ++round) {
         double peer_ms = peer_true_ms();
         auto small = launch_guest("64M", failure);
         auto big = small ? launch_guest("1G", failure) : std::nullopt;
+        std::optional<Launch> jailed;
+        if (small && big && jail) {
+            jailed = launch_guest("64M", failure, true);
+            if (!jailed) big.reset();
+        }
         if (!small || !big) {
             std::printf("monitor_bench: round %d: %s\n", round + 1, failure.c_str());
             return 1;
@@ -304,6 +329,13 @@ int main(int argc, char** argv) {
         overhead_1g.push_back(big->overhead_kib);
         rss_1g.push_back(big->rss_kib);
         ratio.push_back(small->to_first_run_ms / peer_ms);
+        if (jailed) {
+            jailed_first_run.push_back(jailed->to_first_run_ms);
+            jailed_cpu.push_back(jailed->cpu_ms);
+            jailed_rss.push_back(jailed->rss_kib);
+            jailed_overhead.push_back(jailed->overhead_kib);
+            jail_ratio.push_back(jailed->to_first_run_ms / small->to_first_run_ms);
+        }
     }
 
     // Throughput: guests launched and run to completion, back to back.
@@ -327,6 +359,19 @@ int main(int argc, char** argv) {
     row("monitor overhead KiB (rss - guest resident), 1 GiB", summarize(overhead_1g), "%10.0f %10.0f\n");
     row("monitor rss KiB, 64 MiB guest", summarize(rss), "%10.0f %10.0f\n");
     row("monitor rss KiB, 1 GiB guest", summarize(rss_1g), "%10.0f %10.0f\n");
+    if (jail) {
+        // The jail's cost, launch by launch beside the unjailed one (goal: at most 1.10).
+        Summary jailed_s = summarize(jailed_first_run), jailed_rss_s = summarize(jailed_rss);
+        std::printf("\nthe jail (hospes run --jail, as hospesd runs every monitor), 64 MiB guest, same rounds\n");
+        row("jailed: spawn -> first KVM_RUN, wall ms", jailed_s);
+        row("jailed: monitor CPU time at first KVM_RUN, ms", summarize(jailed_cpu));
+        row("jailed: monitor overhead KiB (rss - guest resident)", summarize(jailed_overhead), "%10.0f %10.0f\n");
+        row("jailed: monitor rss KiB", jailed_rss_s, "%10.0f %10.0f\n");
+        row("ratio: jailed / unjailed first KVM_RUN, per round", summarize(jail_ratio), "%9.2fx %9.2fx\n");
+        std::printf("  %-56s %9.2fx\n", "ratio of the medians: jailed / unjailed first KVM_RUN", jailed_s.median / first_s.median);
+        std::printf("  %-56s %9.2fx\n", "ratio of the medians: jailed / unjailed monitor rss",
+                    jailed_rss_s.median / summarize(rss).median);
+    }
 
     std::printf("\nthroughput: %d launches each, run to completion (64 MiB, exit via i8042 reset)\n", launches);
     std::printf("  %-56s %10.1f\n", "VMs launched and completed per second, 1 at a time", rate_1);

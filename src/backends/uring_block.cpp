@@ -76,12 +76,20 @@ Result<std::unique_ptr<UringBlock>> UringBlock::open(const std::string& path, co
     return served;
 }
 
-Result<DiskRing> make_disk_ring(const OpenDisk& disk, unsigned depth) {
+namespace {
+
+// The system call for every registration: Debian 12's liburing 2.3
+// declares io_uring_register_restrictions and io_uring_enable_rings but
+// does not export them.
+Result<void> register_ring(int ring, unsigned opcode, const void* argument, unsigned count, const char* what) {
+    if (::syscall(__NR_io_uring_register, ring, opcode, argument, count) < 0) return errno_error("{}", what);
+    return {};
+}
+
+}  // namespace
+
+Result<DiskRing> make_spare_ring(unsigned depth) {
     DiskRing made;
-    auto fail = [](int r, const char* what) {
-        errno = -r;
-        return errno_error("{}", what);
-    };
     made.event = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!made.event.valid()) return errno_error("eventfd");
     // Created disabled, so that the restrictions are in place before the
@@ -89,22 +97,21 @@ Result<DiskRing> make_disk_ring(const OpenDisk& disk, unsigned depth) {
     // whoever serves the disk maps it.
     made.params.flags = IORING_SETUP_R_DISABLED;
     int ring = io_uring_setup(depth, &made.params);
-    if (ring < 0) return fail(ring, "io_uring_setup");
+    if (ring < 0) {
+        errno = -ring;
+        return errno_error("io_uring_setup");
+    }
     made.ring = UniqueFd(ring);
-    // Debian 12's liburing 2.3 declares io_uring_register_restrictions and
-    // io_uring_enable_rings but does not export them: the system call for
-    // every registration.
-    auto register_ring = [&](unsigned opcode, const void* argument, unsigned count) {
-        long r = ::syscall(__NR_io_uring_register, ring, opcode, argument, count);
-        return r < 0 ? -errno : 0;
-    };
-    int files[] = {disk.file.get()};
-    if (int r = register_ring(IORING_REGISTER_FILES, files, 1); r < 0) return fail(r, "io_uring_register_files");
+    // One file slot, empty until attach_disk fills it.
+    int files[] = {-1};
+    if (auto r = register_ring(ring, IORING_REGISTER_FILES, files, 1, "io_uring_register_files"); !r)
+        return std::unexpected(r.error());
     // Every completion signals the eventfd. (The "async only" variant is no
     // use here: completions that arrive through task work, such as O_DIRECT
     // and async buffered reads, would never be signalled.)
     int event = made.event.get();
-    if (int r = register_ring(IORING_REGISTER_EVENTFD, &event, 1); r < 0) return fail(r, "io_uring_register_eventfd");
+    if (auto r = register_ring(ring, IORING_REGISTER_EVENTFD, &event, 1, "io_uring_register_eventfd"); !r)
+        return std::unexpected(r.error());
     io_uring_restriction restrictions[7] = {};
     uint8_t allowed[] = {IORING_OP_READV, IORING_OP_WRITEV, IORING_OP_FSYNC, IORING_OP_FALLOCATE};
     for (size_t i = 0; i < std::size(allowed); ++i) {
@@ -119,10 +126,27 @@ Result<DiskRing> make_disk_ring(const OpenDisk& disk, unsigned depth) {
     // the disk, not later with the ring's asynchronous teardown.
     restrictions[6].opcode = IORING_RESTRICTION_REGISTER_OP;
     restrictions[6].register_op = IORING_UNREGISTER_FILES;
-    if (int r = register_ring(IORING_REGISTER_RESTRICTIONS, restrictions, 7); r < 0)
-        return fail(r, "io_uring restrictions");
-    if (int r = register_ring(IORING_REGISTER_ENABLE_RINGS, nullptr, 0); r < 0) return fail(r, "io_uring enable");
+    if (auto r = register_ring(ring, IORING_REGISTER_RESTRICTIONS, restrictions, 7, "io_uring restrictions"); !r)
+        return std::unexpected(r.error());
     return made;
+}
+
+Result<void> attach_disk(const DiskRing& ring, const OpenDisk& disk) {
+    // Still disabled, so still free to register: the disk goes into the
+    // one slot, and then the restrictions hold for good.
+    int files[] = {disk.file.get()};
+    io_uring_files_update update{.offset = 0, .resv = 0, .fds = reinterpret_cast<uint64_t>(files)};
+    if (auto r = register_ring(ring.ring.get(), IORING_REGISTER_FILES_UPDATE, &update, 1, "io_uring_register_files_update");
+        !r)
+        return r;
+    return register_ring(ring.ring.get(), IORING_REGISTER_ENABLE_RINGS, nullptr, 0, "io_uring enable");
+}
+
+Result<DiskRing> make_disk_ring(const OpenDisk& disk, unsigned depth) {
+    auto ring = make_spare_ring(depth);
+    if (!ring) return ring;
+    if (auto r = attach_disk(*ring, disk); !r) return std::unexpected(r.error());
+    return ring;
 }
 
 Result<std::unique_ptr<UringBlock>> UringBlock::adopt(const OpenDisk& opened, const DiskRing& ring) {

@@ -47,6 +47,12 @@ struct DiskRing {
     io_uring_params params{};
 };
 Result<DiskRing> make_disk_ring(const OpenDisk& disk, unsigned depth);
+// The same in two steps, for a disk not known yet: a spare ring, made and
+// restricted by the privileged process but not enabled, whose one file
+// slot attach_disk() fills (and then enables it) where the disk arrives,
+// with nothing but io_uring_register.
+Result<DiskRing> make_spare_ring(unsigned depth);
+Result<void> attach_disk(const DiskRing& ring, const OpenDisk& disk);
 
 class UringBlock final : public BlockBackend {
 public:

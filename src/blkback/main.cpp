@@ -103,6 +103,7 @@ int main(int argc, char** argv) {
     options.restarts = &worker_restarts;
     options.prepare_worker = [&] { return (*server)->prepare_worker(); };
     options.worker_fds = [&] { return (*server)->worker_fds(); };
+    options.worker_outgrown = [&] { return (*server)->worker_outgrown(); };
     auto manager = hospes::driver_domain::ManageSocket::listen(manage, [&](std::string_view line, int channel) {
         return hospes::blkback::manage_answer(**server, line, channel, worker_restarts);
     });

@@ -97,12 +97,11 @@ sandbox::Allowlist worker_allowlist() {
     for (const char* name : {"munmap", "madvise", "mremap", "brk", "memfd_create", "ftruncate"}) list.allow(name);
     const uint64_t fcntls[] = {F_GETFL, F_SETFL, F_DUPFD_CLOEXEC, F_ADD_SEALS, F_GET_SEALS};
     list.allow_values("fcntl", 1, fcntls).allow("lseek");
-    // The supervisor's rings, entered; and a ring for a disk added while
-    // it runs (an io_uring cannot be passed over a socket), made
-    // restricted before its first use (backends::make_disk_ring).
-    list.allow("io_uring_enter").allow("io_uring_setup");
-    const uint64_t registrations[] = {IORING_REGISTER_FILES, IORING_UNREGISTER_FILES, IORING_REGISTER_EVENTFD,
-                                      IORING_REGISTER_RESTRICTIONS, IORING_REGISTER_ENABLE_RINGS};
+    // The supervisor's rings, entered (never made here: io_uring's
+    // operations bypass seccomp); a disk added while it runs goes into a
+    // spare one, restricted already (backends::attach_disk).
+    list.allow("io_uring_enter");
+    const uint64_t registrations[] = {IORING_REGISTER_FILES_UPDATE, IORING_REGISTER_ENABLE_RINGS};
     list.allow_values("io_uring_register", 1, registrations);
     // Signals, threads' primitives, time, exit.
     for (const char* name : {"rt_sigprocmask", "rt_sigreturn", "signalfd4", "futex", "getpid", "gettid",
@@ -297,10 +296,15 @@ Result<std::string> Server::add(DiskExport config, int worker_channel) {
     auto slot = open_export(std::move(config), 1000);
     if (!slot) return std::unexpected(slot.error());
     const Export& e = *exports_[*slot];
-    if (worker_channel >= 0) {
-        // Linux will not pass an io_uring over a unix socket (EINVAL): a
-        // running worker makes this disk's ring itself; the next one
-        // inherits it from here.
+    if (worker_channel >= 0 && spares_left_ == 0) {
+        // Linux will not pass an io_uring over a unix socket (EINVAL), and
+        // the worker may not make one: a new worker takes over.
+        log::info("{}: the worker has no spare ring left; a new one starts with a ring for every disk",
+                  e.config.name);
+        worker_outgrown_ = true;
+    } else if (worker_channel >= 0) {
+        // The worker puts the disk into one of the spare rings it started with.
+        --spares_left_;
         nlohmann::json message = {{"add", fields},
                                   {"slot", *slot},
                                   {"size", e.disk.size},
@@ -363,6 +367,17 @@ void Server::manager_message() {
     e->host_device = request.value("host_device", uint64_t{0});
     e->shared = shared_disks() + slot;
     e->config = std::move(*spec);
+    // The supervisor sends no more disks than there are spares.
+    if (spare_rings_.empty()) {
+        log::error("{}: no spare ring left for it", e->config.name);
+        return;
+    }
+    if (auto r = backends::attach_disk(spare_rings_.back(), e->disk); !r) {
+        log::error("{}: {}", e->config.name, r.error().message);
+        return;
+    }
+    e->ring = std::move(spare_rings_.back());
+    spare_rings_.pop_back();
     if (exports_.size() <= slot) exports_.resize(slot + 1);
     exports_[slot] = std::move(e);
     if (auto r = start_serving(slot, Clock::now()); !r) log::error("{}: {}", exports_[slot]->config.name, r.error().message);
@@ -376,6 +391,14 @@ Result<void> Server::prepare_worker() {
         if (!ring) return std::unexpected(Error{ring.error().kind, e->config.name + ": " + ring.error().message});
         e->ring = std::move(*ring);
     }
+    spare_rings_.clear();
+    for (size_t i = 0; i < kSpareRings; ++i) {
+        auto ring = backends::make_spare_ring(kRingDepth);
+        if (!ring) return std::unexpected(Error{ring.error().kind, "a spare ring: " + ring.error().message});
+        spare_rings_.push_back(std::move(*ring));
+    }
+    spares_left_ = kSpareRings;
+    worker_outgrown_ = false;
     return {};
 }
 
@@ -386,6 +409,7 @@ std::vector<int> Server::worker_fds() const {
         for (int fd : {e->disk.file.get(), e->listener.get(), e->ring.ring.get(), e->ring.event.get()})
             if (fd >= 0) fds.push_back(fd);
     }
+    for (const auto& ring : spare_rings_) fds.insert(fds.end(), {ring.ring.get(), ring.event.get()});
     return fds;
 }
 
@@ -408,16 +432,6 @@ void Server::accept(Export& disk) {
         // One front-end per disk: a second would write the same disk.
         log::warn("{}: refusing a second connection while one is served", disk.config.name);
         return;
-    }
-    // The supervisor's ring, or for a disk added since this worker
-    // started, one of its own (restricted the same way).
-    if (!disk.ring.ring.valid()) {
-        auto ring = backends::make_disk_ring(disk.disk, kRingDepth);
-        if (!ring) {
-            log::warn("{}: {}", disk.config.name, ring.error().message);
-            return;
-        }
-        disk.ring = std::move(*ring);
     }
     auto backend = backends::UringBlock::adopt(disk.disk, disk.ring);
     if (!backend) {

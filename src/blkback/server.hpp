@@ -108,8 +108,15 @@ public:
     Result<void> remove(std::string_view name, int worker_channel);
 
     // In the supervisor, before each worker starts: every disk gets a fresh
-    // ring (the dead worker's go, and with them whatever it left in flight).
+    // ring (the dead worker's go, and with them whatever it left in flight),
+    // and the worker kSpareRings spare ones for the disks added while it
+    // runs (it may not make rings, and a ring cannot be sent to it).
     Result<void> prepare_worker();
+    static constexpr size_t kSpareRings = 8;
+    // In the supervisor: a disk was added that the running worker has no
+    // spare ring for; a new worker (started with rings for every disk)
+    // must take over. The guests' monitors reconnect, as after a crash.
+    bool worker_outgrown() const { return worker_outgrown_; }
     // The descriptors a worker keeps (all others are closed before it is
     // confined: the supervisor's management socket among them).
     std::vector<int> worker_fds() const;
@@ -139,7 +146,7 @@ private:
         DiskExport config;
         UniqueFd listener;
         backends::OpenDisk disk;
-        backends::DiskRing ring;  // made by the supervisor for each worker: the worker makes none
+        backends::DiskRing ring;  // made by the supervisor for each worker (or a spare): the worker makes none
         uint64_t host_device = 0;
         SharedDisk* shared = nullptr;
         Client* client = nullptr;
@@ -166,6 +173,9 @@ private:
     std::string socket_dir_;
     int channel_ = -1;
     std::vector<std::unique_ptr<Export>> exports_;  // by slot; empty slots are null
+    std::vector<backends::DiskRing> spare_rings_;  // the running worker's, not yet given a disk
+    size_t spares_left_ = 0;                       // the supervisor's count of those
+    bool worker_outgrown_ = false;
     Mapping shared_;
     Scheduler scheduler_;
     driver_domain::ControlSocket control_;

@@ -91,7 +91,22 @@ int supervise(SupervisorOptions options, const Allowlist& allowlist, const std::
         }
         pollfd fds[2] = {{signal_fd.get(), POLLIN, 0}, {manager ? manager->fd() : -1, POLLIN, 0}};
         if (::poll(fds, 2, -1) <= 0) continue;
-        if (fds[1].revents & POLLIN) manager->ready(channel.get());
+        if (fds[1].revents & POLLIN) {
+            manager->ready(channel.get());
+            if (options.worker_outgrown && options.worker_outgrown()) {
+                // Its waiting parent killed, the worker dies with it (PR_SET_PDEATHSIG).
+                ::kill(pid, SIGKILL);
+                int status = 0;
+                ::waitpid(pid, &status, 0);
+                channel.reset();
+                log::info("a new {} worker takes over", options.name);
+                started = Clock::now();
+                ++restarts;
+                if (options.restarts != nullptr) *options.restarts = restarts;
+                pid = start_worker(options, allowlist, worker, channel);
+                continue;
+            }
+        }
         if (!(fds[0].revents & POLLIN)) continue;
         signalfd_siginfo info{};
         if (::read(signal_fd.get(), &info, sizeof(info)) != sizeof(info)) continue;

@@ -23,6 +23,10 @@ struct SupervisorOptions {
     // The descriptors a worker keeps; all others (the management socket,
     // the supervisor's own) are closed before it is confined.
     std::function<std::vector<int>()> worker_fds;
+    // Asked after each management request: true when the running worker
+    // cannot take what was added (a disk it has no ring for) and a new
+    // one, prepared again, must take over.
+    std::function<bool()> worker_outgrown;
 };
 
 // What only the supervisor may do for a running worker (open a disk, make

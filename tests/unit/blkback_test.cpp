@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -27,6 +28,7 @@
 #include <thread>
 #include <vector>
 
+#include "blkback/server.hpp"
 #include "common/unique_fd.hpp"
 #include "support/fake_driver.hpp"
 #include "vhost_user/channel.hpp"
@@ -342,6 +344,47 @@ TEST_F(BlkbackTest, DisksAreAddedAndRemovedWhileItRuns) {
     EXPECT_EQ(driver_->get<uint8_t>(third_request.status), VIRTIO_BLK_S_OK);
     // The name may be used again.
     EXPECT_TRUE(request("manage", add).starts_with(R"({"return")")) << backend_log();
+}
+
+// A running worker may not make io_urings: the disks added while it runs
+// go into the spare rings it started with, and one more than those makes a
+// new worker (with a ring for every disk) take over; a guest connected
+// then reconnects and loses nothing.
+TEST_F(BlkbackTest, DisksBeyondTheWorkersSpareRingsStartANewWorker) {
+    auto write_and_check = [&](const std::string& disk, const fs::path& image, uint64_t sector, uint8_t fill) {
+        auto r = submit(VIRTIO_BLK_T_OUT, sector, 4096, fill);
+        driver_->kick(0);
+        ASSERT_TRUE(wait_used(1)) << disk << ": " << backend_log();
+        EXPECT_EQ(driver_->get<uint8_t>(r.status), VIRTIO_BLK_S_OK) << disk;
+        EXPECT_EQ(image_bytes(sector * 512, 4096, image), std::vector<uint8_t>(4096, fill)) << disk;
+    };
+    std::vector<fs::path> images;
+    for (size_t i = 0; i <= blkback::Server::kSpareRings; ++i) {
+        images.push_back(dir_ / fmt::format("added{}.img", i));
+        std::ofstream file(images.back(), std::ios::binary);
+        file.seekp(kDiskSize - 1);
+        file.put(0);
+    }
+    auto add = [&](size_t i) {
+        return request("manage", fmt::format(R"({{"execute":"add-disk","disk":"a{}={}"}})", i, images[i].string()));
+    };
+    auto restarts = [&] { return request("manage", R"({"execute":"status"})"); };
+    pid_t worker = worker_pid();
+    for (size_t i = 0; i < blkback::Server::kSpareRings; ++i) EXPECT_TRUE(add(i).starts_with(R"({"return")"));
+    EXPECT_EQ(worker_pid(), worker) << "the spare rings took every added disk";
+    EXPECT_EQ(restarts(), R"({"return":{"worker_restarts":0}})");
+    connect("a0");
+    write_and_check("a0", images[0], 8, 0x21);
+
+    auto last = blkback::Server::kSpareRings;
+    EXPECT_TRUE(add(last).starts_with(R"({"return")")) << backend_log();
+    EXPECT_EQ(restarts(), R"({"return":{"worker_restarts":1}})");
+    write_and_check("a0", images[0], 16, 0x22);
+    EXPECT_EQ(device_->reconnects(), 1u);
+    driver_.reset();
+    device_.reset();
+    connect(fmt::format("a{}", last));
+    write_and_check("the last", images[last], 24, 0x23);
 }
 
 // The same front-end against qemu-storage-daemon's vhost-user-blk export:
