@@ -2,8 +2,9 @@
 # shellcheck shell=dash disable=SC1091,SC2016,SC2034  # sourced /lab/lib.sh; guest commands are literal
 # In-lab test: every domain's monitor is jailed (hospesd, with its test
 # hooks armed: hospesd --test-hooks).
-#  1. Seen from outside: a domain's monitor and the blkback worker serving
-#     its disk each run as a user of their own (not root, not each other's),
+#  1. Seen from outside: a domain's monitor and the blkback and netback
+#     workers serving its disk and card each run as a user of their own
+#     (not root, not each other's),
 #     with no capability (effective, permitted, bounding, ambient),
 #     NoNewPrivs, seccomp (mode 2) on every thread, namespaces other than
 #     the host's, nothing of the host under their root; the domain's cgroup
@@ -39,7 +40,9 @@ ramdisk = "/guest/initramfs.cpio.gz"
 memory = 128
 vcpus = 1
 disk = [ "file:/tmp/victim.img,xvda,r" ]
+vif = [ "mac=00:16:3e:00:00:09, bridge=xenbr0" ]
 CFG
+ip link add xenbr0 type bridge && ip link set xenbr0 up
 xl create /tmp/cfg/victim.cfg
 check "booted victim 1" "the victim domain boots"
 VID=$(id_of victim)
@@ -81,6 +84,9 @@ check "[ \"\$(cat $GROUP/pids.max)\" = 73 ]" "the victim's cgroup: pids.max 73, 
 BLKBACK=$(sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' $STATE/blkback/hospes-blkback.json)
 WORKER=$(monitor_of "$(monitor_of "$BLKBACK")")
 jail_report "$WORKER" "the worker of hospes-blkback" $((BASE - 1))
+# hospes-netback for xenbr0, the second back-end hospesd started.
+NETBACK=$(sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' $STATE/netback-xenbr0/hospes-netback-xenbr0.json)
+jail_report "$(monitor_of "$(monitor_of "$NETBACK")")" "the worker of hospes-netback-xenbr0" $((BASE - 2))
 
 # 2. The escape drill.
 cat >/tmp/cfg/drill.cfg <<'CFG'
