@@ -40,6 +40,9 @@
 #include <thread>
 #include <vector>
 
+#include "common/unique_fd.hpp"
+#include "sandbox/jail.hpp"
+
 extern char** environ;
 
 namespace {
@@ -66,7 +69,8 @@ struct ChildResult {
 // Runs argv[0] (an absolute path) with stdin and stdout on /dev/null and
 // stderr captured, and waits for it. Safe to call from several threads: the
 // pipe is close-on-exec, so no other child inherits its write end.
-ChildResult run_child(const std::vector<std::string>& argv) {
+// `handed`: a descriptor the child gets as its fd 3, or -1.
+ChildResult run_child(const std::vector<std::string>& argv, int handed = -1) {
     ChildResult result;
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) return result;
@@ -76,6 +80,7 @@ ChildResult run_child(const std::vector<std::string>& argv) {
     posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
     posix_spawn_file_actions_adddup2(&actions, fds[1], STDERR_FILENO);
+    if (handed >= 0) posix_spawn_file_actions_adddup2(&actions, handed, 3);
 
     std::vector<char*> args;
     args.reserve(argv.size() + 1);
@@ -133,12 +138,17 @@ std::string test_guest() {
     return given != nullptr ? given : TEST_GUEST;
 }
 
-std::vector<std::string> guest_command(std::string_view memory, bool verbose, bool jailed = false) {
+// How a launch is jailed: not, as hospesd does it (a user of its own,
+// namespaces, seccomp; the network namespace made ahead and handed over),
+// or as `hospes run --jail` by hand does it (the monitor makes its own).
+enum class Jail { none, hospesd, by_hand };
+
+std::vector<std::string> guest_command(std::string_view memory, bool verbose, Jail jail = Jail::none) {
     std::vector<std::string> argv{hospes_binary()};
     if (verbose) argv.emplace_back("-v");
     argv.emplace_back("run");
-    // As hospesd runs every monitor (a user of its own, namespaces, seccomp).
-    if (jailed) argv.emplace_back("--jail");
+    if (jail != Jail::none) argv.emplace_back("--jail");
+    if (jail == Jail::hospesd) argv.insert(argv.end(), {"--jail-netns-fd", "3"});
     for (std::string arg : {std::string("--kernel"), test_guest(), std::string("--cmdline"), std::string("hello"),
                             std::string("--memory")})
         argv.push_back(arg);
@@ -155,8 +165,18 @@ struct Launch {
     double overhead_kib = 0;
 };
 
-std::optional<Launch> launch_guest(std::string_view memory, std::string& failure, bool jailed = false) {
-    ChildResult child = run_child(guest_command(memory, true, jailed));
+std::optional<Launch> launch_guest(std::string_view memory, std::string& failure, Jail jail = Jail::none) {
+    hospes::UniqueFd network;
+    if (jail == Jail::hospesd) {
+        // Made before the clock starts, as hospesd makes it ahead.
+        auto made = hospes::sandbox::make_network_namespace();
+        if (!made) {
+            failure = made.error().message;
+            return std::nullopt;
+        }
+        network = std::move(*made);
+    }
+    ChildResult child = run_child(guest_command(memory, true, jail), network.get());
     if (!child.succeeded()) {
         failure = "hospes run --memory " + std::string(memory) + " failed (wait status " +
                   std::to_string(child.wait_status) + "):\n" + child.stderr_text;
@@ -297,7 +317,8 @@ int main(int argc, char** argv) {
     std::string failure;
     for (int i = 0; i < 3; ++i) {
         peer_true_ms();
-        if (!launch_guest("64M", failure) || (jail && !launch_guest("64M", failure, true))) {
+        if (!launch_guest("64M", failure) ||
+            (jail && (!launch_guest("64M", failure, Jail::hospesd) || !launch_guest("64M", failure, Jail::by_hand)))) {
             std::printf("monitor_bench: %s\n", failure.c_str());
             return 1;
         }
@@ -305,15 +326,17 @@ int main(int argc, char** argv) {
 
     // Latency and memory: rounds of (peer, 64 MiB guest, 1 GiB guest).
     std::vector<double> peer, first_run, first_run_1g, cpu, to_exit, overhead, overhead_1g, rss, rss_1g, ratio;
-    std::vector<double> jailed_first_run, jailed_cpu, jailed_rss, jailed_overhead, jail_ratio;
+    std::vector<double> jailed_first_run, jailed_cpu, jailed_rss, jailed_overhead, jail_ratio, by_hand_first_run,
+        by_hand_ratio;
     for (int round = 0; round < rounds; ++round) {
         double peer_ms = peer_true_ms();
         auto small = launch_guest("64M", failure);
         auto big = small ? launch_guest("1G", failure) : std::nullopt;
-        std::optional<Launch> jailed;
+        std::optional<Launch> jailed, by_hand;
         if (small && big && jail) {
-            jailed = launch_guest("64M", failure, true);
-            if (!jailed) big.reset();
+            jailed = launch_guest("64M", failure, Jail::hospesd);
+            by_hand = jailed ? launch_guest("64M", failure, Jail::by_hand) : std::nullopt;
+            if (!by_hand) big.reset();
         }
         if (!small || !big) {
             std::printf("monitor_bench: round %d: %s\n", round + 1, failure.c_str());
@@ -335,6 +358,8 @@ int main(int argc, char** argv) {
             jailed_rss.push_back(jailed->rss_kib);
             jailed_overhead.push_back(jailed->overhead_kib);
             jail_ratio.push_back(jailed->to_first_run_ms / small->to_first_run_ms);
+            by_hand_first_run.push_back(by_hand->to_first_run_ms);
+            by_hand_ratio.push_back(by_hand->to_first_run_ms / small->to_first_run_ms);
         }
     }
 
@@ -362,7 +387,8 @@ int main(int argc, char** argv) {
     if (jail) {
         // The jail's cost, launch by launch beside the unjailed one (goal: at most 1.10).
         Summary jailed_s = summarize(jailed_first_run), jailed_rss_s = summarize(jailed_rss);
-        std::printf("\nthe jail (hospes run --jail, as hospesd runs every monitor), 64 MiB guest, same rounds\n");
+        std::printf("\nthe jail (hospes run --jail, its network namespace made ahead as hospesd does), 64 MiB guest, "
+                    "same rounds\n");
         row("jailed: spawn -> first KVM_RUN, wall ms", jailed_s);
         row("jailed: monitor CPU time at first KVM_RUN, ms", summarize(jailed_cpu));
         row("jailed: monitor overhead KiB (rss - guest resident)", summarize(jailed_overhead), "%10.0f %10.0f\n");
@@ -371,6 +397,9 @@ int main(int argc, char** argv) {
         std::printf("  %-56s %9.2fx\n", "ratio of the medians: jailed / unjailed first KVM_RUN", jailed_s.median / first_s.median);
         std::printf("  %-56s %9.2fx\n", "ratio of the medians: jailed / unjailed monitor rss",
                     jailed_rss_s.median / summarize(rss).median);
+        Summary by_hand_s = summarize(by_hand_first_run);
+        row("by hand (the monitor makes its network namespace): ms", by_hand_s);
+        row("ratio: by hand / unjailed first KVM_RUN, per round", summarize(by_hand_ratio), "%9.2fx %9.2fx\n");
     }
 
     std::printf("\nthroughput: %d launches each, run to completion (64 MiB, exit via i8042 reset)\n", launches);

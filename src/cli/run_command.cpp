@@ -57,12 +57,17 @@ void add_run_command(CLI::App& app, RunOptions& options) {
                     "host CPUs the vCPUs may run on, as xl.cfg's cpus=: one CPULIST (e.g. 0-3,^1) for all, or "
                     "repeated once per vCPU");
     run->add_flag("--paused", options.paused, "start with the vCPUs paused (the control socket's unpause starts them)");
-    run->add_flag("--jail", options.jail,
+    auto* jail = run->add_flag("--jail", options.jail,
                   "run jailed: the monitor opens what it needs, then runs as a user of its own in namespaces of its "
                   "own with an empty root, no capabilities and a seccomp filter per thread (needs root)");
     run->add_option("--jail-user", options.jail_user,
                     fmt::format("UID[:GID] of the jail (default {} + 2^20 + the process id; GID defaults to UID)",
                                 kJailUidBase));
+    run->add_option("--jail-netns-fd", options.jail_netns_fd,
+                    "with --jail: join this inherited network namespace (made ahead, as hospesd does) instead of "
+                    "making one")
+        ->check(CLI::NonNegativeNumber)
+        ->needs(jail);
     run->add_flag("--no-seccomp", options.no_seccomp, "no seccomp filters on the monitor's threads (debugging)");
     // A test hook: no guest can reach it, hospesd passes it only when it has --test-hooks itself.
     run->add_flag("--test-escape-drill", options.escape_drill,
@@ -260,7 +265,14 @@ int run_command(const RunOptions& options) {
         log::error("--jail needs root (it makes namespaces and changes user)");
         return kExitHostError;
     }
-    JailerOptions jailer{user->first, user->second, options.exit_file, {}};
+    if (options.jail_netns_fd >= 0) {
+        if (auto r = sandbox::check_network_namespace(options.jail_netns_fd); !r) {
+            log::error("--jail-netns-fd: {}", r.error().message);
+            return kExitBadInput;
+        }
+        ::fcntl(options.jail_netns_fd, F_SETFD, FD_CLOEXEC);
+    }
+    JailerOptions jailer{user->first, user->second, options.exit_file, {}, options.jail_netns_fd};
     for (const auto* path : {&options.control, &options.console_socket})
         if (!path->empty()) jailer.remove_at_exit.push_back(*path);
     int status = run_jailed(jailer, [&](JailedMonitor& jailed) {

@@ -36,6 +36,7 @@ struct RunOptions {
     bool balloon = false;        // a virtio-balloon device
     std::vector<std::string> cpus;  // CPULIST for all vCPUs, or one per vCPU
     bool jail = false;           // run jailed (vmm/jailer.hpp)
+    int jail_netns_fd = -1;      // a network namespace made ahead for the jail (hospesd's); -1: make one
     std::string jail_user;       // UID[:GID] of the jail; empty: kJailUidBase + 2^20 + this pid
     bool no_seccomp = false;     // no seccomp filters (debugging only)
     bool escape_drill = false;   // the escape drill's test hook (vmm/escape_drill.hpp)

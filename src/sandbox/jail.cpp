@@ -5,6 +5,8 @@
 #include <linux/capability.h>
 #include <signal.h>
 #include <sched.h>
+#include <linux/nsfs.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -126,6 +128,28 @@ Result<pid_t> spawn_jailed() {
     return pid;
 }
 
+Result<UniqueFd> make_network_namespace() {
+    UniqueFd own(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+    if (!own.valid()) return errno_error("cannot open this thread's network namespace");
+    if (::unshare(CLONE_NEWNET) != 0) return errno_error("cannot make a network namespace");
+    UniqueFd made(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+    int saved = errno;
+    // Back to where the thread was, whatever happened.
+    if (::setns(own.get(), CLONE_NEWNET) != 0) return errno_error("cannot go back to the host's network namespace");
+    if (!made.valid()) {
+        errno = saved;
+        return errno_error("cannot open the network namespace made");
+    }
+    return made;
+}
+
+Result<void> check_network_namespace(int fd) {
+    int type = ::ioctl(fd, NS_GET_NSTYPE);
+    if (type < 0) return errno_error("descriptor {} is not a namespace", fd);
+    if (type != CLONE_NEWNET) return bad_input("descriptor {} is a namespace, but not a network one", fd);
+    return {};
+}
+
 void close_other_fds(std::span<const int> keep) {
     std::vector<int> sorted(keep.begin(), keep.end());
     std::sort(sorted.begin(), sorted.end());
@@ -140,7 +164,10 @@ void close_other_fds(std::span<const int> keep) {
 
 Result<void> enter_jail(const JailOptions& options) {
     if (::geteuid() != 0) return host_error("jail: needs root (to make namespaces and change user)");
-    int namespaces = CLONE_NEWNS | (options.new_network ? CLONE_NEWNET : 0);
+    bool join_network = options.new_network && options.network >= 0;
+    if (join_network && ::setns(options.network, CLONE_NEWNET) != 0)
+        return errno_error("jail: cannot join the network namespace made for it");
+    int namespaces = CLONE_NEWNS | (options.new_network && !join_network ? CLONE_NEWNET : 0);
     if (::unshare(namespaces) != 0) return errno_error("jail: cannot make mount and network namespaces");
     if (auto r = empty_root(options.binds); !r) return r;
     if (auto r = limit(RLIMIT_NOFILE, options.limits.open_files, "RLIMIT_NOFILE"); !r) return r;

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common/error.hpp"
+#include "common/unique_fd.hpp"
 
 namespace hospes::sandbox {
 
@@ -41,6 +42,10 @@ struct JailOptions {
     bool die_with_parent = false;  // SIGKILL when the parent ends (set again after the change of user)
     JailLimits limits;
     std::vector<JailBind> binds;
+    // With new_network: a network namespace made ahead to join (one of
+    // make_network_namespace()'s, or another process's), instead of making
+    // one here (which costs a launch some 30 ms in the lab); -1: make one.
+    int network = -1;
 };
 
 // Forks a child in new pid, ipc and uts namespaces (the child is pid 1 of
@@ -49,6 +54,14 @@ struct JailOptions {
 // after this (the kernel refuses threads outside a process's own pid
 // namespace), so it is for a parent that only waits.
 Result<pid_t> spawn_jailed();
+
+// A new, empty network namespace (only a loopback device, down), made on
+// the calling thread and left at once: its descriptor, to join later
+// (JailOptions::network). Needs root. hospesd keeps a few ready so that a
+// launch does not wait for one.
+Result<UniqueFd> make_network_namespace();
+// Whether `fd` is a network namespace (nsfs), as --jail-netns-fd must be.
+Result<void> check_network_namespace(int fd);
 
 // Closes every descriptor from 3 up but those in `keep`.
 void close_other_fds(std::span<const int> keep);

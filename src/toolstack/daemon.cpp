@@ -135,6 +135,8 @@ Result<std::unique_ptr<Daemon>> Daemon::create(DaemonOptions options) {
     epoll_event add{EPOLLIN, {.u64 = kListenerTag}};
     if (::epoll_ctl(daemon->epoll_.get(), EPOLL_CTL_ADD, daemon->socket_->listener(), &add) != 0)
         return errno_error("epoll_ctl");
+    if (daemon->options_.jail && ::geteuid() == 0)
+        daemon->network_namespaces_ = std::make_unique<sandbox::NetworkNamespaces>(2);
     if (daemon->options_.cgroups) {
         daemon->groups_ = DomainGroups::detect();
         if (daemon->groups_)
@@ -288,7 +290,10 @@ Result<void> Daemon::start(Domain& d, bool paused) {
     uint32_t jail_uid = options_.jail ? options_.jail_uid_base + d.id : 0;
     auto arguments = monitor_arguments(d.config, d.id, p, paused, *disks, *vifs, jail_uid);
     if (options_.test_hooks) arguments.push_back("--test-escape-drill");
-    auto pid = start_monitor(options_.monitor, arguments, p, std::chrono::seconds(10), cgroup_procs);
+    UniqueFd network = network_namespaces_ ? network_namespaces_->take() : UniqueFd();
+    if (network.valid()) arguments.insert(arguments.end(), {"--jail-netns-fd", std::to_string(kHandedNetworkFd)});
+    auto pid = start_monitor(options_.monitor, arguments, p, std::chrono::seconds(10), cgroup_procs, "monitor",
+                             network.get());
     if (!pid) return undo(pid.error());
     d.pid = *pid;
     auto stat = process_stat(d.pid);

@@ -22,6 +22,7 @@
 #include "common/error.hpp"
 #include "common/unique_fd.hpp"
 #include "driver_domain/control_socket.hpp"
+#include "sandbox/network_namespaces.hpp"
 #include "toolstack/backend_process.hpp"
 #include "toolstack/domain_groups.hpp"
 #include "toolstack/domain_config.hpp"
@@ -131,6 +132,7 @@ private:
     std::map<uint32_t, Domain> domains_;
     std::optional<driver_domain::ControlSocket> socket_;
     std::optional<DomainGroups> groups_;  // none: weights and caps cannot be applied
+    std::unique_ptr<sandbox::NetworkNamespaces> network_namespaces_;  // with jails: made ahead for the monitors
     // Shared back-ends, tagged kBackendTag + index; kept while hospesd runs.
     std::vector<std::unique_ptr<BackendProcess>> backends_;
     BackendProcess* blkback_ = nullptr;

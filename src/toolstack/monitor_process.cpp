@@ -92,7 +92,7 @@ std::string last_line(const std::string& path) {
 
 Result<pid_t> start_monitor(const std::string& program, const std::vector<std::string>& arguments,
                             const DomainPaths& paths, std::chrono::milliseconds limit,
-                            const std::string& cgroup_procs, std::string_view what) {
+                            const std::string& cgroup_procs, std::string_view what, int network) {
     ::unlink(paths.control.c_str());
     ::unlink(paths.exit_file.c_str());
     UniqueFd null_fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
@@ -112,6 +112,11 @@ Result<pid_t> start_monitor(const std::string& program, const std::vector<std::s
         ::dup2(null_fd.get(), STDIN_FILENO);
         ::dup2(out.get(), STDOUT_FILENO);
         ::dup2(err.get(), STDERR_FILENO);
+        // (dup2 onto itself would keep close-on-exec.)
+        if (network == kHandedNetworkFd)
+            ::fcntl(network, F_SETFD, 0);
+        else if (network >= 0)
+            ::dup2(network, kHandedNetworkFd);
         sigset_t none;
         sigemptyset(&none);
         ::sigprocmask(SIG_SETMASK, &none, nullptr);

@@ -43,10 +43,13 @@ std::vector<std::string> monitor_arguments(const DomainConfig& domain, uint32_t 
 // monitor ends first, the error is the last line it logged. With a
 // `cgroup_procs` file the monitor enters that cgroup before it runs.
 // (hospesd starts its shared back-ends the same way: `what` names the
-// program in errors.)
+// program in errors.) A `network` namespace made ahead is handed over as
+// descriptor kHandedNetworkFd (hospes run --jail-netns-fd).
+constexpr int kHandedNetworkFd = 3;
 Result<pid_t> start_monitor(const std::string& program, const std::vector<std::string>& arguments,
                             const DomainPaths& paths, std::chrono::milliseconds limit,
-                            const std::string& cgroup_procs = {}, std::string_view what = "monitor");
+                            const std::string& cgroup_procs = {}, std::string_view what = "monitor",
+                            int network = -1);
 
 // What /proc says of a process and its children (a jailed monitor is the
 // child of its jailer, `pid`).

@@ -38,7 +38,9 @@ std::string signal_cause(int signal) {
 
 Result<void> JailedMonitor::enter(sandbox::JailOptions options) {
     options.die_with_parent = true;
+    options.network = network_;
     if (auto r = sandbox::enter_jail(options); !r) return r;
+    if (network_ >= 0) ::close(network_);  // joined: no more use
     // Also tells whether the jailer is still there (it may have ended
     // before the monitor could ask to die with it).
     if (::write(channel_, &kJailed, 1) != 1) return host_error("the jailer is gone");
@@ -130,8 +132,9 @@ int run_jailed(const JailerOptions& options, const std::function<int(JailedMonit
     }
     if (*child == 0) {
         // The monitor: nothing of the jailer's but the channel and stdio.
-        sandbox::close_other_fds(std::span<const int>(&channel[1], 1));
-        JailedMonitor jailed(channel[1]);
+        const int keep[] = {channel[1], options.network};
+        sandbox::close_other_fds(keep);
+        JailedMonitor jailed(channel[1], options.network);
         int status = monitor(jailed);
         spdlog::default_logger()->flush();
         ::_exit(status);
@@ -158,7 +161,10 @@ int run_jailed(const JailerOptions& options, const std::function<int(JailedMonit
                     // The monitor's own user, an empty root, no capability,
                     // a filter of a few calls: all it does from here on is
                     // wait, pass signals on and write the report.
-                    sandbox::JailOptions own{options.uid, options.gid, true, false, {64, 4, 1 << 20}, {}};
+                    // Its network namespace is the monitor's, joined (no
+                    // second one made while the guest starts).
+                    UniqueFd network(::open(fmt::format("/proc/{}/ns/net", *child).c_str(), O_RDONLY | O_CLOEXEC));
+                    sandbox::JailOptions own{options.uid, options.gid, true, false, {64, 4, 1 << 20}, {}, network.get()};
                     if (auto r = sandbox::enter_jail(own); !r)
                         log::warn("the jailer stays unjailed: {}", r.error().message);
                     else if (auto f = sandbox::load_filter(jailer_allowlist(*child)); !f)

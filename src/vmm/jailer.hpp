@@ -30,9 +30,10 @@ namespace hospes {
 // The monitor's side of the jail.
 class JailedMonitor {
 public:
-    explicit JailedMonitor(int channel) : channel_(channel) {}
-    // Jails this process (options as for sandbox::enter_jail) and tells the
-    // jailer so.
+    // `network`: a network namespace made ahead for it, or -1.
+    JailedMonitor(int channel, int network) : channel_(channel), network_(network) {}
+    // Jails this process (options as for sandbox::enter_jail, in the
+    // network namespace made for it if any) and tells the jailer so.
     Result<void> enter(sandbox::JailOptions options);
     // Why the monitor stops, for the exit report.
     void report(std::string_view reason);
@@ -40,6 +41,7 @@ public:
 
 private:
     int channel_;
+    int network_;
 };
 
 struct JailerOptions {
@@ -50,6 +52,9 @@ struct JailerOptions {
     // can remove: a helper left outside the jail removes them once the
     // jailer has ended, if the monitor got as far as its jail.
     std::vector<std::string> remove_at_exit;
+    // A network namespace made ahead for the monitor (hospesd's), or -1:
+    // the monitor makes its own.
+    int network = -1;
 };
 
 // Runs `monitor` jailed (see the top) and returns the status to exit with.

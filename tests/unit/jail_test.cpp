@@ -27,10 +27,13 @@
 #include <sstream>
 #include <thread>
 
+#include <fmt/format.h>
+
 #include "common/capped_writer.hpp"
 #include "common/unique_fd.hpp"
 #include "sandbox/filter.hpp"
 #include "sandbox/jail.hpp"
+#include "sandbox/network_namespaces.hpp"
 #include "vmm/filters.hpp"
 #include "vmm/jailer.hpp"
 
@@ -137,6 +140,71 @@ TEST_F(JailTest, AJailedProcessReachesNothingOfTheHost) {
         if (entry.path() != socket_path) {
             EXPECT_NE(st.st_uid, kUid) << entry.path();
         }
+    }
+}
+
+// A network namespace made ahead (as hospesd keeps them) is a fresh one of
+// its own, joined by the jail; the maker's thread stays in the host's; and
+// a descriptor that is no network namespace is refused.
+TEST_F(JailTest, ANetworkNamespaceMadeAheadIsJoinedByTheJail) {
+    auto own = fs::read_symlink("/proc/thread-self/ns/net");
+    auto made = sandbox::make_network_namespace();
+    ASSERT_TRUE(made) << made.error().message;
+    EXPECT_EQ(fs::read_symlink("/proc/thread-self/ns/net"), own);
+    EXPECT_TRUE(sandbox::check_network_namespace(made->get()));
+    UniqueFd not_one(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    EXPECT_FALSE(sandbox::check_network_namespace(not_one.get()));
+    UniqueFd mount_ns(::open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC));
+    auto wrong = sandbox::check_network_namespace(mount_ns.get());
+    ASSERT_FALSE(wrong);
+    EXPECT_NE(wrong.error().message.find("not a network one"), std::string::npos) << wrong.error().message;
+
+    struct stat made_ns{};
+    ASSERT_EQ(::fstat(made->get(), &made_ns), 0);
+    // A jailed child is in the namespace made ahead (its inode, seen from
+    // here while the child waits).
+    pid_t child = ::fork();
+    if (child == 0) {
+        sandbox::JailOptions options;
+        options.uid = options.gid = kUid;
+        options.limits = {32, 8, 1 << 20};
+        options.network = made->get();
+        if (!sandbox::enter_jail(options)) ::_exit(10);
+        ::pause();
+        ::_exit(0);
+    }
+    struct stat joined{};
+    bool same = false;
+    for (int i = 0; i < 200 && !same; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        same = ::stat(fmt::format("/proc/{}/ns/net", child).c_str(), &joined) == 0 && joined.st_ino == made_ns.st_ino;
+    }
+    ::kill(child, SIGKILL);
+    ::waitpid(child, nullptr, 0);
+    EXPECT_TRUE(same) << "the jailed child is not in the namespace made ahead";
+}
+
+// hospesd's pool: each namespace handed out is a new one, never the
+// host's nor one handed out before.
+TEST_F(JailTest, ThePoolHandsEachNetworkNamespaceOnce) {
+    sandbox::NetworkNamespaces pool(2);
+    std::set<ino_t> seen;
+    std::vector<UniqueFd> held;  // (a freed namespace's number may be used again)
+    struct stat host{};
+    ASSERT_EQ(::stat("/proc/self/ns/net", &host), 0);
+    for (int taken = 0; taken < 4;) {
+        UniqueFd fd = pool.take();
+        if (!fd.valid()) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+            continue;
+        }
+        ++taken;
+        EXPECT_TRUE(sandbox::check_network_namespace(fd.get()));
+        struct stat ns{};
+        ASSERT_EQ(::fstat(fd.get(), &ns), 0);
+        EXPECT_NE(ns.st_ino, host.st_ino);
+        EXPECT_TRUE(seen.insert(ns.st_ino).second) << "handed out twice";
+        held.push_back(std::move(fd));
     }
 }
 
