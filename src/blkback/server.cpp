@@ -303,7 +303,10 @@ Result<std::string> Server::add(DiskExport config, int worker_channel) {
                   e.config.name);
         worker_outgrown_ = true;
     } else if (worker_channel >= 0) {
-        // The worker puts the disk into one of the spare rings it started with.
+        // The worker puts the disk into one of the spare rings it started
+        // with. This process lets go of its copies: a ring holding a disk
+        // must end with the worker's, or the disk stays locked by it.
+        spare_rings_.clear();
         --spares_left_;
         nlohmann::json message = {{"add", fields},
                                   {"slot", *slot},
