@@ -82,6 +82,12 @@ int supervise(SupervisorOptions options, const Allowlist& allowlist, const std::
     uint64_t restarts = 0;
     UniqueFd channel;
     pid_t pid = start_worker(options, allowlist, worker, channel);
+    auto start_again = [&] {
+        started = Clock::now();
+        ++restarts;
+        if (options.restarts != nullptr) *options.restarts = restarts;
+        pid = start_worker(options, allowlist, worker, channel);
+    };
     for (;;) {
         // Without a worker there is nothing to supervise (and kill(-1) must
         // never be reached).
@@ -100,10 +106,7 @@ int supervise(SupervisorOptions options, const Allowlist& allowlist, const std::
                 ::waitpid(pid, &status, 0);
                 channel.reset();
                 log::info("a new {} worker takes over", options.name);
-                started = Clock::now();
-                ++restarts;
-                if (options.restarts != nullptr) *options.restarts = restarts;
-                pid = start_worker(options, allowlist, worker, channel);
+                start_again();
                 continue;
             }
         }
@@ -129,10 +132,7 @@ int supervise(SupervisorOptions options, const Allowlist& allowlist, const std::
         auto lived = Clock::now() - started;
         log::warn("the {} worker {}; starting it again", options.name, describe(status));
         if (lived < std::chrono::milliseconds(100)) std::this_thread::sleep_for(std::chrono::milliseconds(100) - lived);
-        started = Clock::now();
-        ++restarts;
-        if (options.restarts != nullptr) *options.restarts = restarts;
-        pid = start_worker(options, allowlist, worker, channel);
+        start_again();
     }
 }
 
