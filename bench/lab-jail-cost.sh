@@ -7,8 +7,8 @@
 # KVM_RUN and the monitor's RSS for both, with their ratios (goal: jailed /
 # unjailed at most 1.10). Needs /lab/monitor_bench and /lab/test-guest.elf
 # (the bench target passes them with --file). Environment: BENCH_ROUNDS
-# (default 15), BENCH_LAUNCHES (default 10).
+# (default 30), BENCH_LAUNCHES (default 10).
 set -e
 echo "lab-test: monitor_bench --jail in the lab"
 HOSPES_BINARY=/usr/bin/hospes HOSPES_TEST_GUEST=/lab/test-guest.elf \
-    /lab/monitor_bench --runs "${BENCH_ROUNDS:-15}" --launches "${BENCH_LAUNCHES:-10}" --jail
+    /lab/monitor_bench --runs "${BENCH_ROUNDS:-30}" --launches "${BENCH_LAUNCHES:-10}" --jail

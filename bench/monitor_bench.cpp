@@ -28,6 +28,7 @@
 #include <atomic>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -163,7 +164,23 @@ struct Launch {
     double to_exit_ms = 0;       // before spawn -> child reaped (guest ran and reset)
     double rss_kib = 0;
     double overhead_kib = 0;
+    // The monitor's (and jailer's) "milestone NAME: monotonic N ns" lines,
+    // as ms after spawn, in the order printed: where a launch's time goes.
+    std::vector<std::pair<std::string, double>> milestones;
 };
+
+std::vector<std::pair<std::string, double>> milestones(std::string_view text, int64_t since_ns) {
+    std::vector<std::pair<std::string, double>> found;
+    constexpr std::string_view kKey = "milestone ";
+    for (size_t at = text.find(kKey); at != std::string_view::npos; at = text.find(kKey, at + 1)) {
+        size_t colon = text.find(": monotonic ", at);
+        size_t end = text.find('\n', at);
+        if (colon == std::string_view::npos || colon > end) continue;
+        auto ns = number_after(text.substr(colon), ": monotonic ");
+        if (ns) found.emplace_back(std::string(text.substr(at + kKey.size(), colon - at - kKey.size())), ns_to_ms(*ns - since_ns));
+    }
+    return found;
+}
 
 std::optional<Launch> launch_guest(std::string_view memory, std::string& failure, Jail jail = Jail::none) {
     hospes::UniqueFd network;
@@ -196,6 +213,7 @@ std::optional<Launch> launch_guest(std::string_view memory, std::string& failure
     launch.to_exit_ms = ns_to_ms(child.reaped_ns - child.before_spawn_ns);
     launch.rss_kib = static_cast<double>(*rss);
     launch.overhead_kib = static_cast<double>(*overhead);
+    launch.milestones = milestones(child.stderr_text, child.before_spawn_ns);
     return launch;
 }
 
@@ -326,16 +344,37 @@ int main(int argc, char** argv) {
 
     // Latency and memory: rounds of (peer, 64 MiB guest, 1 GiB guest).
     std::vector<double> peer, first_run, first_run_1g, cpu, to_exit, overhead, overhead_1g, rss, rss_1g, ratio;
+    // Milestone name -> ms after spawn, per kind of launch, in first-seen order.
+    using Phases = std::vector<std::pair<std::string, std::vector<double>>>;
+    Phases unjailed_phases, jailed_phases;
+    auto add_phases = [](Phases& phases, const Launch& launch) {
+        for (const auto& [name, ms] : launch.milestones) {
+            auto at = std::find_if(phases.begin(), phases.end(), [&](const auto& p) { return p.first == name; });
+            if (at == phases.end()) at = phases.insert(phases.end(), {name, {}});
+            at->second.push_back(ms);
+        }
+    };
     std::vector<double> jailed_first_run, jailed_cpu, jailed_rss, jailed_overhead, jail_ratio, by_hand_first_run,
         by_hand_ratio;
+    // A jailed launch leaves the kernel work to do after its exit (its
+    // namespaces are torn down by kernel workers): each launch of a --jail
+    // round starts after a pause, so that none pays for the one before.
+    auto settle = [jail] {
+        if (jail) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    };
     for (int round = 0; round < rounds; ++round) {
         double peer_ms = peer_true_ms();
+        settle();
         auto small = launch_guest("64M", failure);
+        settle();
         auto big = small ? launch_guest("1G", failure) : std::nullopt;
         std::optional<Launch> jailed, by_hand;
         if (small && big && jail) {
+            settle();
             jailed = launch_guest("64M", failure, Jail::hospesd);
+            settle();
             by_hand = jailed ? launch_guest("64M", failure, Jail::by_hand) : std::nullopt;
+            settle();
             if (!by_hand) big.reset();
         }
         if (!small || !big) {
@@ -352,7 +391,9 @@ int main(int argc, char** argv) {
         overhead_1g.push_back(big->overhead_kib);
         rss_1g.push_back(big->rss_kib);
         ratio.push_back(small->to_first_run_ms / peer_ms);
+        add_phases(unjailed_phases, *small);
         if (jailed) {
+            add_phases(jailed_phases, *jailed);
             jailed_first_run.push_back(jailed->to_first_run_ms);
             jailed_cpu.push_back(jailed->cpu_ms);
             jailed_rss.push_back(jailed->rss_kib);
@@ -400,6 +441,12 @@ int main(int argc, char** argv) {
         Summary by_hand_s = summarize(by_hand_first_run);
         row("by hand (the monitor makes its network namespace): ms", by_hand_s);
         row("ratio: by hand / unjailed first KVM_RUN, per round", summarize(by_hand_ratio), "%9.2fx %9.2fx\n");
+        // Where the time goes: each milestone's median, ms after spawn.
+        for (const auto* phases : {&unjailed_phases, &jailed_phases}) {
+            std::printf("  milestones, %s (ms after spawn, median):", phases == &jailed_phases ? "jailed" : "unjailed");
+            for (const auto& [name, values] : *phases) std::printf(" %s %.1f;", name.c_str(), summarize(values).median);
+            std::printf(" first KVM_RUN %.1f\n", summarize(phases == &jailed_phases ? jailed_first_run : first_run).median);
+        }
     }
 
     std::printf("\nthroughput: %d launches each, run to completion (64 MiB, exit via i8042 reset)\n", launches);

@@ -198,6 +198,7 @@ int run_monitor(const RunOptions& options, const MachineConfig& config, JailedMo
         log::error("{}", machine.error().message);
         return exit_status_for(machine.error());
     }
+    log::milestone("machine made");
     // A non-jailed run writes its exit report whole under a temporary name
     // opened now (its filter allows no open later).
     std::string temporary = options.exit_file + ".new";
@@ -221,13 +222,15 @@ int run_monitor(const RunOptions& options, const MachineConfig& config, JailedMo
             log::error("{}", r.error().message);
             return kExitHostError;
         }
-        log::debug("jailed as {}:{}", uid, gid);
+        log::milestone("jailed");
     }
     Machine::RunPolicy policy;
     policy.seccomp = !options.no_seccomp;
     policy.filters.jailed = jailed != nullptr;
     policy.escape_drill = options.escape_drill;
     int status = (*machine)->run(policy);
+    if (jailed != nullptr) log::debug("jailed as {}:{}", uid, gid);
+    log::print_milestones();
     const char* reason = stop_reason_name((*machine)->stop_reason());
     if (jailed != nullptr) {
         jailed->report(reason);
@@ -250,6 +253,7 @@ int run_monitor(const RunOptions& options, const MachineConfig& config, JailedMo
 }  // namespace
 
 int run_command(const RunOptions& options) {
+    log::milestone("start");
     auto config = machine_config(options, default_guest_dir());
     if (!config) {
         log::error("{}", config.error().message);
@@ -276,6 +280,7 @@ int run_command(const RunOptions& options) {
     for (const auto* path : {&options.control, &options.console_socket})
         if (!path->empty()) jailer.remove_at_exit.push_back(*path);
     int status = run_jailed(jailer, [&](JailedMonitor& jailed) {
+        log::milestone("forked");
         return run_monitor(options, *config, &jailed, user->first, user->second);
     });
     // The jailer's filter allows no tear-down either.

@@ -1,6 +1,7 @@
 #include "common/log.hpp"
 
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <deque>
@@ -93,6 +94,30 @@ void keep_recent(size_t lines) {
 std::vector<std::string> recent(bool clear) {
     if (!recent_sink) return {};
     return recent_sink->take(clear);
+}
+
+namespace {
+std::mutex milestones_mutex;
+std::vector<std::pair<const char*, long long>> milestones;
+}  // namespace
+
+void milestone(const char* name) {
+    if (!spdlog::should_log(spdlog::level::debug)) return;
+    timespec now{};
+    ::clock_gettime(CLOCK_MONOTONIC, &now);
+    std::lock_guard lock(milestones_mutex);
+    milestones.emplace_back(name, now.tv_sec * 1000000000ll + now.tv_nsec);
+}
+
+void print_milestones() {
+    std::lock_guard lock(milestones_mutex);
+    for (const auto& [name, ns] : milestones) spdlog::debug("milestone {}: monotonic {} ns", name, ns);
+    milestones.clear();
+}
+
+void forget_milestones() {
+    std::lock_guard lock(milestones_mutex);
+    milestones.clear();
 }
 
 }  // namespace hospes::log

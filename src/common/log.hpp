@@ -26,6 +26,16 @@ void keep_recent(size_t lines);
 // The kept messages, oldest first; `clear` forgets them afterwards.
 std::vector<std::string> recent(bool clear = false);
 
+// With debug messages on: notes the time of a step of a launch, for
+// bench/ to see where a launch's time goes (what the jail costs). Kept in
+// memory, not written at once (a line written wakes whoever reads stderr,
+// on the launch's path); print_milestones() writes them, one debug line
+// "milestone NAME: monotonic N ns" each, and forgets them.
+void milestone(const char* name);
+void print_milestones();
+// Forgets them unwritten (a parent that left them to its child).
+void forget_milestones();
+
 using spdlog::debug;
 using spdlog::error;
 using spdlog::info;

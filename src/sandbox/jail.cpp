@@ -118,6 +118,21 @@ Result<void> drop_privileges(uid_t uid, gid_t gid) {
     return {};
 }
 
+// Into the namespaces and root of another jailed process.
+Result<void> join_jail(pid_t other) {
+    UniqueFd mounts(::open(fmt::format("/proc/{}/ns/mnt", other).c_str(), O_RDONLY | O_CLOEXEC));
+    UniqueFd network(::open(fmt::format("/proc/{}/ns/net", other).c_str(), O_RDONLY | O_CLOEXEC));
+    UniqueFd root(::open(fmt::format("/proc/{}/root", other).c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!mounts.valid() || !network.valid() || !root.valid()) return errno_error("jail: cannot find process {}'s jail", other);
+    if (::setns(network.get(), CLONE_NEWNET) != 0 || ::setns(mounts.get(), CLONE_NEWNS) != 0)
+        return errno_error("jail: cannot join process {}'s namespaces", other);
+    // Its root, which need not be its namespace's (a host that runs from
+    // its initramfs moves the empty root over / and chroots).
+    if (::fchdir(root.get()) != 0 || ::chroot(".") != 0 || ::chdir("/") != 0)
+        return errno_error("jail: cannot enter process {}'s root", other);
+    return {};
+}
+
 }  // namespace
 
 Result<pid_t> spawn_jailed() {
@@ -164,12 +179,21 @@ void close_other_fds(std::span<const int> keep) {
 
 Result<void> enter_jail(const JailOptions& options) {
     if (::geteuid() != 0) return host_error("jail: needs root (to make namespaces and change user)");
+    if (options.share_with > 0) {
+        if (auto r = join_jail(options.share_with); !r) return r;
+        return restrict_process(options);
+    }
     bool join_network = options.new_network && options.network >= 0;
     if (join_network && ::setns(options.network, CLONE_NEWNET) != 0)
         return errno_error("jail: cannot join the network namespace made for it");
     int namespaces = CLONE_NEWNS | (options.new_network && !join_network ? CLONE_NEWNET : 0);
     if (::unshare(namespaces) != 0) return errno_error("jail: cannot make mount and network namespaces");
     if (auto r = empty_root(options.binds); !r) return r;
+    return restrict_process(options);
+}
+
+// Limits, then no privilege left: the same in a jail of its own or a shared one.
+Result<void> restrict_process(const JailOptions& options) {
     if (auto r = limit(RLIMIT_NOFILE, options.limits.open_files, "RLIMIT_NOFILE"); !r) return r;
     if (auto r = limit(RLIMIT_NPROC, options.limits.processes, "RLIMIT_NPROC"); !r) return r;
     if (options.limits.file_size != 0)

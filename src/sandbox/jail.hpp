@@ -46,7 +46,17 @@ struct JailOptions {
     // make_network_namespace()'s, or another process's), instead of making
     // one here (which costs a launch some 30 ms in the lab); -1: make one.
     int network = -1;
+    // Another jailed process to share a jail with (its pid): its mount and
+    // network namespaces and its root are joined instead of made (the
+    // jailer beside its monitor: no second copy of the host's mounts to
+    // make and tear down while the guest starts). 0: a jail of its own.
+    pid_t share_with = 0;
 };
+
+// The limits, the user and the loss of every privilege of a jail, without
+// its namespaces and root (what enter_jail ends with): for a process whose
+// jail to share is gone before it could join it.
+Result<void> restrict_process(const JailOptions& options);
 
 // Forks a child in new pid, ipc and uts namespaces (the child is pid 1 of
 // its own: it sees and signals no other process). Returns the child's pid

@@ -8,8 +8,10 @@
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include <nlohmann/json.hpp>
@@ -25,6 +27,16 @@ namespace {
 // "R<reason>\n" as it stops.
 constexpr char kJailed = 'J';
 constexpr char kReason = 'R';
+// How long after the monitor is jailed the jailer jails itself: by then
+// the guest runs (the lab's monitor goes from its jail to the first guest
+// instruction in some 20 ms on one emulated CPU).
+constexpr int64_t kJailSelfAfterMs = 100;
+
+int64_t monotonic_ms() {
+    timespec now{};
+    ::clock_gettime(CLOCK_MONOTONIC, &now);
+    return int64_t{now.tv_sec} * 1000 + now.tv_nsec / 1000000;
+}
 
 std::string signal_cause(int signal) {
     if (signal == SIGSYS)
@@ -140,35 +152,56 @@ int run_jailed(const JailerOptions& options, const std::function<int(JailedMonit
         ::_exit(status);
     }
     ::close(channel[1]);
+    log::forget_milestones();  // the monitor's to tell
     UniqueFd from_monitor(channel[0]);
     UniqueFd signal_fd(::signalfd(-1, &signals, SFD_CLOEXEC));
     std::string said;  // what the monitor sent
-    bool jailed = false;
+    bool monitor_jailed = false, self_jailed = false;
+    int64_t jail_self_at = 0;  // monotonic ms
+    // The monitor's own user, its empty root and namespaces, no capability,
+    // a filter of a few calls: all the jailer does from here on is wait,
+    // pass signals on and write the report.
+    auto jail_self = [&] {
+        self_jailed = true;
+        sandbox::JailOptions own{options.uid, options.gid, true, false, {64, 4, 1 << 20}, {}, -1, *child};
+        if (auto r = sandbox::enter_jail(own); !r) {
+            // The monitor ended before (its namespaces went with it): the
+            // rest of the jail, so that what it said is read confined too.
+            log::debug("the jailer cannot share the monitor's jail: {}", r.error().message);
+            if (auto restricted = sandbox::restrict_process(own); !restricted) {
+                log::warn("the jailer stays unjailed: {}", restricted.error().message);
+                return;
+            }
+        }
+        log::milestone("jailer jailed");
+        if (auto f = sandbox::load_filter(jailer_allowlist(*child)); !f)
+            log::warn("the jailer has no filter: {}", f.error().message);
+    };
     int wait_status = 0;
     for (;;) {
+        // Between the monitor's "jailed" and its own jail the jailer reads
+        // nothing the monitor writes: its own jail can wait until the guest
+        // has started (off the launch's path, as on a host of one CPU every
+        // step before the first guest instruction is), with nothing a guest
+        // could reach in the meantime.
+        bool wait_to_jail = monitor_jailed && !self_jailed;
+        bool listen = from_monitor.valid() && !wait_to_jail;
+        int timeout = wait_to_jail ? static_cast<int>(std::max<int64_t>(0, jail_self_at - monotonic_ms())) : -1;
         pollfd fds[2] = {{signal_fd.get(), POLLIN, 0}, {from_monitor.get(), POLLIN, 0}};
-        if (::poll(fds, from_monitor.valid() ? 2 : 1, -1) < 0) continue;
-        if (fds[1].revents != 0) {
+        int ready = ::poll(fds, listen ? 2 : 1, timeout);
+        if (ready == 0 && wait_to_jail) jail_self();
+        if (ready <= 0) continue;
+        if (listen && fds[1].revents != 0) {
             char buffer[256];
             ssize_t n = ::read(from_monitor.get(), buffer, sizeof(buffer));
             if (n <= 0) {
                 from_monitor.reset();
             } else {
                 said.append(buffer, static_cast<size_t>(n));
-                if (!jailed && said.find(kJailed) != std::string::npos) {
-                    jailed = true;
+                if (!monitor_jailed && said.find(kJailed) != std::string::npos) {
+                    monitor_jailed = true;
                     if (arm_remover.valid()) [[maybe_unused]] auto armed = ::write(arm_remover.get(), "!", 1);
-                    // The monitor's own user, an empty root, no capability,
-                    // a filter of a few calls: all it does from here on is
-                    // wait, pass signals on and write the report.
-                    // Its network namespace is the monitor's, joined (no
-                    // second one made while the guest starts).
-                    UniqueFd network(::open(fmt::format("/proc/{}/ns/net", *child).c_str(), O_RDONLY | O_CLOEXEC));
-                    sandbox::JailOptions own{options.uid, options.gid, true, false, {64, 4, 1 << 20}, {}, network.get()};
-                    if (auto r = sandbox::enter_jail(own); !r)
-                        log::warn("the jailer stays unjailed: {}", r.error().message);
-                    else if (auto f = sandbox::load_filter(jailer_allowlist(*child)); !f)
-                        log::warn("the jailer has no filter: {}", f.error().message);
+                    jail_self_at = monotonic_ms() + kJailSelfAfterMs;
                 }
             }
         }
@@ -181,7 +214,8 @@ int run_jailed(const JailerOptions& options, const std::function<int(JailedMonit
         }
         if (::waitpid(*child, &wait_status, WNOHANG) == *child) break;
     }
-    // The rest of what it said (its reason) came before it ended.
+    // Jailed before it reads the rest of what the monitor said (its reason).
+    if (monitor_jailed && !self_jailed) jail_self();
     if (from_monitor.valid()) {
         char buffer[256];
         for (ssize_t n; (n = ::read(from_monitor.get(), buffer, sizeof(buffer))) > 0;)
@@ -208,6 +242,7 @@ int run_jailed(const JailerOptions& options, const std::function<int(JailedMonit
         [[maybe_unused]] auto written = ::write(report.get(), text.data(), text.size());
     }
     if (!cause.empty()) log::error("{}", cause);
+    log::print_milestones();
     if (restore_terminal) ::tcsetattr(STDIN_FILENO, TCSANOW, &terminal);
     return status;
 }

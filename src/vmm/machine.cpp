@@ -435,6 +435,7 @@ int Machine::run(const RunPolicy& policy) {
         go = true;
     }
     go_changed.notify_all();
+    log::milestone("filters loaded");
     int status = stop_.wait();
     pause_gate_.release();
     kick_vcpus();

@@ -76,6 +76,23 @@ jail_report() {  # PID WHAT EXPECTED_UID: checks on the process and each of its 
 }
 MONITOR=$(monitor_of "$(pid_of victim)")
 jail_report "$MONITOR" "the victim's monitor" $((BASE + VID))
+# Its jailer (the process hospesd started), once the guest runs: in the
+# monitor's jail (its user, mount and network namespaces, empty root), no
+# capability, its own filter; the pid namespace is the host's (the
+# monitor's is its children's).
+JAILER=$(pid_of victim)
+J_UID=$(status_field "$JAILER" Uid | tr -s '\t ' ' ')
+J_CAPS="$(status_field "$JAILER" CapEff) $(status_field "$JAILER" CapBnd)"
+J_MODES="$(status_field "$JAILER" NoNewPrivs)/$(status_field "$JAILER" Seccomp)"
+J_NS="$(readlink /proc/"$JAILER"/ns/mnt) $(readlink /proc/"$JAILER"/ns/net)"
+M_NS="$(readlink /proc/"$MONITOR"/ns/mnt) $(readlink /proc/"$MONITOR"/ns/net)"
+J_ROOT=$(ls /proc/"$JAILER"/root | grep -v '^vhost-user-[0-9]*\(\.sock\)\{0,1\}$' | tr '\n' ' ')
+J_USER=$((BASE + VID))
+check '[ "$J_UID" = "$J_USER $J_USER $J_USER $J_USER" ]' "the jailer of the victim: runs as the monitor's user (Uid: $J_UID)"
+check '[ "$J_CAPS" = "0000000000000000 0000000000000000" ]' "the jailer of the victim: no capability (CapEff, CapBnd: $J_CAPS)"
+check '[ "$J_MODES" = 1/2 ]' "the jailer of the victim: NoNewPrivs 1, seccomp mode 2 (got $J_MODES)"
+check '[ "$J_NS" = "$M_NS" ]' "the jailer of the victim: in the monitor's mount and network namespaces ($J_NS)"
+check '[ -z "$J_ROOT" ]' "the jailer of the victim: nothing of the host under its root (it holds: $J_ROOT)"
 GROUP=/sys/fs/cgroup/hospes/domain-$VID
 check "[ \"\$(cat $GROUP/memory.max)\" = $(((128 + 64) * 1048576)) ]" \
     "the victim's cgroup: memory.max is its RAM and 64 MiB ($(cat $GROUP/memory.max))"

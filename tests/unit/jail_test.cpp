@@ -341,6 +341,55 @@ TEST_F(JailTest, TheJailerPassesSignalsOn) {
     EXPECT_EQ(read_file(report), "{\"reason\":\"signal\",\"status\":143}\n");
 }
 
+// Once the guest has had time to start, the jailer shares the monitor's
+// jail: its user, mount and network namespaces, no capability, a filter.
+TEST_F(JailTest, TheJailerJoinsTheMonitorsJail) {
+    pid_t jailer = ::fork();
+    if (jailer == 0) {
+        ::_exit(run_jailed({kUid, kUid, "", {}}, [](JailedMonitor& jailed) {
+            sigset_t set;
+            sigemptyset(&set);
+            sigaddset(&set, SIGTERM);
+            ::sigprocmask(SIG_BLOCK, &set, nullptr);
+            sandbox::JailOptions options;
+            options.uid = options.gid = kUid;
+            if (!jailed.enter(options)) return 1;
+            timespec limit{10, 0};
+            siginfo_t info{};
+            return ::sigtimedwait(&set, &info, &limit) == SIGTERM ? 0 : 5;
+        }));
+    }
+    auto proc = [](pid_t pid, const char* what) { return fs::path("/proc") / std::to_string(pid) / what; };
+    auto field = [&](const char* name) {
+        std::string text = read_file(proc(jailer, "status")), key = std::string("\n") + name + ":";
+        auto at = text.find(key);
+        if (at == std::string::npos) return std::string();
+        auto end = text.find('\n', at + 1);
+        std::string value = text.substr(at + key.size(), end - at - key.size());
+        value.erase(0, value.find_first_not_of(" \t"));
+        return value;
+    };
+    // Its filter is the last step of its jail.
+    for (int i = 0; i < 100 && field("Seccomp") != "2"; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_EQ(field("Seccomp"), "2");
+    EXPECT_EQ(field("Uid").substr(0, field("Uid").find_first_of(" \t")), std::to_string(kUid));
+    EXPECT_EQ(field("CapEff"), "0000000000000000");
+    EXPECT_EQ(field("CapBnd"), "0000000000000000");
+    EXPECT_EQ(field("NoNewPrivs"), "1");
+    std::string children = read_file(proc(jailer, "task") / std::to_string(jailer) / "children");
+    pid_t monitor = std::atoi(children.c_str());
+    ASSERT_GT(monitor, 0) << children;
+    for (const char* ns : {"ns/mnt", "ns/net"}) {
+        EXPECT_EQ(fs::read_symlink(proc(jailer, ns)), fs::read_symlink(proc(monitor, ns))) << ns;
+        EXPECT_NE(fs::read_symlink(proc(jailer, ns)), fs::read_symlink(proc(::getpid(), ns))) << ns;
+    }
+    EXPECT_TRUE(fs::is_empty(proc(jailer, "root")));
+    ::kill(jailer, SIGTERM);
+    int status = 0;
+    ::waitpid(jailer, &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+}
+
 TEST(CappedWriter, HoldsTheRateAndRotatesTheFile) {
     auto dir = fs::temp_directory_path() / ("hospes-capped-test-" + std::to_string(::getpid()));
     fs::create_directories(dir);
