@@ -310,6 +310,28 @@ TEST_F(JailTest, TheJailerReportsWhyTheMonitorEnded) {
     EXPECT_NE(text.find("SIGSYS"), std::string::npos) << text;
 }
 
+// A jailer that has logged nothing before its filter still tells why the
+// monitor died, and ends by itself: its first message comes after the
+// filter (here 200 ms after the monitor's jail, once it has joined it). A
+// process of its own (gtest's "threadsafe" death test runs the binary
+// again), since a forked child inherits the test runner's log state.
+TEST_F(JailTest, TheJailerLogsACrashUnderItsFilter) {
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    EXPECT_EXIT(::_exit(run_jailed({kUid, kUid, "", {}},
+                                   [](JailedMonitor& jailed) {
+                                       sandbox::JailOptions options;
+                                       options.uid = options.gid = kUid;
+                                       if (!jailed.enter(options)) return 1;
+                                       std::this_thread::sleep_for(std::chrono::milliseconds(200));
+                                       sandbox::Allowlist list{"test", {}};
+                                       list.allow("write").allow("exit_group");
+                                       if (!sandbox::load_filter(list)) return 2;
+                                       ::getppid();
+                                       return 3;
+                                   })),
+                ::testing::ExitedWithCode(128 + SIGSYS), "");  // (killed itself: "Terminated by signal 31")
+}
+
 // SIGTERM to the jailer reaches the monitor (which is pid 1 of its own
 // namespace: it sees no other process).
 TEST_F(JailTest, TheJailerPassesSignalsOn) {
